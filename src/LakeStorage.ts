@@ -1,0 +1,95 @@
+/**
+ * `LakeStorage`: where a project's Parquet files live — inside the iRODS project, under `.mesa/ducklake/`.
+ *
+ * Paths are iRODS logical paths (`/iplant/home/alice/proj/.mesa/ducklake/x.parquet`). Adapters: a mounted zone
+ * (`MountedStorage`, over @effect/platform's FileSystem) and the native protocol client (`src/irods/`).
+ */
+import { Context, type Effect, type Option } from "effect"
+import { createHash } from "node:crypto"
+import { createReadStream } from "node:fs"
+import type { ChecksumMismatch, StorageError } from "./errors.js"
+
+/** A checksum as iRODS reports it: MD5 as 32 lowercase hex, SHA-256 as `sha2:` + base64. */
+export interface Checksum {
+  readonly algorithm: "md5" | "sha256"
+  /** Lowercase hex digest. */
+  readonly hex: string
+}
+
+/** The iRODS text form of a checksum (`<md5 hex>` or `sha2:<base64>`). */
+export const formatIrodsChecksum = (c: Checksum): string =>
+  c.algorithm === "md5" ? c.hex : `sha2:${Buffer.from(c.hex, "hex").toString("base64")}`
+
+/**
+ * Parses the checksum string iRODS returns. An empty string or an unknown algorithm is *not* a checksum: the
+ * caller must treat the file as unverified (the upstream library let those pass).
+ */
+export const parseIrodsChecksum = (raw: string): Checksum | undefined => {
+  const s = raw.trim()
+  if (/^[0-9a-f]{32}$/i.test(s)) return { algorithm: "md5", hex: s.toLowerCase() }
+  const m = /^sha2:([A-Za-z0-9+/]{43}=)$/.exec(s)
+  if (m?.[1] !== undefined) {
+    const bytes = Buffer.from(m[1], "base64")
+    if (bytes.length === 32) return { algorithm: "sha256", hex: bytes.toString("hex") }
+  }
+  return undefined
+}
+
+/** Digest of a local file, streamed. */
+export const checksumFile = (file: string, algorithm: Checksum["algorithm"]): Promise<Checksum> =>
+  new Promise((resolve, reject) => {
+    const h = createHash(algorithm)
+    createReadStream(file)
+      .on("error", reject)
+      .on("data", (chunk) => h.update(chunk))
+      .on("end", () => resolve({ algorithm, hex: h.digest("hex") }))
+  })
+
+export interface StoredEntry {
+  readonly path: string
+  readonly name: string
+  readonly type: "data_object" | "collection"
+  readonly size: number
+  readonly modified: Date
+  /** iRODS object id, when the adapter knows it. */
+  readonly objectId: number | null
+}
+
+export interface PutResult {
+  readonly path: string
+  readonly size: number
+  /** The checksum the storage reported for the stored copy, equal to the local file's. */
+  readonly checksum: Checksum
+}
+
+export interface LakeStorageService {
+  /** `mounted` or `irods-native`: for logs and diagnostics. */
+  readonly kind: string
+  /**
+   * Upload a local file. Resolves only when the stored copy's checksum equals the local file's; otherwise fails
+   * with `ChecksumMismatch` (also when storage reports no usable checksum).
+   */
+  readonly put: (
+    localFile: string,
+    path: string,
+    options?: { readonly overwrite?: boolean }
+  ) => Effect.Effect<PutResult, StorageError | ChecksumMismatch>
+  /** Download to a local file (written to a temporary name, then renamed). */
+  readonly get: (path: string, localFile: string) => Effect.Effect<void, StorageError>
+  /** None when nothing is at that path. */
+  readonly stat: (path: string) => Effect.Effect<Option.Option<StoredEntry>, StorageError>
+  /** The storage's own checksum of a stored file. */
+  readonly checksum: (path: string) => Effect.Effect<Checksum, StorageError | ChecksumMismatch>
+  /** Entries of a collection (not recursive). Missing collection → `StorageError` NotFound. */
+  readonly list: (collection: string) => Effect.Effect<ReadonlyArray<StoredEntry>, StorageError>
+  readonly remove: (path: string) => Effect.Effect<void, StorageError>
+  /** Create a collection and its missing parents; succeeds when it exists already. */
+  readonly makeCollection: (path: string) => Effect.Effect<void, StorageError>
+  /**
+   * A path on this machine where the stored file can be read directly (a mount), so DuckDB reads it in place;
+   * None for remote storage, which is read through the local cache.
+   */
+  readonly localPath: (path: string) => Option.Option<string>
+}
+
+export class LakeStorage extends Context.Tag("mesa-ducklake/LakeStorage")<LakeStorage, LakeStorageService>() {}

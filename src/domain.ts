@@ -1,0 +1,301 @@
+/**
+ * The domain model: iRODS paths, AVU changes, projects, snapshots and query results.
+ *
+ * Inputs are decoded with `Schema` at the edge of every public method, so bad input becomes an `InvalidChange`
+ * that names the field, before anything touches the catalog or storage.
+ */
+import { Effect, ParseResult, Schema } from "effect"
+import { InvalidChange } from "./errors.js"
+
+/** iRODS' MAX_NAME_LEN is 1088 bytes including the terminating NUL. */
+export const MAX_PATH_BYTES = 1087
+/** iRODS limits attribute, value and unit to 2700 bytes each (the r_meta_main columns). */
+export const MAX_AVU_BYTES = 2700
+/** Provenance strings (actor, source, note, ...) are free text but bounded. */
+export const MAX_TEXT_BYTES = 2700
+/** Changes in one batch: one batch is one snapshot and one Parquet file. */
+export const MAX_BATCH = 10_000
+
+const utf8Bytes = (s: string) => Buffer.byteLength(s, "utf8")
+// Lone surrogates cannot be encoded as UTF-8; iRODS and Parquet would both mangle them.
+const isWellFormed = (s: string) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s)
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+/** Why a string is not an acceptable iRODS path, or undefined when it is (after normalisation). */
+export const irodsPathProblem = (s: string): string | undefined => {
+  if (s.length === 0) return "is empty"
+  if (!s.startsWith("/")) return "must be absolute (start with /)"
+  if (CONTROL.test(s)) return "contains NUL or control characters"
+  if (!isWellFormed(s)) return "is not valid UTF-8 (lone surrogate)"
+  const segments = s.split("/").filter((x) => x.length > 0)
+  if (segments.some((x) => x === "." || x === "..")) return "must not contain . or .. segments"
+  if (utf8Bytes(s) > MAX_PATH_BYTES) return `is longer than ${MAX_PATH_BYTES} bytes`
+  return undefined
+}
+
+/** Collapse repeated slashes and drop a trailing slash (the upstream library broke on `root/`). */
+export const normalisePath = (s: string): string => {
+  const collapsed = s.replace(/\/{2,}/g, "/")
+  return collapsed.length > 1 && collapsed.endsWith("/") ? collapsed.slice(0, -1) : collapsed
+}
+
+/** An absolute, normalised iRODS logical path. */
+export const IrodsPath = Schema.String.pipe(
+  Schema.filter((s) => irodsPathProblem(s) === undefined && normalisePath(s) === s, {
+    message: () => "not a normalised absolute iRODS path"
+  }),
+  Schema.brand("IrodsPath")
+)
+export type IrodsPath = typeof IrodsPath.Type
+
+/** Decodes any string into an `IrodsPath`, normalising slashes, or fails with `InvalidChange`. */
+export const parseIrodsPath = (raw: unknown, field = "irodsPath", index?: number) =>
+  Effect.suspend(() => {
+    if (typeof raw !== "string") return Effect.fail(invalid(field, "must be a string", index))
+    const problem = irodsPathProblem(raw)
+    if (problem !== undefined) return Effect.fail(invalid(field, `path ${JSON.stringify(raw)} ${problem}`, index))
+    return Effect.succeed(normalisePath(raw) as IrodsPath)
+  })
+
+const invalid = (field: string, reason: string, index?: number) =>
+  new InvalidChange(index === undefined ? { field, reason } : { field, reason, index })
+
+/** True when `path` is `root` or lies below it. */
+export const isWithin = (path: string, root: string): boolean =>
+  root === "/" ? path.startsWith("/") : path === root || path.startsWith(root + "/")
+
+/** The parent collection of a path (`/` for top-level names). */
+export const parentOf = (path: string): string => {
+  const i = path.lastIndexOf("/")
+  return i <= 0 ? "/" : path.slice(0, i)
+}
+
+export const TargetType = Schema.Literal("data_object", "collection", "resource", "user")
+export type TargetType = typeof TargetType.Type
+
+/** `set` replaces every value of an attribute on a path (iRODS `imeta set`); it is stored as deletes plus one add. */
+export const ChangeOp = Schema.Literal("add", "delete", "set")
+export type ChangeOp = typeof ChangeOp.Type
+export const StoredOp = Schema.Literal("add", "delete")
+export type StoredOp = typeof StoredOp.Type
+
+/** Earliest and latest valid times we accept (PostgreSQL and DuckDB both hold these exactly). */
+export const MIN_TIME = Date.UTC(1900, 0, 1)
+export const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$/i
+const ISO_NAIVE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$/
+
+/**
+ * Parses a timestamp the way the original library did: a string with `Z` or an offset is converted to UTC, a
+ * naive ISO date-time is taken as UTC, a `Date` or epoch milliseconds are taken as they are; anything else fails.
+ */
+export const parseTimestamp = (raw: unknown, field = "timestamp", index?: number): Effect.Effect<Date, InvalidChange> =>
+  Effect.suspend(() => {
+    let ms: number
+    if (raw instanceof Date) ms = raw.getTime()
+    else if (typeof raw === "number") ms = raw
+    else if (typeof raw === "string") {
+      const s = raw.trim()
+      if (ISO_WITH_ZONE.test(s)) ms = Date.parse(s.replace(" ", "T").replace(/([+-]\d{2})(\d{2})$/, "$1:$2"))
+      else if (ISO_NAIVE.test(s)) ms = Date.parse((s.length === 10 ? s + "T00:00:00" : s.replace(" ", "T")) + "Z")
+      else return Effect.fail(invalid(field, `${JSON.stringify(raw)} is not an ISO-8601 timestamp`, index))
+    } else return Effect.fail(invalid(field, "must be an ISO-8601 string, a Date or epoch milliseconds", index))
+    if (!Number.isFinite(ms)) return Effect.fail(invalid(field, `${JSON.stringify(raw)} is not a valid time`, index))
+    if (ms < MIN_TIME || ms > MAX_TIME) {
+      return Effect.fail(invalid(field, `${new Date(ms).toISOString()} is outside 1900-01-01..9999-12-31`, index))
+    }
+    return Effect.succeed(new Date(ms))
+  })
+
+const boundedText = (field: string, max: number, opts: { readonly allowEmpty: boolean }) =>
+  Schema.String.pipe(
+    Schema.filter((s) => {
+      if (!opts.allowEmpty && s.trim().length === 0) return `${field} must not be empty`
+      if (s.includes("\u0000")) return `${field} must not contain NUL`
+      if (!isWellFormed(s)) return `${field} is not valid UTF-8 (lone surrogate)`
+      if (utf8Bytes(s) > max) return `${field} is ${utf8Bytes(s)} bytes, more than ${max}`
+      return true
+    })
+  )
+
+/**
+ * One AVU change as callers send it (mesa-mcp, rules, the CLI). `ts` is the valid time: when the change happened
+ * in iRODS; it defaults to the snapshot's clock.
+ */
+export const AvuChangeInput = Schema.Struct({
+  irodsPath: Schema.String,
+  targetType: TargetType,
+  attribute: boundedText("attribute", MAX_AVU_BYTES, { allowEmpty: false }),
+  value: boundedText("value", MAX_AVU_BYTES, { allowEmpty: false }),
+  unit: Schema.optionalWith(boundedText("unit", MAX_AVU_BYTES, { allowEmpty: true }), { default: () => "" }),
+  op: ChangeOp,
+  actor: boundedText("actor", MAX_TEXT_BYTES, { allowEmpty: false }),
+  source: Schema.optionalWith(boundedText("source", MAX_TEXT_BYTES, { allowEmpty: false }), {
+    default: () => "mesa-mcp"
+  }),
+  viaTicket: Schema.optional(boundedText("viaTicket", MAX_TEXT_BYTES, { allowEmpty: false })),
+  ruleInvocation: Schema.optional(boundedText("ruleInvocation", MAX_TEXT_BYTES, { allowEmpty: false })),
+  onBehalfOf: Schema.optional(boundedText("onBehalfOf", MAX_TEXT_BYTES, { allowEmpty: false })),
+  /** iRODS object id (data object or collection id), when the caller or the storage adapter knows it. */
+  objectId: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  ts: Schema.optional(Schema.Unknown)
+})
+export type AvuChangeInput = typeof AvuChangeInput.Encoded
+
+/** A validated change with its path normalised and its time resolved. `op` may still be `set`. */
+export interface AvuChange {
+  readonly irodsPath: IrodsPath
+  readonly targetType: TargetType
+  readonly attribute: string
+  readonly value: string
+  readonly unit: string
+  readonly op: ChangeOp
+  readonly actor: string
+  readonly source: string
+  readonly viaTicket: string | null
+  readonly ruleInvocation: string | null
+  readonly onBehalfOf: string | null
+  readonly objectId: number | null
+  readonly ts: Date | null
+}
+
+/** One row of the AVU-change table, exactly as stored in Parquet (and read back). */
+export interface ChangeRow {
+  readonly snapshotId: number
+  readonly changeSeq: number
+  readonly ts: Date
+  readonly irodsPath: string
+  readonly targetType: TargetType
+  readonly objectId: number | null
+  readonly attribute: string
+  readonly value: string
+  readonly unit: string
+  readonly op: StoredOp
+  readonly actor: string
+  readonly source: string
+  readonly viaTicket: string | null
+  readonly ruleInvocation: string | null
+  readonly onBehalfOf: string | null
+}
+
+/** An AVU in effect on a path, with the provenance of the change that put it there. */
+export interface Avu {
+  readonly attribute: string
+  readonly value: string
+  readonly unit: string
+  readonly actor: string
+  readonly ts: Date
+  readonly snapshotId: number
+  readonly source: string
+  readonly viaTicket: string | null
+  readonly ruleInvocation: string | null
+}
+
+export const ProjectStatus = Schema.Literal("active", "archived")
+export type ProjectStatus = typeof ProjectStatus.Type
+
+export interface Project {
+  readonly projectId: string
+  readonly irodsPath: IrodsPath
+  readonly irodsZone: string
+  /** `<irodsPath>/.mesa/ducklake`: where this project's Parquet files live. */
+  readonly ducklakePath: IrodsPath
+  /** The PostgreSQL schema holding this project's DuckLake catalog (DuckLake's METADATA_SCHEMA). */
+  readonly metadataSchema: string
+  readonly createdAt: Date
+  readonly createdBy: string
+  readonly status: ProjectStatus
+}
+
+export interface Snapshot {
+  readonly snapshotId: number
+  readonly projectId: string
+  /** Transaction time: when the snapshot was committed (strictly increasing per project). */
+  readonly ts: Date
+  readonly actor: string
+  readonly note: string | null
+  readonly changeCount: number
+  /** Path of its Parquet file relative to the project's ducklake collection. */
+  readonly dataFile: string
+  readonly parentSnapshot: number | null
+  readonly state: "committed"
+}
+
+export interface RecordResult {
+  readonly recorded: true
+  readonly projectId: string
+  readonly snapshotId: number
+  readonly parquetFile: string
+  readonly changeCount: number
+  /** Deletes that matched no AVU in effect: recorded as asked, but they changed nothing. */
+  readonly unmatchedDeletes: number
+  /** True when an idempotency key matched an earlier, identical batch and nothing new was written. */
+  readonly replayed: boolean
+}
+
+/** What `recordChanges` answers in modes B and C, where no catalog is configured: the caller carries on. */
+export interface NotRecorded {
+  readonly recorded: false
+  readonly reason: "no-catalog"
+}
+
+export interface HistoryFilter {
+  readonly irodsPath?: string
+  readonly attribute?: string
+  readonly from?: unknown
+  readonly to?: unknown
+  readonly limit?: number
+}
+
+export interface AsOfOptions {
+  /**
+   * Transaction-time bound: answer with only what had been committed by then. A snapshot id, or a timestamp
+   * (the last snapshot committed at or before it).
+   */
+  readonly knownAt?: number | Date | string
+}
+
+export interface PathDiff {
+  readonly irodsPath: string
+  readonly added: ReadonlyArray<{ readonly attribute: string; readonly value: string; readonly unit: string }>
+  readonly removed: ReadonlyArray<{ readonly attribute: string; readonly value: string; readonly unit: string }>
+}
+
+export interface RecoveryReport {
+  readonly pushed: number
+  readonly committed: number
+  readonly failed: number
+  readonly orphaned: number
+  readonly missingLocal: number
+}
+
+/** Decode an unknown change into `AvuChange`, naming the offending field on failure. */
+export const decodeChange = (raw: unknown, index: number): Effect.Effect<AvuChange, InvalidChange> =>
+  Effect.gen(function*() {
+    const c = yield* Schema.decodeUnknown(AvuChangeInput)(raw, { errors: "first", onExcessProperty: "error" }).pipe(
+      Effect.mapError((e) => {
+        const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+        const field = issue?.path.map(String).join(".") || "change"
+        return invalid(field, issue?.message ?? "malformed change", index)
+      })
+    )
+    const irodsPath = yield* parseIrodsPath(c.irodsPath, "irodsPath", index)
+    const ts = c.ts === undefined || c.ts === null ? null : yield* parseTimestamp(c.ts, "ts", index)
+    return {
+      irodsPath,
+      targetType: c.targetType,
+      attribute: c.attribute,
+      value: c.value,
+      unit: c.unit,
+      op: c.op,
+      actor: c.actor,
+      source: c.source,
+      viaTicket: c.viaTicket ?? null,
+      ruleInvocation: c.ruleInvocation ?? null,
+      onBehalfOf: c.onBehalfOf ?? null,
+      objectId: c.objectId ?? null,
+      ts
+    }
+  })
