@@ -1,0 +1,54 @@
+/**
+ * Building blocks shared by the composition roots: the client over a catalog DSN, a storage layer, DuckDB and the
+ * local cache. Each root (hosted, local, embedded, test) picks its catalog and storage and provides them once.
+ */
+import { NodeFileSystem } from "@effect/platform-node"
+import { Config, Layer, type Redacted } from "effect"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import * as Catalog from "../src/Catalog.js"
+import * as DuckDb from "../src/DuckDb.js"
+import * as DuckLakeClient from "../src/DuckLakeClient.js"
+import type { LakeStorage } from "../src/LakeStorage.js"
+import * as LocalCache from "../src/LocalCache.js"
+import * as MountedStorage from "../src/storage/MountedStorage.js"
+
+export interface ClientOptions {
+  readonly dsn: Redacted.Redacted<string>
+  readonly cacheDir: string
+  readonly cacheMaxBytes?: number
+}
+
+/** The full client over a DSN and a storage layer. */
+export const client = <E, R>(options: ClientOptions, storage: Layer.Layer<LakeStorage, E, R>) =>
+  DuckLakeClient.layer.pipe(
+    Layer.provide(
+      Layer.mergeAll(
+        Catalog.layer({ dsn: options.dsn }),
+        storage,
+        DuckDb.layer(),
+        LocalCache.layer({
+          directory: options.cacheDir,
+          ...(options.cacheMaxBytes === undefined ? {} : { maxBytes: options.cacheMaxBytes })
+        })
+      )
+    )
+  )
+
+/** Mounted-zone storage on this machine's file system. */
+export const mounted = (config: MountedStorage.MountConfig) =>
+  MountedStorage.layer(config).pipe(Layer.provide(NodeFileSystem.layer))
+
+export const defaultCacheDir = nodePath.join(os.homedir(), ".cache", "mesa-ducklake")
+
+/** `MESA_DUCKLAKE_CACHE_DIR`, `MESA_DUCKLAKE_CACHE_MAX_BYTES`. */
+export const cacheConfig = Config.all({
+  cacheDir: Config.string("MESA_DUCKLAKE_CACHE_DIR").pipe(Config.withDefault(defaultCacheDir)),
+  cacheMaxBytes: Config.integer("MESA_DUCKLAKE_CACHE_MAX_BYTES").pipe(Config.withDefault(1024 ** 3))
+})
+
+/** `MESA_DUCKLAKE_MOUNT_ROOT` (required) and `MESA_DUCKLAKE_MOUNT_PREFIX` (default `/`). */
+export const mountConfig = Config.all({
+  mountRoot: Config.string("MESA_DUCKLAKE_MOUNT_ROOT"),
+  logicalPrefix: Config.string("MESA_DUCKLAKE_MOUNT_PREFIX").pipe(Config.withDefault("/"))
+})

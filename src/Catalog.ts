@@ -1,0 +1,834 @@
+/**
+ * `Catalog`: the PostgreSQL side. A shared schema (`mesa_ducklake`) holds the project registry and the write-ahead
+ * log; each project's history is a DuckLake 1.0 catalog in its own schema.
+ *
+ * The connection is opened lazily and re-tried on the next call after a failure, so a catalog that is down when the
+ * client starts gives `CatalogUnavailable` on each call until it is back, rather than poisoning the client.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Reactivity } from "@effect/experimental"
+import { Migrator, SqlClient, type SqlError } from "@effect/sql"
+import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Option, Redacted, Schedule, Scope, SynchronizedRef } from "effect"
+import { hostname } from "node:os"
+import {
+  CatalogError,
+  CatalogSchemaMismatch,
+  CatalogUnavailable,
+  ProjectConflict,
+  ProjectNotFound,
+  SnapshotNotFound
+} from "./errors.js"
+import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "./domain.js"
+import { isWithin } from "./domain.js"
+import {
+  COLUMNS,
+  createLakeStatements,
+  DUCKLAKE_VERSION,
+  MESA_LAYOUT_VERSION,
+  TABLE_ID,
+  TABLE_NAME,
+  columnId
+} from "./catalog/ducklakeSchema.js"
+import { LATEST_MIGRATION, MIGRATIONS_TABLE, migrations, SHARED_SCHEMA } from "./catalog/migrations.js"
+
+export interface CatalogConfig {
+  /** `postgresql://…`, `postgres://…` or libpq `key=value` pairs. */
+  readonly dsn: Redacted.Redacted<string>
+  readonly maxConnections?: number
+  readonly connectTimeout?: Duration.DurationInput
+}
+
+/** Column statistics of a data file, as `ducklake_file_column_stats` holds them. */
+export interface ColumnStats {
+  readonly columnId: number
+  readonly columnSizeBytes: number | null
+  readonly valueCount: number
+  readonly nullCount: number
+  readonly min: string | null
+  readonly max: string | null
+}
+
+export interface DataFileInfo {
+  /** File name relative to the table's path (`main/avu_changes/`). */
+  readonly fileName: string
+  readonly recordCount: number
+  readonly fileSizeBytes: number
+  readonly footerSize: number
+  readonly checksum: string
+  readonly stats: ReadonlyArray<ColumnStats>
+}
+
+export interface PendingWrite {
+  readonly projectId: string
+  readonly snapshotId: number
+  readonly state: "pending" | "pushed" | "committed" | "failed"
+  readonly localFile: string
+  readonly remotePath: string
+  readonly fileName: string
+  readonly clock: Date
+  readonly actor: string
+  readonly note: string | null
+  readonly idempotencyKey: string | null
+  readonly contentHash: string
+  readonly checksum: string | null
+  readonly attempts: number
+  readonly host: string
+}
+
+/** A committed data file that may hold rows relevant to a read. */
+export interface LakeFile {
+  readonly dataFileId: number
+  /** Path relative to the project's ducklake collection (`main/avu_changes/…`). */
+  readonly relativePath: string
+  readonly beginSnapshot: number
+  readonly fileSizeBytes: number
+}
+
+export interface FileFilter {
+  readonly irodsPath?: string
+  /** Only files with changes whose valid time is at or before this. */
+  readonly validAtOrBefore?: Date
+  readonly validFrom?: Date
+  /** Transaction-time bound: only files of snapshots up to and including this id. */
+  readonly maxSnapshot?: number
+  /** Only files of snapshots after this id. */
+  readonly afterSnapshot?: number
+  readonly attribute?: string
+}
+
+export interface IdempotentHit {
+  readonly snapshotId: number
+  readonly contentHash: string
+  readonly fileName: string
+  readonly changeCount: number
+}
+
+type Failure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
+
+export interface CatalogService {
+  readonly registerProject: (input: {
+    readonly irodsPath: IrodsPath
+    readonly irodsZone: string
+    readonly actor: string
+    readonly ducklakePath: IrodsPath
+  }) => Effect.Effect<Project, Failure | ProjectConflict>
+  readonly getProject: (projectId: string) => Effect.Effect<Project, Failure | ProjectNotFound>
+  readonly findProjectByPath: (path: IrodsPath) => Effect.Effect<Project, Failure | ProjectNotFound>
+  readonly listProjects: Effect.Effect<ReadonlyArray<Project>, Failure>
+  readonly setProjectStatus: (projectId: string, status: ProjectStatus) => Effect.Effect<void, Failure | ProjectNotFound>
+  /** Runs `effect` holding the project's writer lock (one writer per project at a time, across processes). */
+  readonly withWriteLock: <A, E, R>(
+    projectId: string,
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | Failure, R>
+  readonly findIdempotent: (project: Project, key: string) => Effect.Effect<Option.Option<IdempotentHit>, Failure>
+  /** Current-state rows (latest change per triple, adds and deletes) of the given paths. */
+  readonly currentRows: (
+    project: Project,
+    paths: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
+  /** Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. */
+  readonly reserveSnapshot: (
+    project: Project,
+    input: {
+      readonly localFileFor: (snapshotId: number) => { readonly localFile: string; readonly fileName: string }
+      readonly actor: string
+      readonly note: string | null
+      readonly idempotencyKey: string | null
+      readonly contentHash: string
+    }
+  ) => Effect.Effect<PendingWrite, Failure>
+  readonly markPushed: (projectId: string, snapshotId: number, checksum: string) => Effect.Effect<void, Failure>
+  /** Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction. */
+  readonly commitSnapshot: (
+    project: Project,
+    write: PendingWrite,
+    file: DataFileInfo,
+    rows: ReadonlyArray<ChangeRow>
+  ) => Effect.Effect<Date, Failure>
+  readonly dropPending: (projectId: string, snapshotId: number) => Effect.Effect<void, Failure>
+  readonly failPending: (
+    projectId: string,
+    snapshotId: number,
+    error: string,
+    terminal: boolean
+  ) => Effect.Effect<void, Failure>
+  readonly pendingWrites: (options: { readonly limit: number }) => Effect.Effect<ReadonlyArray<PendingWrite>, Failure>
+  /** True when the snapshot id is committed in the project's lake. */
+  readonly isCommitted: (project: Project, snapshotId: number) => Effect.Effect<boolean, Failure>
+  /** Every file referenced by a pending or failed write, across projects: never evicted from the local cache. */
+  readonly pinnedLocalFiles: Effect.Effect<ReadonlySet<string>, Failure>
+  readonly files: (project: Project, filter: FileFilter) => Effect.Effect<ReadonlyArray<LakeFile>, Failure>
+  readonly currentAvus: (project: Project, path: string) => Effect.Effect<ReadonlyArray<Avu>, Failure>
+  readonly listSnapshots: (
+    project: Project,
+    options: { readonly limit: number }
+  ) => Effect.Effect<ReadonlyArray<Snapshot>, Failure>
+  /** Latest committed snapshot id at or before a transaction time (undefined before the first). */
+  readonly snapshotAt: (project: Project, at: Date) => Effect.Effect<number | undefined, Failure>
+  readonly requireSnapshot: (
+    project: Project,
+    snapshotId: number
+  ) => Effect.Effect<void, Failure | SnapshotNotFound>
+  readonly latestSnapshot: (project: Project) => Effect.Effect<number, Failure>
+  /** Raw SQL access for maintenance jobs and tests. */
+  readonly withSql: <A, E>(
+    f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>
+  ) => Effect.Effect<A, Exclude<E, SqlError.SqlError> | Failure>
+  /** host:port/database, for messages (no password). */
+  readonly target: string
+}
+
+export interface CurrentRow {
+  readonly irodsPath: string
+  readonly attribute: string
+  readonly value: string
+  readonly unit: string
+  readonly op: "add" | "delete"
+}
+
+export class Catalog extends Context.Tag("mesa-ducklake/Catalog")<Catalog, CatalogService>() {}
+
+/** host:port/database of a DSN, without user or password. */
+export const describeDsn = (dsn: string): string => {
+  try {
+    if (/^postgres(ql)?:\/\//.test(dsn)) {
+      const u = new URL(dsn)
+      return `${u.hostname}:${u.port || "5432"}${u.pathname || "/"}`
+    }
+  } catch {
+    return "<unparseable DSN>"
+  }
+  const kv = Object.fromEntries(
+    [...dsn.matchAll(/(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g)].map((m) => [m[1], (m[2] ?? "").replace(/^'|'$/g, "")])
+  )
+  return `${kv.host ?? "localhost"}:${kv.port ?? "5432"}/${kv.dbname ?? ""}`
+}
+
+/** libpq key=value → URL, so one code path serves both DSN forms. */
+const dsnToUrl = (dsn: string): string => {
+  if (/^postgres(ql)?:\/\//.test(dsn)) return dsn
+  const kv = Object.fromEntries(
+    [...dsn.matchAll(/(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g)].map((m) => [
+      m[1],
+      (m[2] ?? "").replace(/^'|'$/g, "").replace(/\\(.)/g, "$1")
+    ])
+  )
+  const auth = kv.user === undefined
+    ? ""
+    : `${encodeURIComponent(kv.user)}${kv.password === undefined ? "" : ":" + encodeURIComponent(kv.password)}@`
+  return `postgresql://${auth}${kv.host ?? "localhost"}:${kv.port ?? "5432"}/${encodeURIComponent(kv.dbname ?? "")}`
+}
+
+const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "EPIPE"])
+
+/** Walks an error's cause chain looking for signs of a lost or refused connection. */
+const isConnectionProblem = (e: unknown): boolean => {
+  for (let c: any = e, depth = 0; c !== undefined && c !== null && depth < 6; c = c.cause, depth++) {
+    const code = typeof c.code === "string" ? c.code : ""
+    if (CONNECTION_CODES.has(code) || code.startsWith("08") || code === "57P01" || code === "57P03") return true
+    const msg = typeof c.message === "string" ? c.message : ""
+    if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(msg)) {
+      return true
+    }
+  }
+  return false
+}
+
+/** Copy of a SqlError with the password scrubbed from anything that might echo the DSN. */
+const scrub = (e: unknown, secret: string | undefined): unknown => {
+  if (secret === undefined || secret.length === 0) return e
+  const m = e instanceof Error ? e.message : String(e)
+  return m.includes(secret) ? new Error(m.split(secret).join("***")) : e
+}
+
+export const make = (config: CatalogConfig) =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const dsn = Redacted.value(config.dsn)
+    const url = dsnToUrl(dsn)
+    const secret = (() => {
+      try {
+        return decodeURIComponent(new URL(url).password) || undefined
+      } catch {
+        return undefined
+      }
+    })()
+    const target = describeDsn(dsn)
+    const state = yield* SynchronizedRef.make<Option.Option<SqlClient.SqlClient>>(Option.none())
+
+    const toFailure = (operation: string) => (e: unknown): Failure =>
+      isConnectionProblem(e)
+        ? new CatalogUnavailable({ reason: "unreachable", target, cause: scrub(e, secret) })
+        : new CatalogError({ operation, cause: scrub(e, secret) })
+
+    /** Connect, check and migrate the shared schema. Runs once; a failure is retried on the next call. */
+    const connect = Effect.gen(function*() {
+      const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+      const client = yield* PgClient.make({
+        url: Redacted.make(url),
+        maxConnections: config.maxConnections ?? 10,
+        connectTimeout: config.connectTimeout ?? Duration.seconds(5),
+        idleTimeout: Duration.seconds(30),
+        applicationName: "mesa-ducklake"
+      }).pipe(
+        Effect.provide(Reactivity.layer),
+        Scope.extend(child),
+        Effect.tapError(() => Scope.close(child, Exit.void))
+      )
+      yield* migrate(client).pipe(Effect.tapError(() => Scope.close(child, Exit.void)))
+      return client as SqlClient.SqlClient
+    }).pipe(
+      Effect.mapError((e) =>
+        e instanceof CatalogSchemaMismatch || e instanceof CatalogError || e instanceof CatalogUnavailable
+          ? e
+          : isConnectionProblem(e) || (e as SqlError.SqlError)._tag === "SqlError"
+          ? new CatalogUnavailable({ reason: "unreachable", target, cause: scrub(e, secret) })
+          : new CatalogError({ operation: "connect", cause: scrub(e, secret) })
+      )
+    )
+
+    const client: Effect.Effect<SqlClient.SqlClient, Failure> = SynchronizedRef
+      .modifyEffect(state, (current) =>
+        Option.match(current, {
+          onSome: (c) => Effect.succeed([c, current] as const),
+          onNone: () => Effect.map(connect, (c) => [c, Option.some(c)] as const)
+        }))
+
+    const withSql = <A, E>(
+      f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>,
+      operation = "query"
+    ): Effect.Effect<A, Exclude<E, SqlError.SqlError> | Failure> =>
+      Effect.flatMap(client, (sql) =>
+        f(sql).pipe(
+          Effect.catchIf(
+            (e): e is any => (e as any)?._tag === "SqlError",
+            (e) => Effect.fail(toFailure(operation)(e))
+          )
+        )) as any
+
+    const S = (project: Project) => project.metadataSchema
+
+    const projectFromRow = (r: any): Project => ({
+      projectId: r.project_id,
+      irodsPath: r.irods_path,
+      irodsZone: r.irods_zone,
+      ducklakePath: r.ducklake_path,
+      metadataSchema: r.metadata_schema,
+      createdAt: new Date(r.created_at),
+      createdBy: r.created_by,
+      status: r.status
+    })
+
+    const registerProject: CatalogService["registerProject"] = (input) =>
+      withSql((sql) =>
+        sql.withTransaction(Effect.gen(function*() {
+          // One registration at a time, so two racing registrations cannot nest roots.
+          yield* sql`LOCK TABLE mesa_ducklake.projects IN SHARE ROW EXCLUSIVE MODE`
+          const existing = yield* sql<any>`SELECT * FROM mesa_ducklake.projects`
+          for (const row of existing) {
+            const other = projectFromRow(row)
+            const relation = other.irodsPath === input.irodsPath
+              ? "duplicate"
+              : isWithin(input.irodsPath, other.irodsPath)
+              ? "nested-inside"
+              : isWithin(other.irodsPath, input.irodsPath)
+              ? "contains"
+              : undefined
+            if (relation !== undefined) {
+              return yield* new ProjectConflict({
+                irodsPath: input.irodsPath,
+                existingProjectId: other.projectId,
+                existingRoot: other.irodsPath,
+                relation
+              })
+            }
+          }
+          const [{ id }] = (yield* sql<{ id: string }>`SELECT gen_random_uuid()::text AS id`) as any
+          const schema = `lake_${id.replace(/-/g, "")}`
+          const rows = yield* sql<any>`
+            INSERT INTO mesa_ducklake.projects (project_id, irods_path, irods_zone, ducklake_path, metadata_schema, created_by)
+            VALUES (${id}, ${input.irodsPath}, ${input.irodsZone}, ${input.ducklakePath}, ${schema}, ${input.actor})
+            RETURNING *`
+          for (
+            const [stmt, params] of createLakeStatements(schema, {
+              dataPath: `${input.ducklakePath}/`,
+              createdBy: "mesa-ducklake 0.1.0",
+              projectId: id,
+              actor: input.actor
+            })
+          ) {
+            yield* sql.unsafe(stmt, params as Array<any>)
+          }
+          return projectFromRow(rows[0])
+        })), "registerProject")
+
+    const getProject: CatalogService["getProject"] = (projectId) =>
+      withSql((sql) =>
+        Effect.gen(function*() {
+          if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(projectId)) {
+            return yield* new ProjectNotFound({ projectId })
+          }
+          const rows = yield* sql<any>`SELECT * FROM mesa_ducklake.projects WHERE project_id = ${projectId}`
+          if (rows.length === 0) return yield* new ProjectNotFound({ projectId })
+          return projectFromRow(rows[0])
+        }), "getProject")
+
+    const findProjectByPath: CatalogService["findProjectByPath"] = (path) =>
+      withSql((sql) =>
+        Effect.gen(function*() {
+          // Deepest registered root containing the path (roots never nest, so at most one matches).
+          const rows = yield* sql<any>`
+            SELECT * FROM mesa_ducklake.projects
+            WHERE irods_path = ${path} OR ${path} LIKE replace(replace(replace(irods_path, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '/%'
+              OR irods_path = '/'
+            ORDER BY length(irods_path) DESC LIMIT 1`
+          if (rows.length === 0) return yield* new ProjectNotFound({ irodsPath: path })
+          return projectFromRow(rows[0])
+        }), "findProjectByPath")
+
+    const listProjects: CatalogService["listProjects"] = withSql(
+      (sql) =>
+        Effect.map(
+          sql<any>`SELECT * FROM mesa_ducklake.projects ORDER BY irods_path`,
+          (rows) => rows.map(projectFromRow)
+        ),
+      "listProjects"
+    )
+
+    const setProjectStatus: CatalogService["setProjectStatus"] = (projectId, status) =>
+      Effect.flatMap(getProject(projectId), () =>
+        withSql(
+          (sql) => sql`UPDATE mesa_ducklake.projects SET status = ${status} WHERE project_id = ${projectId}`,
+          "setProjectStatus"
+        )).pipe(Effect.asVoid)
+
+    const withWriteLock: CatalogService["withWriteLock"] = (projectId, effect) =>
+      Effect.flatMap(client, (sql) =>
+        Effect.scoped(Effect.gen(function*() {
+          const conn = yield* sql.reserve
+          const key = `mesa-ducklake:${projectId}`
+          // Poll a try-lock rather than block: a blocked query cannot be interrupted cleanly, a poll can.
+          yield* conn.executeValues(`SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, [key]).pipe(
+            Effect.flatMap((rows) => rows[0]?.[0] === true ? Effect.void : Effect.fail("busy" as const)),
+            Effect.retry({
+              while: (e) => e === "busy",
+              schedule: Schedule.exponential("2 millis", 1.5).pipe(
+                Schedule.union(Schedule.spaced("50 millis")),
+                Schedule.jittered
+              )
+            })
+          )
+          yield* Effect.addFinalizer(() =>
+            conn.executeValues(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [key]).pipe(Effect.ignore)
+          )
+          return yield* effect
+        }))).pipe(
+          Effect.catchIf(
+            (e): e is any => (e as any)?._tag === "SqlError",
+            (e) => Effect.fail(toFailure("withWriteLock")(e))
+          )
+        ) as any
+
+    const findIdempotent: CatalogService["findIdempotent"] = (project, key) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT snapshot_id::int8::text AS snapshot_id, content_hash, file_path, change_count
+                   FROM ${sql(S(project))}.mesa_snapshot WHERE idempotency_key = ${key}`,
+          (rows) =>
+            Option.map(Option.fromNullable(rows[0]), (r) => ({
+              snapshotId: Number(r.snapshot_id),
+              contentHash: r.content_hash,
+              fileName: r.file_path,
+              changeCount: r.change_count
+            }))
+        ), "findIdempotent")
+
+    const currentRows: CatalogService["currentRows"] = (project, paths) =>
+      paths.length === 0 ? Effect.succeed([]) : withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT irods_path, attribute, value, unit, op FROM ${sql(S(project))}.mesa_current_avus
+                   WHERE irods_path = ANY(${paths as Array<string>})`,
+          (rows) =>
+            rows.map((r) => ({
+              irodsPath: r.irods_path,
+              attribute: r.attribute,
+              value: r.value,
+              unit: r.unit,
+              op: r.op
+            }))
+        ), "currentRows")
+
+    const pendingFromRow = (r: any): PendingWrite => ({
+      projectId: r.project_id,
+      snapshotId: Number(r.snapshot_id),
+      state: r.state,
+      localFile: r.local_file,
+      remotePath: r.remote_path,
+      fileName: r.file_name,
+      clock: new Date(r.clock),
+      actor: r.actor,
+      note: r.note,
+      idempotencyKey: r.idempotency_key,
+      contentHash: r.content_hash,
+      checksum: r.checksum,
+      attempts: r.attempts,
+      host: r.host
+    })
+
+    const reserveSnapshot: CatalogService["reserveSnapshot"] = (project, input) =>
+      withSql((sql) =>
+        sql.withTransaction(Effect.gen(function*() {
+          // Ids are never reused, not even those of failed writes: their files may still exist in storage.
+          const [row] = yield* sql<any>`
+            UPDATE mesa_ducklake.projects p
+            SET last_snapshot_id = GREATEST(p.last_snapshot_id,
+                  (SELECT max(snapshot_id) FROM ${sql(S(project))}.ducklake_snapshot)) + 1
+            WHERE project_id = ${project.projectId}
+            RETURNING last_snapshot_id::text AS id,
+              GREATEST(date_trunc('milliseconds', clock_timestamp()),
+                (SELECT max(snapshot_time) FROM ${sql(S(project))}.ducklake_snapshot) + interval '1 millisecond',
+                (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
+                  + interval '1 millisecond') AS clock`
+          const snapshotId = Number(row.id)
+          const { fileName, localFile } = input.localFileFor(snapshotId)
+          const remotePath = `${project.ducklakePath}/main/${TABLE_NAME}/${fileName}`
+          const [pending] = yield* sql<any>`
+            INSERT INTO mesa_ducklake.pending_writes (project_id, snapshot_id, state, local_file, remote_path,
+              file_name, clock, actor, note, idempotency_key, content_hash, host)
+            VALUES (${project.projectId}, ${snapshotId}, 'pending', ${localFile}, ${remotePath}, ${fileName},
+              ${row.clock}, ${input.actor}, ${input.note}, ${input.idempotencyKey}, ${input.contentHash}, ${hostname()})
+            RETURNING *`
+          return pendingFromRow(pending)
+        })), "reserveSnapshot")
+
+    const markPushed: CatalogService["markPushed"] = (projectId, snapshotId, checksum) =>
+      withSql((sql) =>
+        sql`UPDATE mesa_ducklake.pending_writes SET state = 'pushed', checksum = ${checksum}, updated_at = now()
+            WHERE project_id = ${projectId} AND snapshot_id = ${snapshotId} AND state IN ('pending', 'pushed')`, "markPushed")
+        .pipe(Effect.asVoid)
+
+    const commitSnapshot: CatalogService["commitSnapshot"] = (project, write, file, rows) =>
+      withSql((sql) =>
+        sql.withTransaction(Effect.gen(function*() {
+          const s = sql(S(project))
+          // Serialise with any other DuckLake writer (the extension included); readers are not blocked.
+          yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
+          const [prev] = yield* sql<any>`
+            SELECT snapshot_id::text AS id, snapshot_time, schema_version::text AS sv, next_catalog_id::text AS nc,
+                   next_file_id::text AS nf
+            FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`
+          if (Number(prev.id) >= write.snapshotId) {
+            return yield* Effect.fail(
+              new CatalogError({
+                operation: "commitSnapshot",
+                cause: new Error(`snapshot ${write.snapshotId} is not after the latest (${prev.id})`)
+              })
+            )
+          }
+          const fileId = Number(prev.nf)
+          const [stats] = yield* sql<any>`SELECT next_row_id::text AS r FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}`
+          const rowIdStart = Number(stats.r)
+          const [{ t }] = (yield* sql<any>`
+            INSERT INTO ${s}.ducklake_snapshot
+            VALUES (${write.snapshotId},
+              GREATEST(date_trunc('milliseconds', clock_timestamp()), ${write.clock}::timestamptz,
+                       ${prev.snapshot_time}::timestamptz + interval '1 millisecond'),
+              ${prev.sv}::int8, ${prev.nc}::int8, ${fileId + 1})
+            RETURNING snapshot_time AS t`) as any
+          yield* sql`
+            INSERT INTO ${s}.ducklake_data_file VALUES (${fileId}, ${TABLE_ID}, ${write.snapshotId}, NULL, NULL,
+              ${file.fileName}, true, 'parquet', ${file.recordCount}, ${file.fileSizeBytes}, ${file.footerSize},
+              ${rowIdStart}, NULL, NULL, NULL, NULL)`
+          yield* sql`INSERT INTO ${s}.ducklake_file_column_stats ${
+            sql.insert(file.stats.map((c) => ({
+              data_file_id: fileId,
+              table_id: TABLE_ID,
+              column_id: c.columnId,
+              column_size_bytes: c.columnSizeBytes,
+              value_count: c.valueCount,
+              null_count: c.nullCount,
+              min_value: c.min,
+              max_value: c.max,
+              contains_nan: null,
+              extra_stats: null
+            })))
+          }`
+          yield* sql`
+            UPDATE ${s}.ducklake_table_stats SET record_count = record_count + ${file.recordCount},
+              next_row_id = next_row_id + ${file.recordCount}, file_size_bytes = file_size_bytes + ${file.fileSizeBytes}
+            WHERE table_id = ${TABLE_ID}`
+          yield* sql`
+            INSERT INTO ${s}.ducklake_snapshot_changes VALUES (${write.snapshotId}, ${`inserted_into_table:${TABLE_ID}`},
+              ${write.actor}, ${write.note}, ${JSON.stringify({ tool: "mesa-ducklake", changes: file.recordCount })})`
+          const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
+          const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
+          yield* sql`
+            INSERT INTO ${s}.mesa_snapshot VALUES (${write.snapshotId}, ${fileId}, ${file.fileName}, ${file.checksum},
+              ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
+              ${write.contentHash})`
+          yield* upsertCurrent(sql, project, rows)
+          yield* sql`UPDATE mesa_ducklake.pending_writes SET state = 'committed', updated_at = now()
+                     WHERE project_id = ${project.projectId} AND snapshot_id = ${write.snapshotId}`
+          return new Date(t)
+        })), "commitSnapshot")
+
+    /** Keep the latest change per triple (by valid time, then snapshot, then position in the batch). */
+    const upsertCurrent = (sql: SqlClient.SqlClient, project: Project, rows: ReadonlyArray<ChangeRow>) =>
+      Effect.forEach(chunk(rows, 1000), (part) =>
+        sql`
+          INSERT INTO ${sql(S(project))}.mesa_current_avus AS c ${
+          sql.insert(part.map((r) => ({
+            irods_path: r.irodsPath,
+            attribute: r.attribute,
+            value: r.value,
+            unit: r.unit,
+            op: r.op,
+            ts: r.ts,
+            snapshot_id: r.snapshotId,
+            change_seq: r.changeSeq,
+            actor: r.actor,
+            source: r.source,
+            via_ticket: r.viaTicket,
+            rule_invocation: r.ruleInvocation
+          })))
+        }
+          ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
+            op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
+            actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
+            rule_invocation = EXCLUDED.rule_invocation
+          WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq)`, {
+        discard: true
+      })
+
+    const dropPending: CatalogService["dropPending"] = (projectId, snapshotId) =>
+      withSql((sql) =>
+        sql`DELETE FROM mesa_ducklake.pending_writes WHERE project_id = ${projectId} AND snapshot_id = ${snapshotId}`, "dropPending")
+        .pipe(Effect.asVoid)
+
+    const failPending: CatalogService["failPending"] = (projectId, snapshotId, error, terminal) =>
+      withSql((sql) =>
+        sql`UPDATE mesa_ducklake.pending_writes
+            SET attempts = attempts + 1, last_error = ${error.slice(0, 2000)}, updated_at = now(),
+                state = CASE WHEN ${terminal} THEN 'failed' ELSE state END
+            WHERE project_id = ${projectId} AND snapshot_id = ${snapshotId} AND state <> 'committed'`, "failPending")
+        .pipe(Effect.asVoid)
+
+    const pendingWrites: CatalogService["pendingWrites"] = ({ limit }) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT * FROM mesa_ducklake.pending_writes WHERE state <> 'failed'
+                   ORDER BY project_id, snapshot_id LIMIT ${limit}`,
+          (rows) => rows.map(pendingFromRow)
+        ), "pendingWrites")
+
+    const isCommitted: CatalogService["isCommitted"] = (project, snapshotId) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT 1 FROM ${sql(S(project))}.mesa_snapshot WHERE snapshot_id = ${snapshotId}`,
+          (rows) => rows.length > 0
+        ), "isCommitted")
+
+    const pinnedLocalFiles: CatalogService["pinnedLocalFiles"] = withSql(
+      (sql) =>
+        Effect.map(
+          sql<any>`SELECT local_file FROM mesa_ducklake.pending_writes WHERE state <> 'committed'`,
+          (rows) => new Set(rows.map((r) => r.local_file as string))
+        ),
+      "pinnedLocalFiles"
+    )
+
+    const files: CatalogService["files"] = (project, filter) =>
+      withSql((sql) => {
+        const s = sql(S(project))
+        const conds = [sql`f.table_id = ${TABLE_ID}`]
+        if (filter.maxSnapshot !== undefined) {
+          conds.push(sql`f.begin_snapshot <= ${filter.maxSnapshot}`)
+          conds.push(sql`(f.end_snapshot IS NULL OR f.end_snapshot > ${filter.maxSnapshot})`)
+        } else conds.push(sql`f.end_snapshot IS NULL`)
+        if (filter.afterSnapshot !== undefined) {
+          // A file covering several snapshots (after compaction) qualifies while its range reaches past the bound.
+          conds.push(sql`COALESCE(f.partial_max, f.begin_snapshot) > ${filter.afterSnapshot}`)
+        }
+        const stat = (column: Parameters<typeof columnId>[0]) =>
+          sql`(SELECT min_value, max_value FROM ${s}.ducklake_file_column_stats c
+               WHERE c.data_file_id = f.data_file_id AND c.column_id = ${columnId(column)})`
+        if (filter.irodsPath !== undefined) {
+          conds.push(sql`NOT EXISTS (SELECT 1 FROM ${stat("irods_path")} p
+            WHERE p.min_value COLLATE "C" > ${filter.irodsPath} OR p.max_value COLLATE "C" < ${filter.irodsPath})`)
+        }
+        if (filter.attribute !== undefined) {
+          conds.push(sql`NOT EXISTS (SELECT 1 FROM ${stat("attribute")} p
+            WHERE p.min_value COLLATE "C" > ${filter.attribute} OR p.max_value COLLATE "C" < ${filter.attribute})`)
+        }
+        if (filter.validAtOrBefore !== undefined) {
+          conds.push(sql`NOT EXISTS (SELECT 1 FROM ${stat("ts")} p WHERE p.min_value::timestamptz > ${filter.validAtOrBefore})`)
+        }
+        if (filter.validFrom !== undefined) {
+          conds.push(sql`NOT EXISTS (SELECT 1 FROM ${stat("ts")} p WHERE p.max_value::timestamptz < ${filter.validFrom})`)
+        }
+        return Effect.map(
+          sql<any>`SELECT f.data_file_id::text AS id, f.path, f.path_is_relative, f.begin_snapshot::text AS begin,
+                          f.file_size_bytes::text AS size
+                   FROM ${s}.ducklake_data_file f WHERE ${sql.and(conds)} ORDER BY f.begin_snapshot`,
+          (rows) =>
+            rows.map((r) => ({
+              dataFileId: Number(r.id),
+              relativePath: `main/${TABLE_NAME}/${r.path}`,
+              beginSnapshot: Number(r.begin),
+              fileSizeBytes: Number(r.size)
+            }))
+        )
+      }, "files")
+
+    const currentAvus: CatalogService["currentAvus"] = (project, path) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT attribute, value, unit, actor, ts, snapshot_id::text AS snapshot_id, source, via_ticket,
+                          rule_invocation
+                   FROM ${sql(S(project))}.mesa_current_avus WHERE irods_path = ${path} AND op = 'add'
+                   ORDER BY attribute, value, unit`,
+          (rows) =>
+            rows.map((r) => ({
+              attribute: r.attribute,
+              value: r.value,
+              unit: r.unit,
+              actor: r.actor,
+              ts: new Date(r.ts),
+              snapshotId: Number(r.snapshot_id),
+              source: r.source,
+              viaTicket: r.via_ticket,
+              ruleInvocation: r.rule_invocation
+            }))
+        ), "currentAvus")
+
+    const listSnapshots: CatalogService["listSnapshots"] = (project, { limit }) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT s.snapshot_id::text AS id, s.snapshot_time, m.actor, m.note, m.change_count, m.file_path,
+                          (SELECT max(p.snapshot_id)::text FROM ${sql(S(project))}.mesa_snapshot p
+                           WHERE p.snapshot_id < s.snapshot_id) AS parent
+                   FROM ${sql(S(project))}.ducklake_snapshot s
+                   JOIN ${sql(S(project))}.mesa_snapshot m ON m.snapshot_id = s.snapshot_id
+                   ORDER BY s.snapshot_id DESC LIMIT ${limit}`,
+          (rows) =>
+            rows.map((r) => ({
+              snapshotId: Number(r.id),
+              projectId: project.projectId,
+              ts: new Date(r.snapshot_time),
+              actor: r.actor,
+              note: r.note,
+              changeCount: r.change_count,
+              dataFile: `main/${TABLE_NAME}/${r.file_path}`,
+              parentSnapshot: r.parent === null ? null : Number(r.parent),
+              state: "committed" as const
+            }))
+        ), "listSnapshots")
+
+    const snapshotAt: CatalogService["snapshotAt"] = (project, at) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT max(snapshot_id)::text AS id FROM ${sql(S(project))}.ducklake_snapshot WHERE snapshot_time <= ${at}`,
+          (rows) => (rows[0]?.id === null || rows[0]?.id === undefined ? undefined : Number(rows[0].id))
+        ), "snapshotAt")
+
+    const requireSnapshot: CatalogService["requireSnapshot"] = (project, snapshotId) =>
+      withSql((sql) =>
+        Effect.flatMap(
+          sql<any>`SELECT 1 FROM ${sql(S(project))}.ducklake_snapshot WHERE snapshot_id = ${snapshotId}`,
+          (rows) =>
+            rows.length > 0
+              ? Effect.void
+              : Effect.fail(new SnapshotNotFound({ projectId: project.projectId, snapshotId }))
+        ), "requireSnapshot")
+
+    const latestSnapshot: CatalogService["latestSnapshot"] = (project) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT max(snapshot_id)::text AS id FROM ${sql(S(project))}.ducklake_snapshot`,
+          (rows) => Number(rows[0]?.id ?? 0)
+        ), "latestSnapshot")
+
+    return Catalog.of({
+      registerProject,
+      getProject,
+      findProjectByPath,
+      listProjects,
+      setProjectStatus,
+      withWriteLock,
+      findIdempotent,
+      currentRows,
+      reserveSnapshot,
+      markPushed,
+      commitSnapshot,
+      dropPending,
+      failPending,
+      pendingWrites,
+      isCommitted,
+      pinnedLocalFiles,
+      files,
+      currentAvus,
+      listSnapshots,
+      snapshotAt,
+      requireSnapshot,
+      latestSnapshot,
+      withSql: (f) => withSql(f) as any,
+      target
+    })
+  })
+
+const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n))
+  return out
+}
+
+/** Creates the shared schema if needed, refuses a catalog newer than this build, and runs our migrations. */
+const migrate = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(SHARED_SCHEMA)}`
+    const [reg] = yield* sql<any>`SELECT to_regclass(${MIGRATIONS_TABLE})::text AS t`
+    if (reg?.t !== null && reg?.t !== undefined) {
+      const [latest] = yield* sql<any>`SELECT max(migration_id) AS m FROM ${sql(MIGRATIONS_TABLE)}`
+      if (latest?.m !== null && Number(latest?.m) > LATEST_MIGRATION) {
+        return yield* new CatalogSchemaMismatch({
+          schema: SHARED_SCHEMA,
+          found: `migration ${latest.m}`,
+          expected: `migration <= ${LATEST_MIGRATION}`
+        })
+      }
+    }
+    yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE }).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql)
+    )
+  })
+
+/** Checks a project schema is a DuckLake catalog of ours, of a version we write. */
+export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
+  Effect.gen(function*() {
+    const [t] = yield* sql<any>`SELECT to_regclass(${`"${schema}".ducklake_metadata`})::text AS t`
+    if (t?.t === null || t?.t === undefined) {
+      return yield* new CatalogSchemaMismatch({ schema, found: "no ducklake_metadata table", expected: "a DuckLake catalog" })
+    }
+    const rows = yield* sql<any>`SELECT key, value FROM ${sql(schema)}.ducklake_metadata WHERE scope IS NULL`
+    const meta = new Map(rows.map((r) => [r.key as string, r.value as string]))
+    if (meta.get("version") !== DUCKLAKE_VERSION) {
+      return yield* new CatalogSchemaMismatch({
+        schema,
+        found: `DuckLake ${meta.get("version") ?? "?"}`,
+        expected: `DuckLake ${DUCKLAKE_VERSION}`
+      })
+    }
+    if (meta.get("mesa_layout_version") !== MESA_LAYOUT_VERSION) {
+      return yield* new CatalogSchemaMismatch({
+        schema,
+        found: meta.has("mesa_layout_version") ? `layout ${meta.get("mesa_layout_version")}` : "not a mesa-ducklake lake",
+        expected: `mesa-ducklake layout ${MESA_LAYOUT_VERSION}`
+      })
+    }
+  })
+
+/** The live catalog layer. Connects lazily: building it never fails because PostgreSQL is down. */
+export const layer = (config: CatalogConfig) => Layer.scoped(Catalog, make(config))
+
+export { COLUMNS }

@@ -1,0 +1,655 @@
+/**
+ * `DuckLakeClient`: the one entry point. Register projects, record batches of AVU changes as snapshots, and ask
+ * what the metadata looked like at any time.
+ *
+ * Write protocol (per batch, under the project's writer lock):
+ *   reserve snapshot id + write-ahead row → write the Parquet file locally → push it into the project's
+ *   `.mesa/ducklake/` collection (checksum verified) → commit the DuckLake rows, the current-state index and the
+ *   WAL state in one transaction → drop the WAL row.
+ * A failure before the commit leaves nothing visible; `recoverPendingPushes` finishes writes whose process died.
+ */
+import { Context, Effect, Layer, Option, Schedule } from "effect"
+import { createHash, randomBytes } from "node:crypto"
+import { Catalog, checkLakeSchema, type LakeFile, type PendingWrite } from "./Catalog.js"
+import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
+import {
+  type AsOfOptions,
+  type Avu,
+  type AvuChange,
+  type ChangeRow,
+  decodeChange,
+  type HistoryFilter,
+  isWithin,
+  MAX_BATCH,
+  MAX_TEXT_BYTES,
+  type NotRecorded,
+  parseIrodsPath,
+  parseTimestamp,
+  type PathDiff,
+  type Project,
+  type RecordResult,
+  type RecoveryReport,
+  type Snapshot
+} from "./domain.js"
+import { DuckDb, type DuckDbError } from "./DuckDb.js"
+import {
+  CatalogError,
+  CatalogSchemaMismatch,
+  CatalogUnavailable,
+  ChecksumMismatch,
+  IdempotencyConflict,
+  InvalidChange,
+  LakeWriteError,
+  ProjectArchived,
+  ProjectConflict,
+  ProjectNotFound,
+  SnapshotNotFound,
+  StorageError
+} from "./errors.js"
+import { formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
+import { LocalCache } from "./LocalCache.js"
+
+type CatalogFailure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
+type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | StorageError | LakeWriteError
+
+export interface RecordInput {
+  readonly projectId: string
+  /** Who made this batch (the snapshot's author); each change keeps its own actor too. */
+  readonly actor: string
+  readonly changes: ReadonlyArray<unknown>
+  /** The snapshot's commit message. */
+  readonly note?: string
+  /** Retries with the same key and the same batch return the first snapshot; a different batch is a conflict. */
+  readonly idempotencyKey?: string
+}
+
+export type RecordError =
+  | InvalidChange
+  | ProjectNotFound
+  | ProjectArchived
+  | IdempotencyConflict
+  | CatalogFailure
+  | LakeWriteError
+  | ChecksumMismatch
+  | StorageError
+
+export interface DuckLakeClientService {
+  /** `true` when a catalog is configured (mode A, or an embedded/local catalog). */
+  readonly recording: boolean
+  readonly registerProject: (input: {
+    readonly irodsPath: string
+    readonly actor: string
+    readonly zone?: string
+  }) => Effect.Effect<Project, InvalidChange | ProjectConflict | CatalogFailure | StorageError>
+  readonly getProject: (projectId: string) => Effect.Effect<Project, ProjectNotFound | CatalogFailure>
+  /** The registered project whose root contains `irodsPath`. */
+  readonly findProjectByPath: (
+    irodsPath: string
+  ) => Effect.Effect<Project, InvalidChange | ProjectNotFound | CatalogFailure>
+  readonly listProjects: Effect.Effect<ReadonlyArray<Project>, CatalogFailure>
+  /** Record a batch of 1 to 10,000 changes as one snapshot. Modes B/C answer `{ recorded: false }`. */
+  readonly recordChanges: (input: RecordInput) => Effect.Effect<RecordResult | NotRecorded, RecordError>
+  /** AVUs in effect on a path now (the latest recorded state). */
+  readonly getAvus: (projectId: string, irodsPath: string) => Effect.Effect<ReadonlyArray<Avu>, ReadError>
+  /** AVUs in effect on a path at valid time `at` (inclusive), optionally as known at an earlier snapshot. */
+  readonly getAvusAsOf: (
+    projectId: string,
+    irodsPath: string,
+    at: unknown,
+    options?: AsOfOptions
+  ) => Effect.Effect<ReadonlyArray<Avu>, ReadError | SnapshotNotFound>
+  /** Change rows, newest first. */
+  readonly getHistory: (
+    projectId: string,
+    filter?: HistoryFilter
+  ) => Effect.Effect<ReadonlyArray<ChangeRow>, ReadError>
+  readonly listSnapshots: (
+    projectId: string,
+    options?: { readonly limit?: number }
+  ) => Effect.Effect<ReadonlyArray<Snapshot>, ReadError>
+  /** AVUs added and removed per path between two snapshots (`from` exclusive, `to` inclusive). */
+  readonly diff: (
+    projectId: string,
+    fromSnapshot: number,
+    toSnapshot: number
+  ) => Effect.Effect<ReadonlyArray<PathDiff>, ReadError | SnapshotNotFound>
+  /** Finish or fail writes whose writer died. */
+  readonly recoverPendingPushes: (options?: {
+    readonly maxAttempts?: number
+    readonly limit?: number
+  }) => Effect.Effect<RecoveryReport, CatalogFailure>
+}
+
+export class DuckLakeClient extends Context.Tag("mesa-ducklake/DuckLakeClient")<
+  DuckLakeClient,
+  DuckLakeClientService
+>() {}
+
+const invalid = (field: string, reason: string) => new InvalidChange({ field, reason })
+
+const textArg = (field: string, value: unknown, opts: { readonly optional: boolean }) =>
+  Effect.suspend(() => {
+    if (value === undefined || value === null) {
+      return opts.optional ? Effect.succeed(null) : Effect.fail(invalid(field, "is required"))
+    }
+    if (typeof value !== "string") return Effect.fail(invalid(field, "must be a string"))
+    if (value.trim().length === 0) return Effect.fail(invalid(field, "must not be blank"))
+    if (value.includes("\u0000")) return Effect.fail(invalid(field, "must not contain NUL"))
+    if (Buffer.byteLength(value) > MAX_TEXT_BYTES) return Effect.fail(invalid(field, `is over ${MAX_TEXT_BYTES} bytes`))
+    return Effect.succeed(value)
+  })
+
+const limitArg = (value: unknown, fallback: number) =>
+  Effect.suspend(() => {
+    if (value === undefined) return Effect.succeed(fallback)
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 1_000_000) {
+      return Effect.fail(invalid("limit", "must be an integer from 1 to 1,000,000"))
+    }
+    return Effect.succeed(value)
+  })
+
+const snapshotArg = (field: string, value: unknown) =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? Effect.succeed(value)
+    : Effect.fail(invalid(field, "must be a non-negative integer snapshot id"))
+
+/** Future valid times are refused beyond this allowance for clock skew between hosts. */
+const FUTURE_SKEW_MS = 5 * 60_000
+
+const tripleKey = (path: string, a: string, v: string, u: string) => JSON.stringify([path, a, v, u])
+
+/**
+ * Expands `set` into explicit deletes plus one add, following iRODS (`imeta set` replaces every value of the
+ * attribute on that path), against the state before the batch and the batch's own earlier changes.
+ */
+const expandChanges = (
+  changes: ReadonlyArray<AvuChange>,
+  present: Set<string>,
+  snapshotId: number,
+  clock: Date
+): { readonly rows: Array<ChangeRow>; readonly unmatchedDeletes: number } => {
+  const rows: Array<ChangeRow> = []
+  let unmatchedDeletes = 0
+  const emit = (c: AvuChange, op: "add" | "delete", value: string, unit: string) => {
+    rows.push({
+      snapshotId,
+      changeSeq: rows.length,
+      ts: c.ts ?? clock,
+      irodsPath: c.irodsPath,
+      targetType: c.targetType,
+      objectId: c.objectId,
+      attribute: c.attribute,
+      value,
+      unit,
+      op,
+      actor: c.actor,
+      source: c.source,
+      viaTicket: c.viaTicket,
+      ruleInvocation: c.ruleInvocation,
+      onBehalfOf: c.onBehalfOf
+    })
+    const key = tripleKey(c.irodsPath, c.attribute, value, unit)
+    if (op === "add") present.add(key)
+    else present.delete(key)
+  }
+  for (const c of changes) {
+    if (c.op === "add") emit(c, "add", c.value, c.unit)
+    else if (c.op === "delete") {
+      if (!present.has(tripleKey(c.irodsPath, c.attribute, c.value, c.unit))) unmatchedDeletes++
+      emit(c, "delete", c.value, c.unit)
+    } else {
+      const prefix = JSON.stringify([c.irodsPath, c.attribute]).slice(0, -1) + ","
+      const existing = [...present].filter((k) => k.startsWith(prefix)).map((k) => JSON.parse(k) as Array<string>)
+      for (const [, , value, unit] of existing) {
+        if (value !== c.value || unit !== c.unit) emit(c, "delete", value!, unit!)
+      }
+      if (!present.has(tripleKey(c.irodsPath, c.attribute, c.value, c.unit))) emit(c, "add", c.value, c.unit)
+    }
+  }
+  return { rows, unmatchedDeletes }
+}
+
+/** A canonical digest of a batch, to recognise an identical retry under the same idempotency key. */
+const contentHash = (actor: string, note: string | null, changes: ReadonlyArray<AvuChange>) =>
+  createHash("sha256").update(JSON.stringify({
+    actor,
+    note,
+    changes: changes.map((c) => ({ ...c, ts: c.ts?.toISOString() ?? null }))
+  })).digest("hex")
+
+export const make = Effect.gen(function*() {
+  const catalog = yield* Catalog
+  const storage = yield* LakeStorage
+  const duck = yield* DuckDb
+  const cache = yield* LocalCache
+  const verifiedSchemas = new Set<string>()
+
+  /** The project, with its lake schema checked once per client (ours, DuckLake 1.0). */
+  const project = (projectId: unknown) =>
+    Effect.gen(function*() {
+      if (typeof projectId !== "string") return yield* new ProjectNotFound({})
+      const p = yield* catalog.getProject(projectId)
+      if (!verifiedSchemas.has(p.metadataSchema)) {
+        yield* catalog.withSql((sql) => checkLakeSchema(sql, p.metadataSchema))
+        verifiedSchemas.add(p.metadataSchema)
+      }
+      return p
+    })
+
+  const remoteOf = (p: Project, relative: string) => `${p.ducklakePath}/${relative}`
+
+  /** A local path DuckDB can read for a lake file: the mount itself, or a cached copy of a remote file. */
+  const readable = (p: Project, f: LakeFile) =>
+    Effect.gen(function*() {
+      const remote = remoteOf(p, f.relativePath)
+      const direct = storage.localPath(remote)
+      if (Option.isSome(direct)) return direct.value
+      const local = yield* cache.pathFor(p.projectId, f.relativePath.split("/").pop()!)
+      if (yield* cache.has(local)) {
+        yield* cache.touch(local)
+        return local
+      }
+      yield* storage.get(remote, local)
+      return local
+    })
+
+  const readableAll = (p: Project, files: ReadonlyArray<LakeFile>) =>
+    Effect.forEach(files, (f) => readable(p, f), { concurrency: 8 })
+
+  const duckFailure = (p: Project) => (e: DuckDbError) =>
+    new LakeWriteError({ projectId: p.projectId, step: "recover", cause: e })
+
+  const registerProject: DuckLakeClientService["registerProject"] = Effect.fn("DuckLakeClient.registerProject")(
+    function*(input) {
+      const irodsPath = yield* parseIrodsPath(input?.irodsPath, "irodsPath")
+      if (irodsPath === "/") return yield* invalid("irodsPath", "the zone root cannot be a project")
+      const actor = yield* textArg("actor", input?.actor, { optional: false })
+      const zone = (yield* textArg("zone", input?.zone, { optional: true })) ?? irodsPath.split("/")[1]!
+      if (!isWithin(irodsPath, `/${zone}`)) {
+        return yield* invalid("zone", `path ${irodsPath} is not in zone ${zone}`)
+      }
+      const ducklakePath = `${irodsPath}/.mesa/ducklake` as typeof irodsPath
+      yield* Effect.annotateCurrentSpan({ irodsPath })
+      // Storage first (idempotent): a project never exists in the catalog without its collection.
+      yield* storage.makeCollection(`${ducklakePath}/main/${TABLE_NAME}`)
+      return yield* catalog.registerProject({ irodsPath, irodsZone: zone, actor: actor!, ducklakePath })
+    }
+  )
+
+  const findProjectByPath: DuckLakeClientService["findProjectByPath"] = Effect.fn("DuckLakeClient.findProjectByPath")(
+    function*(path) {
+      const p = yield* parseIrodsPath(path, "irodsPath")
+      return yield* catalog.findProjectByPath(p)
+    }
+  )
+
+  /** Push with a few retries for transient faults; the collection is created on demand. */
+  const push = (p: Project, w: PendingWrite) =>
+    storage.put(w.localFile, w.remotePath, { overwrite: true }).pipe(
+      Effect.catchIf(
+        (e) => e._tag === "StorageError" && e.reason === "NotFound",
+        () =>
+          Effect.zipRight(
+            storage.makeCollection(`${p.ducklakePath}/main/${TABLE_NAME}`),
+            storage.put(w.localFile, w.remotePath, { overwrite: true })
+          )
+      ),
+      Effect.retry({
+        while: (e) => e._tag === "StorageError" && (e.reason === "Unavailable" || e.reason === "Timeout"),
+        schedule: Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(3)))
+      })
+    )
+
+  /** The file metadata that lets a Parquet file describe its own snapshot (used by rebuild). */
+  const fileMetadata = (p: Project, w: PendingWrite, changeCount: number): Record<string, string> => ({
+    format: "1.0",
+    mesa_layout_version: "1",
+    project_id: p.projectId,
+    project_root: p.irodsPath,
+    irods_zone: p.irodsZone,
+    schema_name: "main",
+    table_name: TABLE_NAME,
+    table_id: String(TABLE_ID),
+    snapshot_id: String(w.snapshotId),
+    snapshot_clock: w.clock.toISOString(),
+    author: w.actor,
+    commit_message: w.note ?? "",
+    change_count: String(changeCount),
+    idempotency_key: w.idempotencyKey ?? "",
+    content_hash: w.contentHash,
+    columns: JSON.stringify(COLUMNS.map(({ id, name, type, nullable }) => ({ id, name, type, nullable })))
+  })
+
+  /** Commit a pushed file: read what the catalog needs from the file itself, then one transaction. */
+  const commitFile = (p: Project, w: PendingWrite, file: string, checksum: string) =>
+    Effect.gen(function*() {
+      const described = yield* duck.describeFile(file)
+      const rows = yield* duck.changes([file], {}, { order: "oldest" })
+      return yield* catalog.commitSnapshot(p, w, { ...described, fileName: w.fileName, checksum }, rows)
+    })
+
+  const recordChanges: DuckLakeClientService["recordChanges"] = Effect.fn("DuckLakeClient.recordChanges")(
+    function*(input) {
+      const actor = yield* textArg("actor", input?.actor, { optional: false })
+      const note = yield* textArg("note", input?.note, { optional: true })
+      const key = yield* textArg("idempotencyKey", input?.idempotencyKey, { optional: true })
+      const raw = input?.changes
+      if (!Array.isArray(raw)) return yield* invalid("changes", "must be an array")
+      if (raw.length === 0) return yield* invalid("changes", "a batch needs at least one change")
+      if (raw.length > MAX_BATCH) return yield* invalid("changes", `a batch holds at most ${MAX_BATCH} changes`)
+      const changes = yield* Effect.forEach(raw, (c, i) => decodeChange(c, i))
+      const p = yield* project(input.projectId)
+      if (p.status === "archived") return yield* new ProjectArchived({ projectId: p.projectId })
+      const now = Date.now()
+      for (const [i, c] of changes.entries()) {
+        if (!isWithin(c.irodsPath, p.irodsPath)) {
+          return yield* new InvalidChange({
+            field: "irodsPath",
+            reason: `${c.irodsPath} is outside project root ${p.irodsPath}`,
+            index: i
+          })
+        }
+        if (isWithin(c.irodsPath, p.ducklakePath)) {
+          return yield* new InvalidChange({ field: "irodsPath", reason: "the lake's own files are not tracked", index: i })
+        }
+        if (c.ts !== null && c.ts.getTime() > now + FUTURE_SKEW_MS) {
+          return yield* new InvalidChange({ field: "ts", reason: `${c.ts.toISOString()} is in the future`, index: i })
+        }
+      }
+      const hash = contentHash(actor!, note, changes)
+      yield* Effect.annotateCurrentSpan({ projectId: p.projectId, changes: changes.length })
+
+      return yield* catalog.withWriteLock(p.projectId, Effect.gen(function*() {
+        if (key !== null) {
+          const hit = yield* catalog.findIdempotent(p, key)
+          if (Option.isSome(hit)) {
+            if (hit.value.contentHash !== hash) {
+              return yield* new IdempotencyConflict({
+                projectId: p.projectId,
+                idempotencyKey: key,
+                snapshotId: hit.value.snapshotId
+              })
+            }
+            return {
+              recorded: true as const,
+              projectId: p.projectId,
+              snapshotId: hit.value.snapshotId,
+              parquetFile: `main/${TABLE_NAME}/${hit.value.fileName}`,
+              changeCount: hit.value.changeCount,
+              unmatchedDeletes: 0,
+              replayed: true
+            }
+          }
+        }
+        const paths = [...new Set(changes.map((c) => c.irodsPath))]
+        const present = new Set(
+          (yield* catalog.currentRows(p, paths)).filter((r) => r.op === "add").map((r) =>
+            tripleKey(r.irodsPath, r.attribute, r.value, r.unit)
+          )
+        )
+        const suffix = randomBytes(4).toString("hex")
+        let localFile = ""
+        const w = yield* catalog.reserveSnapshot(p, {
+          localFileFor: (id) => {
+            const fileName = `snapshot_${String(id).padStart(10, "0")}_${suffix}.parquet`
+            localFile = `${cache.directory}/${p.projectId}/${fileName}`
+            return { fileName, localFile }
+          },
+          actor: actor!,
+          note,
+          idempotencyKey: key,
+          contentHash: hash
+        })
+        yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
+        const { rows, unmatchedDeletes } = expandChanges(changes, present, w.snapshotId, w.clock)
+
+        // From here a failure must leave the snapshot failed (never committed later) and its file removed.
+        const attempt = Effect.gen(function*() {
+          yield* cache.pathFor(p.projectId, w.fileName)
+          const written = yield* duck.writeSnapshotFile(localFile, rows, p.projectId, fileMetadata(p, w, rows.length))
+            .pipe(Effect.mapError((e) =>
+              new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
+            ))
+          const put = yield* push(p, w)
+          const checksum = formatIrodsChecksum(put.checksum)
+          yield* catalog.markPushed(p.projectId, w.snapshotId, checksum)
+          yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows)
+        })
+        yield* attempt.pipe(
+          Effect.tapError((e) =>
+            e._tag === "CatalogUnavailable"
+              // The outcome of a commit the catalog never acknowledged is settled by recovery.
+              ? Effect.void
+              : Effect.zipRight(
+                catalog.failPending(p.projectId, w.snapshotId, e.message, true).pipe(Effect.ignore),
+                storage.remove(w.remotePath).pipe(Effect.ignore)
+              )
+          )
+        )
+        yield* catalog.dropPending(p.projectId, w.snapshotId).pipe(
+          Effect.catchAll((e) => Effect.logWarning("WAL cleanup deferred to recovery", e))
+        )
+        yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([localFile]))))
+        return {
+          recorded: true as const,
+          projectId: p.projectId,
+          snapshotId: w.snapshotId,
+          parquetFile: `main/${TABLE_NAME}/${w.fileName}`,
+          changeCount: rows.length,
+          unmatchedDeletes,
+          replayed: false
+        }
+      }))
+    }
+  )
+
+  const getAvus: DuckLakeClientService["getAvus"] = Effect.fn("DuckLakeClient.getAvus")(function*(projectId, path) {
+    const irodsPath = yield* parseIrodsPath(path, "irodsPath")
+    const p = yield* project(projectId)
+    return yield* catalog.currentAvus(p, irodsPath)
+  })
+
+  /** Resolve `knownAt` (snapshot id or transaction time) to the highest snapshot id to consider. */
+  const knownAtSnapshot = (p: Project, knownAt: AsOfOptions["knownAt"]) =>
+    Effect.gen(function*() {
+      if (knownAt === undefined) return yield* catalog.latestSnapshot(p)
+      if (typeof knownAt === "number") {
+        const id = yield* snapshotArg("knownAt", knownAt)
+        yield* catalog.requireSnapshot(p, id)
+        return id
+      }
+      const at = yield* parseTimestamp(knownAt, "knownAt")
+      return (yield* catalog.snapshotAt(p, at)) ?? 0
+    })
+
+  const getAvusAsOf: DuckLakeClientService["getAvusAsOf"] = Effect.fn("DuckLakeClient.getAvusAsOf")(
+    function*(projectId, path, at, options) {
+      const irodsPath = yield* parseIrodsPath(path, "irodsPath")
+      const validAt = yield* parseTimestamp(at, "timestamp")
+      const p = yield* project(projectId)
+      const maxSnapshot = yield* knownAtSnapshot(p, options?.knownAt)
+      const files = yield* catalog.files(p, { irodsPath, validAtOrBefore: validAt, maxSnapshot })
+      yield* Effect.annotateCurrentSpan({ projectId: p.projectId, files: files.length, maxSnapshot })
+      const local = yield* readableAll(p, files)
+      return yield* duck.avusAsOf(local, irodsPath, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p)))
+    }
+  )
+
+  const getHistory: DuckLakeClientService["getHistory"] = Effect.fn("DuckLakeClient.getHistory")(
+    function*(projectId, filter) {
+      const irodsPath = filter?.irodsPath === undefined ? undefined : yield* parseIrodsPath(filter.irodsPath)
+      const attribute = yield* textArg("attribute", filter?.attribute, { optional: true })
+      const from = filter?.from === undefined ? undefined : yield* parseTimestamp(filter.from, "from")
+      const to = filter?.to === undefined ? undefined : yield* parseTimestamp(filter.to, "to")
+      if (from !== undefined && to !== undefined && from > to) return yield* invalid("from", "is after to")
+      const limit = yield* limitArg(filter?.limit, 100)
+      const p = yield* project(projectId)
+      const range = {
+        ...(irodsPath === undefined ? {} : { irodsPath }),
+        ...(attribute === null ? {} : { attribute }),
+        ...(from === undefined ? {} : { validFrom: from }),
+        ...(to === undefined ? {} : { validTo: to })
+      }
+      const files = yield* catalog.files(p, {
+        ...range,
+        ...(to === undefined ? {} : { validAtOrBefore: to })
+      })
+      const local = yield* readableAll(p, files)
+      return yield* duck.changes(local, range, { limit, order: "newest" }).pipe(Effect.mapError(duckFailure(p)))
+    }
+  )
+
+  const listSnapshots: DuckLakeClientService["listSnapshots"] = Effect.fn("DuckLakeClient.listSnapshots")(
+    function*(projectId, options) {
+      const limit = yield* limitArg(options?.limit, 100)
+      const p = yield* project(projectId)
+      return yield* catalog.listSnapshots(p, { limit })
+    }
+  )
+
+  const diff: DuckLakeClientService["diff"] = Effect.fn("DuckLakeClient.diff")(function*(projectId, from, to) {
+    const a = yield* snapshotArg("fromSnapshot", from)
+    const b = yield* snapshotArg("toSnapshot", to)
+    if (a > b) return yield* invalid("fromSnapshot", `is after toSnapshot (${a} > ${b})`)
+    const p = yield* project(projectId)
+    yield* catalog.requireSnapshot(p, a)
+    yield* catalog.requireSnapshot(p, b)
+    const files = yield* catalog.files(p, { maxSnapshot: b })
+    const local = yield* readableAll(p, files)
+    const inRange = yield* duck.changes(local, { afterSnapshot: a, maxSnapshot: b }, { order: "oldest" }).pipe(
+      Effect.mapError(duckFailure(p))
+    )
+    const paths = [...new Set(inRange.map((r) => r.irodsPath))].sort()
+    const far = new Date(8_000_000_000_000)
+    return yield* Effect.forEach(paths, (path) =>
+      Effect.gen(function*() {
+        const [before, after] = yield* Effect.all([
+          duck.avusAsOf(local, path, far, a),
+          duck.avusAsOf(local, path, far, b)
+        ]).pipe(Effect.mapError(duckFailure(p)))
+        const k = (x: Avu) => JSON.stringify([x.attribute, x.value, x.unit])
+        const beforeKeys = new Set(before.map(k))
+        const afterKeys = new Set(after.map(k))
+        const triple = (x: Avu) => ({ attribute: x.attribute, value: x.value, unit: x.unit })
+        return {
+          irodsPath: path,
+          added: after.filter((x) => !beforeKeys.has(k(x))).map(triple),
+          removed: before.filter((x) => !afterKeys.has(k(x))).map(triple)
+        }
+      })).pipe(Effect.map((ds) => ds.filter((d) => d.added.length > 0 || d.removed.length > 0)))
+  })
+
+  const recoverPendingPushes: DuckLakeClientService["recoverPendingPushes"] = Effect.fn(
+    "DuckLakeClient.recoverPendingPushes"
+  )(function*(options) {
+    const maxAttempts = options?.maxAttempts ?? 5
+    const pending = yield* catalog.pendingWrites({ limit: options?.limit ?? 100 })
+    const report = { pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 }
+    for (const w of pending) {
+      const p = yield* catalog.getProject(w.projectId).pipe(Effect.catchTag("ProjectNotFound", () => Effect.succeed(null)))
+      if (p === null) continue
+      yield* catalog.withWriteLock(p.projectId, recoverOne(p, w, maxAttempts, report))
+    }
+    yield* Effect.annotateCurrentSpan(report)
+    if (pending.length > 0) yield* Effect.logInfo("recovery finished", report)
+    return report
+  })
+
+  const recoverOne = (p: Project, w: PendingWrite, maxAttempts: number, report: Record<keyof RecoveryReport, number>) =>
+    Effect.gen(function*() {
+      if (w.state === "committed" || (yield* catalog.isCommitted(p, w.snapshotId))) {
+        yield* catalog.dropPending(p.projectId, w.snapshotId)
+        return
+      }
+      // Committing it now would put it after a later snapshot: it is abandoned, and its file reported.
+      if (w.snapshotId <= (yield* catalog.latestSnapshot(p))) {
+        yield* catalog.failPending(p.projectId, w.snapshotId, "superseded by a later snapshot", true)
+        report.orphaned++
+        return
+      }
+      const fail = (e: { readonly message: string }) =>
+        Effect.gen(function*() {
+          const terminal = w.attempts + 1 >= maxAttempts
+          yield* catalog.failPending(p.projectId, w.snapshotId, e.message, terminal)
+          if (terminal) report.failed++
+        })
+      const attempt = Effect.gen(function*() {
+        // Is a verified copy already in storage?
+        const remote = yield* storage.stat(w.remotePath)
+        let stored = false
+        if (Option.isSome(remote) && w.checksum !== null) {
+          const sum = yield* storage.checksum(w.remotePath).pipe(Effect.option)
+          const expected = parseIrodsChecksum(w.checksum) ?? { algorithm: "sha256", hex: w.checksum.replace(/^sha2:/, "") }
+          stored = Option.isSome(sum) && formatIrodsChecksum(sum.value) === formatIrodsChecksum(expected)
+        }
+        const haveLocal = yield* cache.has(w.localFile)
+        let checksum = w.checksum
+        if (!stored) {
+          if (!haveLocal) {
+            report.missingLocal++
+            return yield* Effect.fail({ message: `local file ${w.localFile} is missing and nothing verified is stored` })
+          }
+          const put = yield* push(p, w)
+          checksum = formatIrodsChecksum(put.checksum)
+          yield* catalog.markPushed(p.projectId, w.snapshotId, checksum)
+          report.pushed++
+        }
+        const file = haveLocal ? w.localFile : yield* Effect.gen(function*() {
+          const direct = storage.localPath(w.remotePath)
+          if (Option.isSome(direct)) return direct.value
+          yield* storage.get(w.remotePath, w.localFile)
+          return w.localFile
+        })
+        yield* commitFile(p, w, file, checksum!)
+        yield* catalog.dropPending(p.projectId, w.snapshotId)
+        report.committed++
+      })
+      yield* attempt.pipe(
+        Effect.catchAll((e: any) =>
+          e?._tag === "CatalogUnavailable" ? Effect.fail(e as CatalogUnavailable) : fail({ message: String(e?.message ?? e) })
+        )
+      )
+    })
+
+  return DuckLakeClient.of({
+    recording: true,
+    registerProject,
+    getProject: (id) => project(id),
+    findProjectByPath,
+    listProjects: catalog.listProjects,
+    recordChanges,
+    getAvus,
+    getAvusAsOf,
+    getHistory,
+    listSnapshots,
+    diff,
+    recoverPendingPushes
+  })
+})
+
+/**
+ * Modes B and C: no catalog is configured. Writes answer "not recorded" (the caller's iRODS write stands), reads
+ * fail with `CatalogUnavailable { reason: "not-configured" }`. Nothing is opened and nothing can crash.
+ */
+export const notConfigured: DuckLakeClientService = (() => {
+  const unavailable = Effect.fail(new CatalogUnavailable({ reason: "not-configured" }))
+  return DuckLakeClient.of({
+    recording: false,
+    registerProject: () => unavailable,
+    getProject: () => unavailable,
+    findProjectByPath: () => unavailable,
+    listProjects: unavailable,
+    recordChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
+    getAvus: () => unavailable,
+    getAvusAsOf: () => unavailable,
+    getHistory: () => unavailable,
+    listSnapshots: () => unavailable,
+    diff: () => unavailable,
+    recoverPendingPushes: () => unavailable
+  })
+})()
+
+/** The client over a Catalog, LakeStorage, DuckDb and LocalCache provided by a composition root. */
+export const layer = Layer.effect(DuckLakeClient, make)
+/** Modes B/C. */
+export const layerNotConfigured = Layer.succeed(DuckLakeClient, notConfigured)

@@ -1,0 +1,91 @@
+/**
+ * `LocalCache`: the directory where snapshot files are written before they are pushed, and where remote files are
+ * fetched for reading. It has a size cap; eviction removes least recently used files but never one that a pending
+ * or failed write still refers to (the upstream library could delete the only copy of an unpushed file).
+ */
+import { Context, Effect, Layer } from "effect"
+import * as fs from "node:fs/promises"
+import * as nodePath from "node:path"
+
+export interface LocalCacheConfig {
+  readonly directory: string
+  /** Size cap in bytes (default 1 GiB). */
+  readonly maxBytes?: number
+}
+
+export interface LocalCacheService {
+  readonly directory: string
+  readonly maxBytes: number
+  /** Local path for a project's file (directories are created). */
+  readonly pathFor: (projectId: string, fileName: string) => Effect.Effect<string>
+  /** True when the file is present locally. */
+  readonly has: (file: string) => Effect.Effect<boolean>
+  /** Mark as recently used. */
+  readonly touch: (file: string) => Effect.Effect<void>
+  /** Evict LRU files until under the cap, sparing `pinned`. Returns bytes freed. */
+  readonly evict: (pinned: ReadonlySet<string>) => Effect.Effect<number>
+  readonly sizeBytes: Effect.Effect<number>
+}
+
+export class LocalCache extends Context.Tag("mesa-ducklake/LocalCache")<LocalCache, LocalCacheService>() {}
+
+const walk = async (dir: string): Promise<Array<{ file: string; size: number; atime: number }>> => {
+  const out: Array<{ file: string; size: number; atime: number }> = []
+  let entries: Array<import("node:fs").Dirent>
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true })
+  } catch {
+    return out
+  }
+  for (const e of entries) {
+    const p = nodePath.join(dir, e.name)
+    if (e.isDirectory()) out.push(...(await walk(p)))
+    else if (e.isFile()) {
+      const st = await fs.stat(p).catch(() => undefined)
+      if (st !== undefined) out.push({ file: p, size: st.size, atime: Math.max(st.atimeMs, st.mtimeMs) })
+    }
+  }
+  return out
+}
+
+export const make = (config: LocalCacheConfig) =>
+  Effect.gen(function*() {
+    const directory = nodePath.resolve(config.directory)
+    const maxBytes = config.maxBytes ?? 1024 ** 3
+    yield* Effect.promise(() => fs.mkdir(directory, { recursive: true }))
+
+    return LocalCache.of({
+      directory,
+      maxBytes,
+      pathFor: (projectId, fileName) =>
+        Effect.promise(async () => {
+          const dir = nodePath.join(directory, projectId.replace(/[^0-9a-zA-Z-]/g, "_"))
+          await fs.mkdir(dir, { recursive: true })
+          return nodePath.join(dir, nodePath.basename(fileName))
+        }),
+      has: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
+      touch: (file) =>
+        Effect.promise(() => {
+          const now = new Date()
+          return fs.utimes(file, now, now).catch(() => undefined)
+        }),
+      evict: (pinned) =>
+        Effect.promise(async () => {
+          const files = await walk(directory)
+          let total = files.reduce((n, f) => n + f.size, 0)
+          if (total <= maxBytes) return 0
+          let freed = 0
+          for (const f of files.sort((a, b) => a.atime - b.atime)) {
+            if (total <= maxBytes) break
+            if (pinned.has(f.file) || /\.part-/.test(f.file)) continue
+            await fs.rm(f.file, { force: true })
+            total -= f.size
+            freed += f.size
+          }
+          return freed
+        }),
+      sizeBytes: Effect.promise(async () => (await walk(directory)).reduce((n, f) => n + f.size, 0))
+    })
+  })
+
+export const layer = (config: LocalCacheConfig) => Layer.effect(LocalCache, make(config))

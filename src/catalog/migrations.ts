@@ -1,0 +1,54 @@
+/**
+ * Migrations of the shared schema `mesa_ducklake`: the project registry and the write-ahead log of pending
+ * writes. Each project's own lake schema is created whole at registration (see `ducklakeSchema.ts`).
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+
+export const SHARED_SCHEMA = "mesa_ducklake"
+export const MIGRATIONS_TABLE = `${SHARED_SCHEMA}.migrations`
+
+const m0001_registry = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.all([
+    sql`CREATE TABLE mesa_ducklake.projects (
+      project_id UUID PRIMARY KEY,
+      irods_path TEXT COLLATE "C" NOT NULL UNIQUE,
+      irods_zone TEXT NOT NULL,
+      ducklake_path TEXT COLLATE "C" NOT NULL,
+      metadata_schema TEXT NOT NULL UNIQUE,
+      created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+      created_by TEXT NOT NULL,
+      status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'archived')),
+      -- Highest snapshot id ever handed out (committed or not): ids are never reused.
+      last_snapshot_id BIGINT NOT NULL DEFAULT 1
+    )`,
+    // The write-ahead log: one row per snapshot between "reserved" and "committed and cleaned up".
+    sql`CREATE TABLE mesa_ducklake.pending_writes (
+      project_id UUID NOT NULL REFERENCES mesa_ducklake.projects (project_id) ON DELETE CASCADE,
+      snapshot_id BIGINT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('pending', 'pushed', 'committed', 'failed')),
+      local_file TEXT NOT NULL,
+      remote_path TEXT NOT NULL,
+      file_name TEXT NOT NULL,
+      clock TIMESTAMPTZ NOT NULL,
+      actor TEXT NOT NULL,
+      note TEXT,
+      idempotency_key TEXT,
+      content_hash TEXT NOT NULL,
+      checksum TEXT,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT,
+      host TEXT NOT NULL,
+      created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+      updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+      PRIMARY KEY (project_id, snapshot_id)
+    )`,
+    sql`CREATE INDEX pending_writes_state ON mesa_ducklake.pending_writes (state, updated_at)`
+  ], { discard: true }))
+
+export const migrations = {
+  "1_registry": m0001_registry
+} as const
+
+/** The newest migration this build knows: a catalog migrated further is refused, never modified. */
+export const LATEST_MIGRATION = 1
