@@ -19,10 +19,13 @@ export interface ClientOptions {
   readonly cacheMaxBytes?: number
 }
 
-/** The full client over a DSN and a storage layer. */
+/**
+ * The full client over a DSN and a storage layer. Its parts (Catalog, LakeStorage, DuckDb, LocalCache) are
+ * provided alongside, for maintenance jobs in the same process.
+ */
 export const client = <E, R>(options: ClientOptions, storage: Layer.Layer<LakeStorage, E, R>) =>
   DuckLakeClient.layer.pipe(
-    Layer.provide(
+    Layer.provideMerge(
       Layer.mergeAll(
         Catalog.layer({ dsn: options.dsn }),
         storage,

@@ -575,7 +575,7 @@ export const make = (config: CatalogConfig) =>
 
     /** Keep the latest change per triple (by valid time, then snapshot, then position in the batch). */
     const upsertCurrent = (sql: SqlClient.SqlClient, project: Project, rows: ReadonlyArray<ChangeRow>) =>
-      Effect.forEach(chunk(rows, 1000), (part) =>
+      Effect.forEach(chunk(latestPerTriple(rows), 1000), (part) =>
         sql`
           INSERT INTO ${sql(S(project))}.mesa_current_avus AS c ${
           sql.insert(part.map((r) => ({
@@ -776,6 +776,23 @@ export const make = (config: CatalogConfig) =>
       target
     })
   })
+
+/** One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. */
+const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
+  const latest = new Map<string, ChangeRow>()
+  const later = (a: ChangeRow, b: ChangeRow) =>
+    a.ts.getTime() !== b.ts.getTime()
+      ? a.ts > b.ts
+      : a.snapshotId !== b.snapshotId
+      ? a.snapshotId > b.snapshotId
+      : a.changeSeq > b.changeSeq
+  for (const r of rows) {
+    const key = JSON.stringify([r.irodsPath, r.attribute, r.value, r.unit])
+    const seen = latest.get(key)
+    if (seen === undefined || later(r, seen)) latest.set(key, r)
+  }
+  return [...latest.values()]
+}
 
 const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []

@@ -199,7 +199,8 @@ const expandChanges = (
       emit(c, "delete", c.value, c.unit)
     } else {
       const prefix = JSON.stringify([c.irodsPath, c.attribute]).slice(0, -1) + ","
-      const existing = [...present].filter((k) => k.startsWith(prefix)).map((k) => JSON.parse(k) as Array<string>)
+      // Sorted, so the order of the recorded deletes does not depend on how the catalog returned rows.
+      const existing = [...present].filter((k) => k.startsWith(prefix)).sort().map((k) => JSON.parse(k) as Array<string>)
       for (const [, , value, unit] of existing) {
         if (value !== c.value || unit !== c.unit) emit(c, "delete", value!, unit!)
       }

@@ -1,0 +1,18 @@
+/**
+ * mesa-ducklake: the full history of iRODS AVU metadata, as a DuckLake 1.0 catalog in PostgreSQL with Parquet
+ * files stored inside each iRODS project.
+ *
+ * Effect users: provide a layer from `mesa-ducklake/layers/*` and use the `DuckLakeClient` service.
+ * Everyone else: `await openDuckLake(options)`.
+ */
+export * from "./domain.js"
+export * from "./errors.js"
+export { DuckLakeClient, type DuckLakeClientService, type RecordInput, type RecordError } from "./DuckLakeClient.js"
+export * as DuckLakeClientLayers from "./DuckLakeClient.js"
+export { Catalog, type CatalogConfig } from "./Catalog.js"
+export { LakeStorage, type LakeStorageService, type Checksum, parseIrodsChecksum, formatIrodsChecksum } from "./LakeStorage.js"
+export * as MountedStorage from "./storage/MountedStorage.js"
+export { DuckDb } from "./DuckDb.js"
+export { LocalCache } from "./LocalCache.js"
+export { EmbeddedPostgres } from "./EmbeddedPostgres.js"
+export { openDuckLake, type DuckLake, type OpenOptions } from "./facade.js"
