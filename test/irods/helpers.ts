@@ -1,0 +1,31 @@
+/** Shared helpers for the iRODS tests: a fake server plus a client bound to it, in one scope. */
+import { Effect, Redacted } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { type IrodsClientOptions, make } from "../../src/irods/IrodsClient.js"
+import { fakeIrodsScoped, type FakeIrodsOptions } from "../fake-irods/FakeIrods.js"
+
+export const tempDir = (prefix = "irods-test-") => mkdtempSync(join(tmpdir(), prefix))
+
+/** A fake server and a client of it (user rods/rods unless told otherwise). Fast retries, short timeouts. */
+export const fakeAndClient = (
+  fake: FakeIrodsOptions = {},
+  client: Partial<IrodsClientOptions> & { readonly passwordText?: string } = {}
+) =>
+  Effect.gen(function*() {
+    const server = yield* fakeIrodsScoped(fake)
+    const { passwordText, ...rest } = client
+    const irods = yield* make({
+      host: server.host,
+      port: server.port,
+      zone: server.zone,
+      user: "rods",
+      password: Redacted.make(passwordText ?? "rods"),
+      retryBase: "10 millis",
+      requestTimeout: "5 seconds",
+      ...rest
+    })
+    const home = `/${server.zone}/home/rods`
+    return { server, client: irods, home }
+  })
