@@ -26,7 +26,7 @@ export const layer = (options: EmbeddedOptions) =>
     Effect.gen(function*() {
       yield* Effect.promise(() => fs.mkdir(nodePath.resolve(options.zoneDir), { recursive: true }))
       const pg = yield* EmbeddedPostgres.make(
-        options.pgDataDir === undefined ? {} : { dataDir: options.pgDataDir, persistent: true }
+        options.pgDataDir === undefined ? {} : { dataDir: options.pgDataDir }
       )
       const storage = mounted({ mountRoot: options.zoneDir, logicalPrefix: options.zonePrefix ?? "/" })
       return Layer.merge(

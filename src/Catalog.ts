@@ -106,12 +106,17 @@ export interface IdempotentHit {
 type Failure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
 
 export interface CatalogService {
-  readonly registerProject: (input: {
+  /**
+   * Registers a project and creates its lake schema. `prepare` runs after the conflict checks and before the commit
+   * (the client creates the lake collection there), so a refused registration touches nothing.
+   */
+  readonly registerProject: <E>(input: {
     readonly irodsPath: IrodsPath
     readonly irodsZone: string
     readonly actor: string
     readonly ducklakePath: IrodsPath
-  }) => Effect.Effect<Project, Failure | ProjectConflict>
+    readonly prepare: Effect.Effect<void, E>
+  }) => Effect.Effect<Project, Failure | ProjectConflict | E>
   readonly getProject: (projectId: string) => Effect.Effect<Project, Failure | ProjectNotFound>
   readonly findProjectByPath: (path: IrodsPath) => Effect.Effect<Project, Failure | ProjectNotFound>
   readonly listProjects: Effect.Effect<ReadonlyArray<Project>, Failure>
@@ -320,7 +325,7 @@ export const make = (config: CatalogConfig) =>
       status: r.status
     })
 
-    const registerProject: CatalogService["registerProject"] = (input) =>
+    const registerProject: CatalogService["registerProject"] = <E>(input: Parameters<CatalogService["registerProject"]>[0] & { readonly prepare: Effect.Effect<void, E> }) =>
       withSql((sql) =>
         sql.withTransaction(Effect.gen(function*() {
           // One registration at a time, so two racing registrations cannot nest roots.
@@ -344,6 +349,7 @@ export const make = (config: CatalogConfig) =>
               })
             }
           }
+          yield* input.prepare
           const [{ id }] = (yield* sql<{ id: string }>`SELECT gen_random_uuid()::text AS id`) as any
           const schema = `lake_${id.replace(/-/g, "")}`
           const rows = yield* sql<any>`

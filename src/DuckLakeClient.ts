@@ -271,9 +271,15 @@ export const make = Effect.gen(function*() {
       }
       const ducklakePath = `${irodsPath}/.mesa/ducklake` as typeof irodsPath
       yield* Effect.annotateCurrentSpan({ irodsPath })
-      // Storage first (idempotent): a project never exists in the catalog without its collection.
-      yield* storage.makeCollection(`${ducklakePath}/main/${TABLE_NAME}`)
-      return yield* catalog.registerProject({ irodsPath, irodsZone: zone, actor: actor!, ducklakePath })
+      // The collection is made inside the registration (after its checks, before its commit): a project never
+      // exists in the catalog without its collection, and a refused registration leaves storage alone.
+      return yield* catalog.registerProject({
+        irodsPath,
+        irodsZone: zone,
+        actor: actor!,
+        ducklakePath,
+        prepare: storage.makeCollection(`${ducklakePath}/main/${TABLE_NAME}`)
+      })
     }
   )
 

