@@ -1,0 +1,242 @@
+/**
+ * The write protocol under failure: storage faults give typed errors and leave nothing visible; a writer that dies
+ * at a step leaves a write-ahead row that `recoverPendingPushes` finishes exactly once, or reports.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect, Exit, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { client, mounted } from "../layers/components.js"
+import { Catalog } from "../src/Catalog.js"
+import type { DuckDb } from "../src/DuckDb.js"
+import * as DuckLakeClientLayers from "../src/DuckLakeClient.js"
+import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
+import { ChecksumMismatch, StorageError } from "../src/errors.js"
+import { LakeStorage } from "../src/LakeStorage.js"
+import { LocalCache } from "../src/LocalCache.js"
+import * as LocalCacheModule from "../src/LocalCache.js"
+import { change, freshRoot, listTree, tempDirs } from "./support.js"
+
+type Fault = "none" | "unavailable" | "corrupt" | "die-after-put" | "die-before-commit" | "die-after-commit"
+
+const dirs = tempDirs("recovery")
+let fault: Fault = "none"
+let putCalls = 0
+
+/** The mounted storage with switchable faults. */
+const faultyStorage = Layer.effect(
+  LakeStorage,
+  Effect.map(LakeStorage, (real) =>
+    LakeStorage.of({
+      ...real,
+      put: (local, path, options) =>
+        Effect.suspend(() => {
+        putCalls++
+        switch (fault) {
+          case "unavailable":
+            return Effect.fail(new StorageError({ operation: "put", path, reason: "Unavailable" }))
+          case "corrupt":
+            return Effect.zipRight(
+              real.put(local, path, options),
+              Effect.fail(new ChecksumMismatch({ path, expected: "aa", actual: "bb" }))
+            )
+          case "die-after-put":
+            return Effect.zipRight(real.put(local, path, options), Effect.interrupt)
+          default:
+            return real.put(local, path, options)
+        }
+      })
+    }))
+).pipe(Layer.provide(mounted({ mountRoot: dirs.zoneDir, logicalPrefix: "/" })))
+
+/** The catalog with a writer that dies just before, or just after, the commit transaction. */
+const faultyCatalog = Layer.effect(
+  Catalog,
+  Effect.map(Catalog, (real) =>
+    Catalog.of({
+      ...real,
+      commitSnapshot: (p, w, f, rows) =>
+        fault === "die-before-commit"
+          ? Effect.interrupt
+          : fault === "die-after-commit"
+          ? Effect.zipRight(real.commitSnapshot(p, w, f, rows), Effect.interrupt)
+          : real.commitSnapshot(p, w, f, rows)
+    }))
+)
+
+const Live = Layer.unwrapScoped(Effect.gen(function*() {
+  const pg = yield* EmbeddedPostgres.make()
+  yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dirs.base, { recursive: true, force: true })))
+  return client({ dsn: pg.dsn, cacheDir: dirs.cacheDir }, faultyStorage)
+}))
+
+/** Runs `effect` with a second client whose catalog dies around the commit (same database, storage and cache). */
+const withFaultyCatalog = <A, E>(effect: Effect.Effect<A, E, DuckLakeClient>) =>
+  Effect.gen(function*() {
+    const parts = yield* Effect.context<Catalog | LakeStorage | DuckDb | LocalCache>()
+    return yield* effect.pipe(
+      Effect.provide(
+        DuckLakeClientLayers.layer.pipe(Layer.provide(faultyCatalog), Layer.provide(Layer.succeedContext(parts)))
+      )
+    )
+  })
+
+const register = Effect.flatMap(DuckLakeClient, (c) => c.registerProject({ irodsPath: freshRoot("rec"), actor: "alice" }))
+
+const attempt = (projectId: string, root: string, value: string) =>
+  Effect.flatMap(DuckLakeClient, (c) =>
+    c.recordChanges({ projectId, actor: "alice", changes: [change(`${root}/obj`, "k", value)] }))
+
+layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failures and recovery", (it) => {
+  it.effect("a storage outage: retried, then a typed error; nothing visible and the id is not reused", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* register
+      fault = "unavailable"
+      putCalls = 0
+      const e = yield* Effect.flip(attempt(p.projectId, p.irodsPath, "1"))
+      fault = "none"
+      expect(e._tag).toBe("StorageError")
+      expect(putCalls).toBe(4) // first try + 3 retries with backoff
+      expect(yield* c.listSnapshots(p.projectId)).toEqual([])
+      expect(yield* c.getAvus(p.projectId, `${p.irodsPath}/obj`)).toEqual([])
+      const wal = (yield* catalog.withSql((sql) =>
+        sql<any>`SELECT state FROM mesa_ducklake.pending_writes WHERE project_id = ${p.projectId}`
+      ))
+      expect(wal.map((w) => w.state)).toEqual(["failed"])
+      const ok = yield* attempt(p.projectId, p.irodsPath, "2")
+      expect(ok.recorded && ok.snapshotId).toBe(3) // 2 went to the failed write and is never reused
+      const report = yield* c.recoverPendingPushes()
+      expect(report).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 })
+      expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/obj`)).map((a) => a.value)).toEqual(["2"])
+    }))
+
+  it.effect("a checksum mismatch after upload: ChecksumMismatch, the bad copy removed, nothing visible", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* register
+      const lakeDir = nodePath.join(dirs.zoneDir, p.ducklakePath, "main/avu_changes")
+      fault = "corrupt"
+      const e = yield* Effect.flip(attempt(p.projectId, p.irodsPath, "1"))
+      fault = "none"
+      expect(e._tag).toBe("ChecksumMismatch")
+      expect(fs.readdirSync(lakeDir)).toEqual([])
+      expect(yield* c.listSnapshots(p.projectId)).toEqual([])
+    }))
+
+  for (
+    const [step, expected] of [
+      ["die-after-put", { pushed: 1, committed: 1 }],
+      ["die-before-commit", { pushed: 0, committed: 1 }],
+      ["die-after-commit", { pushed: 0, committed: 0 }]
+    ] as const
+  ) {
+    it.effect(`a writer dying at ${step} is finished by recovery exactly once`, () =>
+      Effect.gen(function*() {
+        const c = yield* DuckLakeClient
+        const catalog = yield* Catalog
+        const p = yield* register
+        fault = step
+        const write = attempt(p.projectId, p.irodsPath, "1")
+        const exit = step === "die-after-put"
+          ? yield* Effect.exit(write)
+          : yield* Effect.exit(withFaultyCatalog(write))
+        fault = "none"
+        expect(Exit.isInterrupted(exit)).toBe(true)
+        const visibleBefore = (yield* c.listSnapshots(p.projectId)).length
+        expect(visibleBefore).toBe(step === "die-after-commit" ? 1 : 0)
+        const report = yield* c.recoverPendingPushes()
+        expect(report).toEqual({ failed: 0, orphaned: 0, missingLocal: 0, ...expected })
+        const snaps = yield* c.listSnapshots(p.projectId)
+        expect(snaps.length).toBe(1)
+        expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/obj`)).map((a) => a.value)).toEqual(["1"])
+        expect((yield* c.getHistory(p.projectId)).length).toBe(1)
+        const wal = yield* catalog.pendingWrites({ limit: 1000 })
+        expect(wal.filter((w) => w.projectId === p.projectId)).toEqual([])
+        // A second recovery has nothing to do.
+        expect(yield* c.recoverPendingPushes()).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 })
+      }))
+  }
+
+  it.effect("an interrupted write overtaken by a later snapshot is reported as orphaned, never committed out of order", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* register
+      fault = "die-after-put"
+      yield* Effect.exit(attempt(p.projectId, p.irodsPath, "lost"))
+      fault = "none"
+      // The next writer sees the pending write (same host) and the recovery it triggers... is explicit here:
+      // we write a later snapshot first, so the pending one can no longer be committed in order.
+      const later = yield* attempt(p.projectId, p.irodsPath, "later")
+      expect(later.recorded && later.snapshotId).toBe(3)
+      const report = yield* c.recoverPendingPushes()
+      expect(report.orphaned).toBe(1)
+      expect(report.committed).toBe(0)
+      expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/obj`)).map((a) => a.value)).toEqual(["later"])
+      const [w] = yield* catalog.withSql((sql) =>
+        sql<any>`SELECT state, last_error FROM mesa_ducklake.pending_writes WHERE project_id = ${p.projectId}`
+      )
+      expect(w.state).toBe("failed")
+      expect(w.last_error).toContain("superseded")
+    }))
+
+  it.effect("a pending write whose local file is gone and was never stored fails after the attempt limit", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* register
+      fault = "die-before-commit"
+      yield* Effect.exit(withFaultyCatalog(attempt(p.projectId, p.irodsPath, "1")))
+      fault = "none"
+      const [w] = (yield* catalog.pendingWrites({ limit: 1000 })).filter((x) => x.projectId === p.projectId)
+      fs.rmSync(w!.localFile)
+      fs.rmSync(nodePath.join(dirs.zoneDir, w!.remotePath))
+      const first = yield* c.recoverPendingPushes({ maxAttempts: 2 })
+      expect(first).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 1 })
+      const second = yield* c.recoverPendingPushes({ maxAttempts: 2 })
+      expect(second).toEqual({ pushed: 0, committed: 0, failed: 1, orphaned: 0, missingLocal: 1 })
+      expect(yield* c.recoverPendingPushes({ maxAttempts: 2 })).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 })
+      expect(yield* c.listSnapshots(p.projectId)).toEqual([])
+    }))
+
+  it.effect("the cache cap evicts least recently used files but never a pinned one (a pending write's)", () =>
+    Effect.gen(function*() {
+      const dir = nodePath.join(dirs.base, "small-cache")
+      const cache = yield* LocalCacheModule.make({ directory: dir, maxBytes: 1000 })
+      const file = (name: string, size: number, ageSeconds: number) => {
+        const f = nodePath.join(dir, "proj", name)
+        fs.mkdirSync(nodePath.dirname(f), { recursive: true })
+        fs.writeFileSync(f, Buffer.alloc(size))
+        const t = new Date(Date.now() - ageSeconds * 1000)
+        fs.utimesSync(f, t, t)
+        return f
+      }
+      const pinned = file("pending.parquet", 700, 300)
+      const oldest = file("old.parquet", 400, 200)
+      const middle = file("mid.parquet", 400, 100)
+      const newest = file("new.parquet", 100, 0)
+      const freed = yield* cache.evict(new Set([pinned]))
+      // 1600 bytes > 1000: the oldest unpinned files go until the rest fits (700 + 100 = 800).
+      expect(freed).toBe(800)
+      expect([pinned, oldest, middle, newest].map((f) => fs.existsSync(f))).toEqual([true, false, false, true])
+      // Even when the pinned files alone exceed the cap, they stay.
+      const big = file("big-pending.parquet", 5000, 500)
+      expect(yield* cache.evict(new Set([pinned, big]))).toBe(100)
+      expect(fs.existsSync(big) && fs.existsSync(pinned)).toBe(true)
+    }))
+
+  it.effect("reads work from the mount after the cache is emptied", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const cache = yield* LocalCache
+      const p = yield* register
+      for (let i = 0; i < 3; i++) yield* attempt(p.projectId, p.irodsPath, String(i))
+      fs.rmSync(nodePath.join(cache.directory, p.projectId), { recursive: true, force: true })
+      expect((yield* c.getAvusAsOf(p.projectId, `${p.irodsPath}/obj`, new Date())).length).toBe(3)
+      expect(Option.isSome((yield* LakeStorage).localPath(p.ducklakePath))).toBe(true)
+      expect(listTree(nodePath.join(dirs.zoneDir, p.ducklakePath)).filter((f) => f.endsWith(".parquet")).length).toBe(3)
+    }))
+})
