@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The DuckDB-extension interop suite has its own command (npm run test:interop) and Python venv.
+    exclude: ["test/interop/**", "node_modules/**"],
     // One embedded PostgreSQL per test file is expensive on 2 cores: run files one or two at a time.
     pool: "forks",
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },

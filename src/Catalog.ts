@@ -574,7 +574,8 @@ export const make = (config: CatalogConfig) =>
               ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
               ${write.contentHash})`
           yield* upsertCurrent(sql, project, rows)
-          yield* sql`UPDATE mesa_ducklake.pending_writes SET state = 'committed', updated_at = now()
+          // The write-ahead row goes with the commit: a committed snapshot never needs recovery.
+          yield* sql`DELETE FROM mesa_ducklake.pending_writes
                      WHERE project_id = ${project.projectId} AND snapshot_id = ${write.snapshotId}`
           return new Date(t)
         })), "commitSnapshot")

@@ -4,7 +4,7 @@
  * history back from the files the catalog lists.
  */
 import { DuckDBInstance, type DuckDBConnection, DuckDBTimestampTZValue } from "@duckdb/node-api"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Pool } from "effect"
 import * as fsp from "node:fs/promises"
 import { COLUMNS, columnId } from "./catalog/ducklakeSchema.js"
 import type { ColumnStats } from "./Catalog.js"
@@ -89,6 +89,25 @@ const toChangeRow = (r: Record<string, any>): ChangeRow => ({
   onBehalfOf: r.on_behalf_of ?? null
 })
 
+/** Exact min, max and non-null count of every column, in one pass. */
+const aggregates = COLUMNS.map((c) =>
+  `CAST(min(${c.name}) AS VARCHAR), CAST(max(${c.name}) AS VARCHAR), CAST(count(${c.name}) AS DOUBLE)`
+).join(", ")
+
+const statsFrom = (
+  row: ReadonlyArray<any>,
+  recordCount: number,
+  sizes: ReadonlyMap<string, number>
+): Array<ColumnStats> =>
+  COLUMNS.map((c, i) => ({
+    columnId: c.id,
+    columnSizeBytes: sizes.get(c.name) ?? null,
+    valueCount: recordCount,
+    nullCount: recordCount - Number(row[3 * i + 2] ?? 0),
+    min: row[3 * i] ?? null,
+    max: row[3 * i + 1] ?? null
+  }))
+
 /**
  * What the catalog records of a data file, read from the file itself: the same numbers whether we just wrote it,
  * are recovering an interrupted write, or rebuild a catalog from storage. Min/max are exact (computed over the
@@ -103,23 +122,8 @@ const describe = async (con: DuckDBConnection, file: string): Promise<WrittenFil
     `SELECT path_in_schema AS name, CAST(sum(total_compressed_size) AS DOUBLE) AS size FROM parquet_metadata(${f}) GROUP BY 1`
   )
   const sizeOf = new Map((sizes.getRowObjectsJS() as Array<any>).map((r) => [String(r.name), Number(r.size)]))
-  const agg = await con.runAndReadAll(
-    `SELECT ${
-      COLUMNS.map((c) => `CAST(min(${c.name}) AS VARCHAR), CAST(max(${c.name}) AS VARCHAR), count(${c.name})`).join(", ")
-    } FROM read_parquet(${f})`
-  )
-  const row = agg.getRows()[0] as Array<any>
-  const stats: Array<ColumnStats> = COLUMNS.map((c, i) => {
-    const values = Number(row[3 * i + 2] ?? 0)
-    return {
-      columnId: c.id,
-      columnSizeBytes: sizeOf.get(c.name) ?? null,
-      valueCount: recordCount,
-      nullCount: recordCount - values,
-      min: row[3 * i] ?? null,
-      max: row[3 * i + 1] ?? null
-    }
-  })
+  const agg = await con.runAndReadAll(`SELECT ${aggregates} FROM read_parquet(${f})`)
+  const stats = statsFrom(agg.getRows()[0] as Array<any>, recordCount, sizeOf)
   const handle = await fsp.open(file, "r")
   try {
     const { size } = await handle.stat()
@@ -132,7 +136,14 @@ const describe = async (con: DuckDBConnection, file: string): Promise<WrittenFil
   }
 }
 
-export const make = (options: { readonly threads?: number; readonly memoryLimit?: string } = {}) =>
+export interface DuckDbOptions {
+  readonly threads?: number
+  readonly memoryLimit?: string
+  /** Pooled connections (default 4). */
+  readonly connections?: number
+}
+
+export const make = (options: DuckDbOptions = {}) =>
   Effect.gen(function*() {
     const instance = yield* Effect.acquireRelease(
       Effect.tryPromise({
@@ -148,24 +159,28 @@ export const make = (options: { readonly threads?: number; readonly memoryLimit?
       (db) => Effect.sync(() => db.closeSync())
     )
 
-    /** A connection for one operation, closed afterwards whatever happens. */
+    const connect = Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const con = await instance.connect()
+          // Timestamp statistics are written as text: keep them in UTC (`2026-01-01 00:00:00+00`).
+          await con.run("SET TimeZone = 'UTC'")
+          return con
+        },
+        catch: (cause) => new DuckDbError(`cannot connect to DuckDB: ${String(cause)}`, { cause })
+      }),
+      (con) => Effect.sync(() => con.closeSync())
+    )
+    const pool = yield* Pool.make({ acquire: connect, size: options.connections ?? 4 })
+
+    /** A pooled connection for one operation; one that failed or was interrupted is discarded, not reused. */
     const withConnection = <A>(f: (con: DuckDBConnection) => Promise<A>) =>
-      Effect.acquireUseRelease(
-        Effect.tryPromise({
-          try: async () => {
-            const con = await instance.connect()
-            // Timestamp statistics are written as text: keep them in UTC (`2026-01-01 00:00:00+00`).
-            await con.run("SET TimeZone = 'UTC'")
-            return con
-          },
-          catch: (cause) => new DuckDbError(`cannot connect to DuckDB: ${String(cause)}`, { cause })
-        }),
-        (con) =>
+      Effect.scoped(
+        Effect.flatMap(pool.get, (con) =>
           Effect.tryPromise({
             try: () => f(con),
             catch: (cause) => new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })
-          }),
-        (con) => Effect.sync(() => con.closeSync())
+          }).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
       )
 
     const writeSnapshotFile: DuckDbService["writeSnapshotFile"] = (file, rows, projectId, metadata) =>
@@ -199,11 +214,25 @@ export const make = (options: { readonly threads?: number; readonly memoryLimit?
           app.closeSync()
           const fieldIds = COLUMNS.map((c) => `${c.name}: ${c.id}`).join(", ")
           const kv = Object.entries(metadata).map(([k, v]) => `${k}: ${lit(v)}`).join(", ")
-          await con.run(
+          const agg = await con.runAndReadAll(`SELECT ${aggregates} FROM ${table}`)
+          const copied = await con.runAndReadAll(
             `COPY (SELECT * FROM ${table} ORDER BY ts, attribute, value, unit, change_seq) TO ${lit(file)}
-             (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${fieldIds}}, KV_METADATA {${kv}})`
+             (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${fieldIds}}, KV_METADATA {${kv}}, RETURN_STATS true)`
           )
-          return describe(con, file)
+          const out = copied.getRowObjectsJson()[0] as any
+          const sizes = new Map<string, number>()
+          for (const entry of out.column_statistics as Array<any>) {
+            const column = String(entry.key).replace(/^"|"$/g, "")
+            const size = (entry.value as Array<any>).find((x: any) => x.key === "column_size_bytes")?.value
+            if (size !== undefined) sizes.set(column, Number(size))
+          }
+          const recordCount = Number(out.count)
+          return {
+            recordCount,
+            fileSizeBytes: Number(out.file_size_bytes),
+            footerSize: Number(out.footer_size_bytes),
+            stats: statsFrom(agg.getRows()[0] as Array<any>, recordCount, sizes)
+          }
         } finally {
           await con.run(`DROP TABLE IF EXISTS ${table}`)
         }
@@ -272,7 +301,7 @@ export const make = (options: { readonly threads?: number; readonly memoryLimit?
     return DuckDb.of({ writeSnapshotFile, describeFile, avusAsOf, changes, fileMetadata, query })
   })
 
-export const layer = (options?: { readonly threads?: number; readonly memoryLimit?: string }) =>
+export const layer = (options?: DuckDbOptions) =>
   Layer.scoped(DuckDb, make(options))
 
 /** Field id of a column (exported for tests that inspect files). */

@@ -251,6 +251,7 @@ export const make = Effect.gen(function*() {
         return local
       }
       yield* storage.get(remote, local)
+      yield* cache.added(f.fileSizeBytes)
       return local
     })
 
@@ -368,7 +369,7 @@ export const make = Effect.gen(function*() {
 
       return yield* catalog.withWriteLock(p.projectId, Effect.gen(function*() {
         if (key !== null) {
-          const hit = yield* catalog.findIdempotent(p, key)
+          const hit = yield* catalog.findIdempotent(p, key).pipe(Effect.withSpan("write.idempotency"))
           if (Option.isSome(hit)) {
             if (hit.value.contentHash !== hash) {
               return yield* new IdempotencyConflict({
@@ -390,7 +391,7 @@ export const make = Effect.gen(function*() {
         }
         const paths = [...new Set(changes.map((c) => c.irodsPath))]
         const present = new Set(
-          (yield* catalog.currentRows(p, paths)).filter((r) => r.op === "add").map((r) =>
+          (yield* catalog.currentRows(p, paths).pipe(Effect.withSpan("write.currentRows"))).filter((r) => r.op === "add").map((r) =>
             tripleKey(r.irodsPath, r.attribute, r.value, r.unit)
           )
         )
@@ -406,7 +407,7 @@ export const make = Effect.gen(function*() {
           note,
           idempotencyKey: key,
           contentHash: hash
-        })
+        }).pipe(Effect.withSpan("write.reserve"))
         yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
         const { rows, unmatchedDeletes } = expandChanges(changes, present, w.snapshotId, w.clock)
 
@@ -416,11 +417,14 @@ export const make = Effect.gen(function*() {
           const written = yield* duck.writeSnapshotFile(localFile, rows, p.projectId, fileMetadata(p, w, rows.length))
             .pipe(Effect.mapError((e) =>
               new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
-            ))
-          const put = yield* push(p, w)
+            ), Effect.withSpan("write.parquet"))
+          yield* cache.added(written.fileSizeBytes)
+          const put = yield* push(p, w).pipe(Effect.withSpan("write.push"))
           const checksum = formatIrodsChecksum(put.checksum)
-          yield* catalog.markPushed(p.projectId, w.snapshotId, checksum)
-          yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows)
+          yield* catalog.markPushed(p.projectId, w.snapshotId, checksum).pipe(Effect.withSpan("write.markPushed"))
+          yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows).pipe(
+            Effect.withSpan("write.commit")
+          )
         })
         yield* attempt.pipe(
           Effect.tapError((e) =>
@@ -433,10 +437,9 @@ export const make = Effect.gen(function*() {
               )
           )
         )
-        yield* catalog.dropPending(p.projectId, w.snapshotId).pipe(
-          Effect.catchAll((e) => Effect.logWarning("WAL cleanup deferred to recovery", e))
+        yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([localFile])))).pipe(
+          Effect.withSpan("write.evictCache")
         )
-        yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([localFile]))))
         return {
           recorded: true as const,
           projectId: p.projectId,

@@ -22,7 +22,12 @@ export interface LocalCacheService {
   readonly has: (file: string) => Effect.Effect<boolean>
   /** Mark as recently used. */
   readonly touch: (file: string) => Effect.Effect<void>
-  /** Evict LRU files until under the cap, sparing `pinned`. Returns bytes freed. */
+  /** Account for a file added to the cache (written or fetched), so eviction knows when to look. */
+  readonly added: (bytes: number) => Effect.Effect<void>
+  /**
+   * Evict LRU files until under the cap, sparing `pinned`. Returns bytes freed. Cheap while the running total is
+   * under the cap: the directory is only walked when it is over.
+   */
   readonly evict: (pinned: ReadonlySet<string>) => Effect.Effect<number>
   readonly sizeBytes: Effect.Effect<number>
 }
@@ -53,6 +58,8 @@ export const make = (config: LocalCacheConfig) =>
     const directory = nodePath.resolve(config.directory)
     const maxBytes = config.maxBytes ?? 1024 ** 3
     yield* Effect.promise(() => fs.mkdir(directory, { recursive: true }))
+    // Running total of the cache's size: starts from one walk, then follows our own additions and evictions.
+    let approxBytes = (yield* Effect.promise(() => walk(directory))).reduce((n, f) => n + f.size, 0)
 
     return LocalCache.of({
       directory,
@@ -69,10 +76,16 @@ export const make = (config: LocalCacheConfig) =>
           const now = new Date()
           return fs.utimes(file, now, now).catch(() => undefined)
         }),
+      added: (bytes) =>
+        Effect.sync(() => {
+          approxBytes += bytes
+        }),
       evict: (pinned) =>
         Effect.promise(async () => {
+          if (approxBytes <= maxBytes) return 0
           const files = await walk(directory)
           let total = files.reduce((n, f) => n + f.size, 0)
+          approxBytes = total
           if (total <= maxBytes) return 0
           let freed = 0
           for (const f of files.sort((a, b) => a.atime - b.atime)) {
@@ -82,6 +95,7 @@ export const make = (config: LocalCacheConfig) =>
             total -= f.size
             freed += f.size
           }
+          approxBytes = total
           return freed
         }),
       sizeBytes: Effect.promise(async () => (await walk(directory)).reduce((n, f) => n + f.size, 0))

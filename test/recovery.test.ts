@@ -218,12 +218,14 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       const oldest = file("old.parquet", 400, 200)
       const middle = file("mid.parquet", 400, 100)
       const newest = file("new.parquet", 100, 0)
+      yield* cache.added(1600)
       const freed = yield* cache.evict(new Set([pinned]))
       // 1600 bytes > 1000: the oldest unpinned files go until the rest fits (700 + 100 = 800).
       expect(freed).toBe(800)
       expect([pinned, oldest, middle, newest].map((f) => fs.existsSync(f))).toEqual([true, false, false, true])
       // Even when the pinned files alone exceed the cap, they stay.
       const big = file("big-pending.parquet", 5000, 500)
+      yield* cache.added(5000)
       expect(yield* cache.evict(new Set([pinned, big]))).toBe(100)
       expect(fs.existsSync(big) && fs.existsSync(pinned)).toBe(true)
     }))
