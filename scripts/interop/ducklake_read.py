@@ -11,7 +11,8 @@ Environment:
 stdin (JSON):
   {"metadataSchema": "lake_...", "dataPath": "/mnt/zone/.../.mesa/ducklake/",
    "attach": optional ATTACH statement with {conninfo} in place of the conninfo (else one is built),
-   "mode": "read" (default) | "create-foreign" (make a DuckLake catalog with the extension, for bad-input tests),
+   "mode": "read" (default) | "create-foreign" (make a DuckLake catalog with the extension, for bad-input tests)
+           | "golden" (the extension rewrites our history into its own lake "goldenSchema" at "goldenDataPath"),
    "asOf": [{"path": "/zone/p/x", "version": 7} | {"path": ..., "timestamp": "2026-...Z"}, optional "validAt": iso],
    "queries": [{"name": "...", "sql": "SELECT ... FROM lake.avu_changes ..."}]}
 stdout (JSON):
@@ -120,6 +121,40 @@ def create_foreign(con, conninfo: str, request: dict) -> None:
     json.dump({"duckdb": duckdb.__version__, "snapshots": n}, sys.stdout)
 
 
+def create_golden(con, conninfo: str, request: dict) -> None:
+    """The extension writes the same history into its own lake (schema `golden`), one INSERT per snapshot of ours,
+    so the suite can diff the catalog rows it writes with the ones our library writes."""
+    con.execute(
+        f"ATTACH {sql_text('ducklake:postgres:' + conninfo)} AS lake ("
+        f"METADATA_SCHEMA {sql_text(request['metadataSchema'])}, DATA_PATH {sql_text(request['dataPath'])}, "
+        "OVERRIDE_DATA_PATH true, READ_ONLY)"
+    )
+    con.execute(
+        f"ATTACH {sql_text('ducklake:postgres:' + conninfo)} AS golden ("
+        f"METADATA_SCHEMA {sql_text(request['goldenSchema'])}, DATA_PATH {sql_text(request['goldenDataPath'])}, "
+        "DATA_INLINING_ROW_LIMIT 0)"
+    )
+    columns = con.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_catalog = 'lake' AND table_name = 'avu_changes' ORDER BY ordinal_position"
+    ).fetchall()
+    ddl = ", ".join(f'"{c[0]}" {c[1]}' + ("" if c[2] == "YES" else " NOT NULL") for c in columns)
+    con.execute(f"CREATE TABLE golden.main.avu_changes ({ddl})")
+    snapshots = con.execute(
+        "SELECT snapshot_id, author, commit_message FROM lake.snapshots() WHERE snapshot_id > 1 ORDER BY snapshot_id"
+    ).fetchall()
+    for snapshot_id, author, message in snapshots:
+        con.execute("BEGIN")
+        con.execute(
+            "INSERT INTO golden.main.avu_changes SELECT * FROM lake.avu_changes "
+            f"WHERE snapshot_id = {int(snapshot_id)} ORDER BY ts, attribute, value, unit, change_seq"
+        )
+        con.execute("CALL golden.set_commit_message($1, $2)", [author, message])
+        con.execute("COMMIT")
+    con.execute("DETACH golden")
+    json.dump({"duckdb": duckdb.__version__, "snapshots": len(snapshots)}, sys.stdout)
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     conninfo = os.environ.get("MESA_INTEROP_CONNINFO")
@@ -130,6 +165,8 @@ def main() -> None:
     con, extensions = connect()
     if request.get("mode") == "create-foreign":
         return create_foreign(con, conninfo, request)
+    if request.get("mode") == "golden":
+        return create_golden(con, conninfo, request)
 
     if request.get("attach"):
         # The caller's ATTACH statement (the README's), with `{conninfo}` inside its 'ducklake:postgres:...' literal.

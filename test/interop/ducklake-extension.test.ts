@@ -16,6 +16,7 @@ import * as nodePath from "node:path"
 import * as Embedded from "../../layers/embedded.js"
 import { client as clientLayer, mounted } from "../../layers/components.js"
 import * as Catalog from "../../src/Catalog.js"
+import { COLUMNS } from "../../src/catalog/ducklakeSchema.js"
 import type { Avu, ChangeRow, Project } from "../../src/domain.js"
 import { DuckLakeClient } from "../../src/DuckLakeClient.js"
 import { EmbeddedPostgres } from "../../src/EmbeddedPostgres.js"
@@ -203,6 +204,30 @@ layer(Live, { timeout: "240 seconds", excludeTestServices: true })("DuckDB duckl
           expect(hit, `input ${JSON.stringify(c)} not found in the extension's rows`).toBeDefined()
         }
 
+        // Statistics both readers prune with must be exact: a bound that is too tight silently drops rows for both.
+        const stats = yield* withCatalogSql(dsn, (c) =>
+          c.withSql((sql) =>
+            sql<any>`SELECT d.begin_snapshot::int AS snapshot_id, d.record_count::int AS records, s.column_id::int AS column_id,
+                            s.null_count::int AS null_count, s.min_value, s.max_value
+                     FROM ${sql(p.metadataSchema)}.ducklake_data_file d
+                     JOIN ${sql(p.metadataSchema)}.ducklake_file_column_stats s ON s.data_file_id = d.data_file_id`
+          )
+        )
+        expect(stats.length).toBe(COLUMNS.length * ours.length)
+        for (const st of stats) {
+          const col = COLUMNS.find((c) => c.id === st.column_id)!
+          const inFile = ext.rows.filter((r) => r.snapshot_id === st.snapshot_id)
+          const values = inFile.map((r) => (col.name === "ts" ? r.ts_us : (r as any)[col.name])).filter((v) => v !== null)
+          const label = `stats of snapshot ${st.snapshot_id}, column ${col.name}`
+          expect([inFile.length, st.null_count], label).toEqual([st.records, st.records - values.length])
+          const asValue = (s: string | null) =>
+            s === null ? null : col.name === "ts" ? Date.parse(s.replace(" ", "T").replace(/\+00$/, "Z")) * 1000
+              : col.type.startsWith("int") ? Number(s) : s
+          const order = (a: any, b: any) => typeof a === "string" ? byteCmp(a, b) : a - b
+          const sorted = [...values].sort(order)
+          expect([asValue(st.min_value), asValue(st.max_value)], label).toEqual([sorted[0] ?? null, sorted[sorted.length - 1] ?? null])
+        }
+
         // 2. Snapshots: the same ids (0 and 1 create the lake and table), times, authors and messages.
         expect(ext.snapshots.map((s) => s.snapshot_id)).toEqual([0, 1, ...ours.map((s) => s.snapshotId).sort((a, b) => a - b)])
         for (const s of ours) {
@@ -247,6 +272,43 @@ layer(Live, { timeout: "240 seconds", excludeTestServices: true })("DuckDB duckl
           `interop: ${ext.snapshots.length} snapshots, ${ext.rows.length} rows, ${checked} as-of comparisons checked ` +
             `(+${readme.length} README queries; duckdb ${ext.duckdb}, python ${JSON.stringify(ext.timings)}; ${seconds}s)`
         )
+      }))
+  })
+
+  describe("golden lake", () => {
+    it.effect("the extension writing the same history itself makes the same catalog rows as our writer", () =>
+      Effect.gen(function*() {
+        const client = yield* DuckLakeClient
+        const { dsn } = yield* EmbeddedPostgres
+        const root = "/interopZone/home/alice/golden-source"
+        const p = yield* client.registerProject({ irodsPath: root, actor: "alice" })
+        const steps = buildSteps(root, Date.now()).filter((s) => s.kind === "batch").slice(0, 12)
+        yield* writeSteps(p, steps)
+        const goldenData = nodePath.join(base, "golden-data") + "/"
+        fs.mkdirSync(goldenData, { recursive: true })
+        yield* runReader(dsn, {
+          mode: "golden",
+          metadataSchema: p.metadataSchema,
+          dataPath: dataPathOf(p),
+          goldenSchema: "golden",
+          goldenDataPath: goldenData
+        })
+        const [ours, golden] = yield* Effect.all([catalogRows(dsn, p.metadataSchema), catalogRows(dsn, "golden")])
+        const deviations = [
+          ...Object.keys(golden).filter((t) => !["snapshot_changes", "file_column_stats", "table_column_stats"].includes(t))
+            .flatMap((t) => diffRows(t, ours[t]!, golden[t]!, (a, b) => JSON.stringify(a) === JSON.stringify(b))),
+          // The bootstrap snapshots carry our author and message; the extension's DDL had none.
+          ...diffRows("snapshot_changes", ours.snapshot_changes!, golden.snapshot_changes!, (a, b) =>
+            a.changes_made === b.changes_made &&
+            (Number(a.n) <= 2 || (a.author === b.author && a.commit_message === b.commit_message))),
+          ...diffRows("file_column_stats", ours.file_column_stats!, golden.file_column_stats!, sameStats),
+          ...diffRows("table_column_stats", ours.table_column_stats!, golden.table_column_stats!, sameStats)
+        ]
+        const summary = [...new Set(deviations.map((d) => d.split("[")[0]!))].map((t) => {
+          const mine = deviations.filter((d) => d.startsWith(`${t}[`))
+          return `${t}: ${mine.length} rows differ, e.g.\n  ${mine.slice(0, 3).join("\n  ")}`
+        })
+        expect(deviations.length, `our writer's catalog rows differ from the extension's:\n${summary.join("\n")}\n`).toBe(0)
       }))
   })
 
@@ -350,6 +412,80 @@ const effective = (rows: ReadonlyArray<ExtRow>, path: string, maxSnapshot: numbe
     via_ticket: r.via_ticket,
     rule_invocation: r.rule_invocation
   }))
+}
+
+/**
+ * The catalog rows of a lake that a writer decides, keyed by table, without what legitimately differs between
+ * two writers of the same history: uuids, wall-clock times, file names and byte sizes (different Parquet encoders).
+ * Snapshots are numbered by position (ours may have gaps left by failed writes).
+ */
+const catalogRows = (dsn: Redacted.Redacted<string>, schema: string) =>
+  withCatalogSql(dsn, (c) =>
+    c.withSql((sql) =>
+      Effect.gen(function*() {
+        const S = sql(schema)
+        const q = (text: string) => sql.unsafe<any>(text.replaceAll("{S}", `"${schema}"`))
+        void S
+        return {
+          metadata: yield* q(`SELECT key, value, scope, scope_id FROM {S}.ducklake_metadata
+                              WHERE key NOT IN ('created_by', 'data_path') AND key NOT LIKE 'mesa_%' ORDER BY key`),
+          schema: yield* q(`SELECT schema_id, begin_snapshot, end_snapshot, schema_name, path, path_is_relative FROM {S}.ducklake_schema`),
+          table: yield* q(`SELECT table_id, begin_snapshot, end_snapshot, schema_id, table_name, path, path_is_relative FROM {S}.ducklake_table`),
+          column: yield* q(`SELECT * FROM {S}.ducklake_column ORDER BY column_id`),
+          schema_versions: yield* q(`SELECT * FROM {S}.ducklake_schema_versions ORDER BY begin_snapshot`),
+          snapshot: yield* q(`SELECT row_number() OVER (ORDER BY snapshot_id) AS n, schema_version, next_catalog_id, next_file_id
+                              FROM {S}.ducklake_snapshot ORDER BY snapshot_id`),
+          snapshot_changes: yield* q(`SELECT row_number() OVER (ORDER BY snapshot_id) AS n, changes_made, author, commit_message
+                                      FROM {S}.ducklake_snapshot_changes ORDER BY snapshot_id`),
+          data_file: yield* q(`SELECT data_file_id, table_id, end_snapshot, file_order, path_is_relative, file_format,
+                                      record_count, row_id_start, partition_id, encryption_key, mapping_id, partial_max
+                               FROM {S}.ducklake_data_file ORDER BY data_file_id`),
+          file_column_stats: yield* q(`SELECT data_file_id, table_id, column_id, value_count, null_count, min_value,
+                                              max_value, contains_nan, extra_stats
+                                       FROM {S}.ducklake_file_column_stats ORDER BY data_file_id, column_id`),
+          table_stats: yield* q(`SELECT table_id, record_count, next_row_id FROM {S}.ducklake_table_stats`),
+          table_column_stats: yield* q(`SELECT * FROM {S}.ducklake_table_column_stats ORDER BY table_id, column_id`),
+          delete_file: yield* q(`SELECT count(*)::int AS n FROM {S}.ducklake_delete_file`),
+          inlined_data_tables: yield* q(`SELECT count(*)::int AS n FROM {S}.ducklake_inlined_data_tables`),
+          column_mapping: yield* q(`SELECT count(*)::int AS n FROM {S}.ducklake_column_mapping`)
+        } as Record<string, ReadonlyArray<any>>
+      })
+    ))
+
+/** Row-by-row differences of one catalog table, as readable lines. */
+const diffRows = (
+  table: string,
+  ours: ReadonlyArray<any>,
+  golden: ReadonlyArray<any>,
+  same: (a: any, b: any) => boolean
+): Array<string> => {
+  const out: Array<string> = []
+  for (let i = 0; i < Math.max(ours.length, golden.length); i++) {
+    const a = ours[i]
+    const b = golden[i]
+    if (a === undefined || b === undefined || !same(a, b)) {
+      const fields = a === undefined || b === undefined
+        ? "missing row"
+        : Object.keys(b).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+          .map((k) => `${k}: ours ${JSON.stringify(a[k])?.slice(0, 60)} vs extension ${JSON.stringify(b[k])?.slice(0, 60)}`).join("; ")
+      out.push(`${table}[${i}] ${JSON.stringify(b ?? a).slice(0, 80)}: ${fields}`)
+    }
+  }
+  return out
+}
+
+const byteCmp = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
+/**
+ * Column statistics agree: equal, except that DuckDB truncates long string bounds (and bumps the last kept
+ * character of a max), where ours are exact: then ours must lie within the extension's bounds.
+ */
+const sameStats = (a: any, b: any) => {
+  const { min_value: aMin, max_value: aMax, ...aRest } = a
+  const { min_value: bMin, max_value: bMax, ...bRest } = b
+  if (JSON.stringify(aRest) !== JSON.stringify(bRest)) return false
+  const bound = (x: string | null, y: string | null, ok: (c: number) => boolean) =>
+    x === y || (x !== null && y !== null && x.length !== y.length && ok(byteCmp(x, y)))
+  return bound(aMin, bMin, (c) => c >= 0) && bound(aMax, bMax, (c) => c <= 0)
 }
 
 /** Every file below a directory, relative, sorted. */

@@ -68,8 +68,13 @@ export interface ReaderRequest {
   readonly queries?: ReadonlyArray<{ readonly name: string; readonly sql: string }>
   /** An ATTACH statement with `{conninfo}` in place of the conninfo (the README's); default: one built by the script. */
   readonly attach?: string
-  /** `read` (default) or `create-foreign`: make a DuckLake catalog with the extension itself, in `metadataSchema`. */
-  readonly mode?: "read" | "create-foreign"
+  /**
+   * `read` (default); `create-foreign`: make a DuckLake catalog with the extension itself, in `metadataSchema`;
+   * `golden`: the extension rewrites the attached history, one INSERT per snapshot, into its own lake.
+   */
+  readonly mode?: "read" | "create-foreign" | "golden"
+  readonly goldenSchema?: string
+  readonly goldenDataPath?: string
   /** Give the password to libpq through PGPASSWORD instead of the conninfo (as an analyst would). */
   readonly passwordViaEnv?: boolean
 }
