@@ -8,6 +8,8 @@ export default defineConfig({
     // One embedded PostgreSQL per test file is expensive on 2 cores: run files one or two at a time.
     pool: "forks",
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // Under CI, also write machine-readable results for .ci/run's closing "N passed, N failed" line.
+    reporters: process.env.CI ? ["default", ["json", { outputFile: ".ci/results/unit.json" }]] : ["default"],
     testTimeout: 60_000,
     hookTimeout: 120_000
   }
