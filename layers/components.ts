@@ -3,7 +3,8 @@
  * local cache. Each root (hosted, local, embedded, test) picks its catalog and storage and provides them once.
  */
 import { NodeFileSystem } from "@effect/platform-node"
-import { Config, Layer, type Redacted } from "effect"
+import { Config, type ConfigError, Effect, Layer, type Redacted } from "effect"
+import * as IrodsStorage from "../src/irods/IrodsStorage.js"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Catalog from "../src/Catalog.js"
@@ -55,3 +56,15 @@ export const mountConfig = Config.all({
   mountRoot: Config.string("MESA_DUCKLAKE_MOUNT_ROOT"),
   logicalPrefix: Config.string("MESA_DUCKLAKE_MOUNT_PREFIX").pipe(Config.withDefault("/"))
 })
+
+/**
+ * Storage chosen by `MESA_DUCKLAKE_STORAGE`: `mounted` (default; `MESA_DUCKLAKE_MOUNT_*`) or `irods` (the native
+ * protocol client; `MESA_DUCKLAKE_IRODS_*` over `~/.irods/irods_environment.json`).
+ */
+export const storageFromConfig: Layer.Layer<LakeStorage, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const kind = yield* Config.literal("mounted", "irods")("MESA_DUCKLAKE_STORAGE").pipe(Config.withDefault("mounted"))
+    if (kind === "irods") return IrodsStorage.layerConfig
+    return mounted(yield* mountConfig)
+  })
+)

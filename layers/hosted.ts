@@ -1,17 +1,16 @@
 /**
- * Mode A, hosted: the catalog DSN is set (`MESA_DUCKLAKE_DSN`) and every change is recorded. Storage is the mounted
- * zone (`MESA_DUCKLAKE_MOUNT_ROOT` / `MESA_DUCKLAKE_MOUNT_PREFIX`).
+ * Mode A, hosted: the catalog DSN is set (`MESA_DUCKLAKE_DSN`) and every change is recorded. Storage is the
+ * mounted zone or the native iRODS client (`MESA_DUCKLAKE_STORAGE`, see `storageFromConfig`).
  */
 import { Config, Effect, Layer } from "effect"
-import { cacheConfig, client, mounted, mountConfig } from "./components.js"
+import { cacheConfig, client, storageFromConfig } from "./components.js"
 
 export const HostedConfig = Config.all({
   dsn: Config.redacted("MESA_DUCKLAKE_DSN"),
-  cache: cacheConfig,
-  mount: mountConfig
+  cache: cacheConfig
 })
 
 /** The hosted client from configuration. */
 export const layer = Layer.unwrapEffect(
-  Effect.map(HostedConfig, ({ cache, dsn, mount }) => client({ dsn, ...cache }, mounted(mount)))
+  Effect.map(HostedConfig, ({ cache, dsn }) => client({ dsn, ...cache }, storageFromConfig))
 )

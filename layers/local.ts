@@ -7,14 +7,13 @@
  */
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { layerNotConfigured } from "../src/DuckLakeClient.js"
-import { cacheConfig, client, mounted, mountConfig } from "./components.js"
+import { cacheConfig, client, storageFromConfig } from "./components.js"
 
 export const layer = Layer.unwrapEffect(
   Effect.gen(function*() {
     const dsn = yield* Config.option(Config.redacted("MESA_DUCKLAKE_DSN"))
     if (Option.isNone(dsn) || Redacted.value(dsn.value).trim() === "") return layerNotConfigured
     const cache = yield* cacheConfig
-    const mount = yield* mountConfig
-    return client({ dsn: dsn.value, ...cache }, mounted(mount))
+    return client({ dsn: dsn.value, ...cache }, storageFromConfig)
   })
 )
