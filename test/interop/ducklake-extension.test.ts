@@ -9,7 +9,7 @@
  *   npx vitest run --config vitest.interop.config.ts
  */
 import { beforeAll, describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Layer, type Redacted } from "effect"
+import { Effect, Either, Layer, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
@@ -272,6 +272,33 @@ layer(Live, { timeout: "240 seconds", excludeTestServices: true })("DuckDB duckl
           `interop: ${ext.snapshots.length} snapshots, ${ext.rows.length} rows, ${checked} as-of comparisons checked ` +
             `(+${readme.length} README queries; duckdb ${ext.duckdb}, python ${JSON.stringify(ext.timings)}; ${seconds}s)`
         )
+      }))
+  })
+
+  describe("the README's ATTACH", () => {
+    it.effect("with a mistyped METADATA_SCHEMA fails (READ_ONLY never creates a lake) and never shows the password", () =>
+      Effect.gen(function*() {
+        const { dsn } = yield* EmbeddedPostgres
+        const schema = "lake_typo"
+        const r = yield* Effect.either(runReader(dsn, {
+          metadataSchema: schema,
+          dataPath: `${base}/`,
+          attach: attachSql({ metadataSchema: schema, dataPath: `${base}/` }),
+          passwordViaEnv: true
+        }))
+        expect(Either.isLeft(r)).toBe(true)
+        const message = Either.isLeft(r) ? r.left.message : ""
+        expect(message).toMatch(/creating a new DuckLake is explicitly disabled/)
+        const password = splitPassword(toConninfo(Redacted.value(dsn))).password!
+        expect(message).not.toContain(password)
+        // With the password inside the conninfo, the error (which quotes the conninfo) is scrubbed too.
+        const r2 = yield* Effect.either(runReader(dsn, { metadataSchema: schema, dataPath: `${base}/` }))
+        expect(Either.isLeft(r2) ? r2.left.message : "").toMatch(/explicitly disabled/)
+        expect(Either.isLeft(r2) ? r2.left.message : password).not.toContain(password)
+        const exists = yield* withCatalogSql(dsn, (c) =>
+          c.withSql((sql) => sql<any>`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = ${schema}`)
+        )
+        expect(exists[0].n).toBe(0)
       }))
   })
 
