@@ -20,12 +20,14 @@ stdout (JSON):
    "queries": {"name": {"columns": [...], "rows": [[...], ...]}}, "timings": {...}}
 Times are epoch microseconds (exact); text is returned exactly as stored.
 """
+import atexit
 import datetime
 import importlib.util
 import json
 import os
 import pathlib
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -89,6 +91,7 @@ def connect():
     """DuckDB with the postgres and ducklake extensions LOADed from the wheels; nothing may be downloaded."""
     # An empty extension directory and an unreachable repository: nothing can be fetched or picked up from a cache.
     ext_dir = tempfile.mkdtemp(prefix="mesa-interop-ext-")
+    atexit.register(shutil.rmtree, ext_dir, True)
     con = duckdb.connect(config={
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
