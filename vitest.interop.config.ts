@@ -8,6 +8,7 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 1, minForks: 1 } },
     // First run installs DuckDB and the extension wheels from PyPI into .venv (beforeAll).
     hookTimeout: 15 * 60_000,
+    reporters: process.env.CI ? ["default", ["json", { outputFile: ".ci/results/interop.json" }]] : ["default"],
     testTimeout: 10 * 60_000
   }
 })

@@ -560,6 +560,37 @@ export const make = (config: CatalogConfig) =>
               extra_stats: null
             })))
           }`
+          // Table-level column statistics, as the extension keeps them: the new file's merged into the table's, with
+          // a typed order (numbers, times, bytes). A lake without them yet (written before we kept them) gets them
+          // from all its live files: merging with only the new file would give bounds that are too tight.
+          yield* sql`
+            WITH have AS (SELECT EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS yes),
+            source AS (
+              SELECT t.column_id, t.contains_null, t.min_value, t.max_value
+              FROM ${s}.ducklake_table_column_stats t WHERE t.table_id = ${TABLE_ID}
+              UNION ALL
+              SELECT f.column_id, f.null_count > 0, f.min_value, f.max_value
+              FROM ${s}.ducklake_file_column_stats f JOIN ${s}.ducklake_data_file d ON d.data_file_id = f.data_file_id
+              WHERE f.table_id = ${TABLE_ID} AND d.end_snapshot IS NULL
+                AND (f.data_file_id = ${fileId} OR NOT (SELECT yes FROM have))
+            ),
+            keyed AS (
+              SELECT src.*, c.column_type AS t FROM source src
+              JOIN ${s}.ducklake_column c ON c.table_id = ${TABLE_ID} AND c.column_id = src.column_id AND c.end_snapshot IS NULL
+            ),
+            merged AS (
+              SELECT column_id, bool_or(contains_null) AS contains_null,
+                (array_agg(min_value ORDER BY CASE WHEN t LIKE 'int%' THEN min_value::numeric END,
+                                              CASE WHEN t = 'timestamptz' THEN min_value::timestamptz END,
+                                              min_value COLLATE "C") FILTER (WHERE min_value IS NOT NULL))[1] AS min_value,
+                (array_agg(max_value ORDER BY CASE WHEN t LIKE 'int%' THEN max_value::numeric END DESC NULLS LAST,
+                                              CASE WHEN t = 'timestamptz' THEN max_value::timestamptz END DESC NULLS LAST,
+                                              max_value COLLATE "C" DESC) FILTER (WHERE max_value IS NOT NULL))[1] AS max_value
+              FROM keyed GROUP BY column_id
+            ),
+            cleared AS (DELETE FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID})
+            INSERT INTO ${s}.ducklake_table_column_stats
+            SELECT ${TABLE_ID}, column_id, contains_null, NULL, min_value, max_value, NULL FROM merged`
           yield* sql`
             UPDATE ${s}.ducklake_table_stats SET record_count = record_count + ${file.recordCount},
               next_row_id = next_row_id + ${file.recordCount}, file_size_bytes = file_size_bytes + ${file.fileSizeBytes}

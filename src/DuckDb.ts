@@ -102,7 +102,8 @@ const statsFrom = (
   COLUMNS.map((c, i) => ({
     columnId: c.id,
     columnSizeBytes: sizes.get(c.name) ?? null,
-    valueCount: recordCount,
+    // DuckLake's value_count is the number of non-NULL values (what the extension writes).
+    valueCount: Number(row[3 * i + 2] ?? 0),
     nullCount: recordCount - Number(row[3 * i + 2] ?? 0),
     min: row[3 * i] ?? null,
     max: row[3 * i + 1] ?? null

@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { client, mounted } from "../layers/components.js"
 import { Catalog } from "../src/Catalog.js"
-import type { DuckDb } from "../src/DuckDb.js"
+import { DuckDb, DuckDbError } from "../src/DuckDb.js"
 import * as DuckLakeClientLayers from "../src/DuckLakeClient.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
@@ -71,16 +71,24 @@ const Live = Layer.unwrapScoped(Effect.gen(function*() {
   return client({ dsn: pg.dsn, cacheDir: dirs.cacheDir }, faultyStorage)
 }))
 
-/** Runs `effect` with a second client whose catalog dies around the commit (same database, storage and cache). */
-const withFaultyCatalog = <A, E>(effect: Effect.Effect<A, E, DuckLakeClient>) =>
+/** A DuckDB whose Parquet writer fails (a full disk, say). */
+const failingDuck = Layer.effect(
+  DuckDb,
+  Effect.map(DuckDb, (real) =>
+    DuckDb.of({ ...real, writeSnapshotFile: () => Effect.fail(new DuckDbError("IO Error: No space left on device")) }))
+)
+
+/** Runs `effect` with a second client over one replaced part (same database, storage and cache). */
+const withClientOver = <P>(part: Layer.Layer<P, never, P>) => <A, E>(effect: Effect.Effect<A, E, DuckLakeClient>) =>
   Effect.gen(function*() {
     const parts = yield* Effect.context<Catalog | LakeStorage | DuckDb | LocalCache>()
     return yield* effect.pipe(
       Effect.provide(
-        DuckLakeClientLayers.layer.pipe(Layer.provide(faultyCatalog), Layer.provide(Layer.succeedContext(parts)))
+        DuckLakeClientLayers.layer.pipe(Layer.provide(part), Layer.provide(Layer.succeedContext(parts)))
       )
     )
   })
+const withFaultyCatalog = withClientOver(faultyCatalog)
 
 const register = Effect.flatMap(DuckLakeClient, (c) => c.registerProject({ irodsPath: freshRoot("rec"), actor: "alice" }))
 
@@ -124,6 +132,42 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       expect(e._tag).toBe("ChecksumMismatch")
       expect(fs.readdirSync(lakeDir)).toEqual([])
       expect(yield* c.listSnapshots(p.projectId)).toEqual([])
+    }))
+
+  it.effect("a Parquet write failure is a LakeWriteError at write-parquet; nothing visible or stored", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* register
+      const e = yield* Effect.flip(withClientOver(failingDuck)(attempt(p.projectId, p.irodsPath, "1")))
+      expect(e._tag).toBe("LakeWriteError")
+      if (e._tag === "LakeWriteError") {
+        expect(e.step).toBe("write-parquet")
+        expect(e.snapshotId).toBe(2)
+        expect(e.message).toContain("No space left")
+      }
+      expect(yield* c.listSnapshots(p.projectId)).toEqual([])
+      expect(listTree(nodePath.join(dirs.zoneDir, p.ducklakePath, "main/avu_changes"))).toEqual([])
+    }))
+
+  it.effect("a catalog that answers but refuses the commit is a CatalogError; the write is failed, its file removed", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* register
+      // Someone broke this project's lake by hand.
+      yield* catalog.withSql((sql) => sql`DROP TABLE ${sql(p.metadataSchema)}.mesa_snapshot`)
+      const e = yield* Effect.flip(attempt(p.projectId, p.irodsPath, "1"))
+      expect(e._tag).toBe("CatalogError")
+      expect(listTree(nodePath.join(dirs.zoneDir, p.ducklakePath, "main/avu_changes"))).toEqual([])
+      const [w] = yield* catalog.withSql((sql) =>
+        sql<any>`SELECT state FROM mesa_ducklake.pending_writes WHERE project_id = ${p.projectId}`
+      )
+      expect(w.state).toBe("failed")
+      const snaps = yield* catalog.withSql((sql) =>
+        sql<any>`SELECT count(*)::int AS n FROM ${sql(p.metadataSchema)}.ducklake_snapshot`
+      )
+      expect(snaps[0].n).toBe(2) // only the lake's own snapshots 0 and 1
+      void c
     }))
 
   for (
