@@ -3,21 +3,22 @@
  * iRODS zone: every method, the iRODS `set` semantics, both clocks, and the catalog layout.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
-import * as nodePath from "node:path"
 import { Catalog } from "../src/Catalog.js"
 import { COLUMNS } from "../src/catalog/ducklakeSchema.js"
 import { DuckDb } from "../src/DuckDb.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import { change, embedded, freshRoot, record, registerFresh } from "./support.js"
+import { LakeStorage } from "../src/LakeStorage.js"
+import { change, embedded, fetchLocal, freshRoot, record, registerFresh } from "./support.js"
 
-const { dirs, layer: Live } = embedded("client")
-const onDisk = (logical: string) => nodePath.join(dirs.zoneDir, logical)
 const triples = (avus: ReadonlyArray<{ attribute: string; value: string; unit: string }>) =>
   avus.map((a) => `${a.attribute}=${a.value}${a.unit ? `[${a.unit}]` : ""}`).sort()
 
-layer(Live, { timeout: "120 seconds", excludeTestServices: true })("DuckLakeClient", (it) => {
+/** The whole suite runs over both storages: the mounted zone and the native iRODS client (against the fake). */
+for (const kind of ["mounted", "irods"] as const) {
+const { layer: Live } = embedded("client", kind)
+layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClient over ${kind} storage`, (it) => {
   describe("projects", () => {
     it.effect("registers a project with its own DuckLake schema and lake collection", () =>
       Effect.gen(function*() {
@@ -30,7 +31,8 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("DuckLakeClie
         expect(p.createdBy).toBe("alice")
         expect(p.status).toBe("active")
         expect(p.metadataSchema).toMatch(/^lake_[0-9a-f]{32}$/)
-        expect(fs.statSync(onDisk(`${root}/.mesa/ducklake/main/avu_changes`)).isDirectory()).toBe(true)
+        const lakeDir = yield* (yield* LakeStorage).stat(`${root}/.mesa/ducklake/main/avu_changes`)
+        expect(Option.map(lakeDir, (e) => e.type)).toEqual(Option.some("collection"))
         expect(yield* client.getProject(p.projectId)).toEqual(p)
         const catalog = yield* Catalog
         const meta = yield* catalog.withSql((sql) =>
@@ -108,8 +110,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("DuckLakeClie
         expect(r.snapshotId).toBe(2)
         expect(r.changeCount).toBe(2)
         expect(r.replayed).toBe(false)
-        const file = onDisk(`${p.ducklakePath}/${r.parquetFile}`)
-        expect(fs.existsSync(file)).toBe(true)
+        const file = yield* fetchLocal(`${p.ducklakePath}/${r.parquetFile}`)
         const duck = yield* DuckDb
         const kv = yield* duck.fileMetadata(file)
         expect(kv.snapshot_id).toBe("2")
@@ -365,3 +366,4 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("DuckLakeClie
       }))
   })
 })
+}

@@ -2,7 +2,13 @@
  * Shared test fixtures: an embedded PostgreSQL + a real directory standing in for the iRODS zone, per test file.
  * Each test registers its own project (unique root), so tests sharing one layer do not see each other's data.
  */
-import { Effect, Layer } from "effect"
+import { Context, type Duration, Effect, Layer, Redacted } from "effect"
+import { client } from "../layers/components.js"
+import { IrodsClient } from "../src/irods/IrodsClient.js"
+import * as IrodsStorage from "../src/irods/IrodsStorage.js"
+import { LakeStorage } from "../src/LakeStorage.js"
+import * as EmbeddedPostgresModule from "../src/EmbeddedPostgres.js"
+import { fakeIrodsScoped, type FakeIrodsServer } from "./fake-irods/FakeIrods.js"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
@@ -11,6 +17,8 @@ import type { AvuChangeInput } from "../src/domain.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
 import { EmbeddedPostgres } from "../src/EmbeddedPostgres.js"
 import { Catalog } from "../src/Catalog.js"
+import type { DuckDb } from "../src/DuckDb.js"
+import type { LocalCache } from "../src/LocalCache.js"
 
 export const ZONE = "/testZone"
 
@@ -25,15 +33,70 @@ export const tempDirs = (label: string): Dirs => {
   return { base, zoneDir: nodePath.join(base, "zone"), cacheDir: nodePath.join(base, "cache") }
 }
 
-/** The embedded client layer for one test file, plus its directories. */
-export const embedded = (label: string) => {
-  const dirs = tempDirs(label)
-  const cleanup = Layer.scopedDiscard(
+/** The fake iRODS server behind a native-storage test layer (to switch its faults on). */
+export class FakeIrods extends Context.Tag("test/FakeIrods")<FakeIrods, FakeIrodsServer>() {}
+
+export type StorageKind = "mounted" | "irods"
+
+/**
+ * The client over a real embedded PostgreSQL and either storage: `mounted` (a real directory standing in for the
+ * zone) or `irods` (our native-protocol client talking to the fake iRODS 4.2.8 server, zone `testZone`).
+ */
+const irodsEmbedded = (dirs: Dirs, requestTimeout: Duration.DurationInput = "5 seconds") =>
+  Layer.unwrapScoped(
+    Effect.gen(function*() {
+      const server = yield* fakeIrodsScoped({ zone: "testZone", users: { rods: "rods" } })
+      const pg = yield* EmbeddedPostgresModule.make()
+      const storage = IrodsStorage.layer.pipe(
+        Layer.provide(IrodsClient.layer({
+          host: server.host,
+          port: server.port,
+          zone: server.zone,
+          user: "rods",
+          password: Redacted.make("rods"),
+          retryBase: "10 millis",
+          requestTimeout
+        }))
+      )
+      return Layer.mergeAll(
+        client({ dsn: pg.dsn, cacheDir: dirs.cacheDir }, storage),
+        Layer.succeed(EmbeddedPostgres, pg),
+        Layer.succeed(FakeIrods, server)
+      )
+    })
+  )
+
+/** What every embedded test layer provides. */
+export type EmbeddedServices = DuckLakeClient | Catalog | LakeStorage | DuckDb | LocalCache | EmbeddedPostgres
+
+const removing = (dirs: Dirs) =>
+  Layer.scopedDiscard(
     Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dirs.base, { recursive: true, force: true })))
   )
-  const layer = Embedded.layer({ zoneDir: dirs.zoneDir, cacheDir: dirs.cacheDir }).pipe(Layer.provideMerge(cleanup))
+
+/** The embedded client layer for one test file (over either storage), plus its directories. */
+export const embedded = (label: string, storage: StorageKind = "mounted") => {
+  const dirs = tempDirs(`${label}-${storage}`)
+  const layer: Layer.Layer<EmbeddedServices, unknown> = storage === "mounted"
+    ? Embedded.layer({ zoneDir: dirs.zoneDir, cacheDir: dirs.cacheDir }).pipe(Layer.provideMerge(removing(dirs)))
+    : irodsEmbedded(dirs).pipe(Layer.provideMerge(removing(dirs)))
   return { dirs, layer }
 }
+
+/** The native-storage layer with the fake server exposed, for fault injection. */
+export const embeddedIrods = (label: string, options: { readonly requestTimeout?: Duration.DurationInput } = {}) => {
+  const dirs = tempDirs(`${label}-irods`)
+  return { dirs, layer: irodsEmbedded(dirs, options.requestTimeout).pipe(Layer.provideMerge(removing(dirs))) }
+}
+
+/** Copy a stored file to a local temporary file (whatever the storage), for inspection. */
+export const fetchLocal = (path: string) =>
+  Effect.gen(function*() {
+    const storage = yield* LakeStorage
+    const local = nodePath.join(fs.mkdtempSync(nodePath.join(os.tmpdir(), "mesa-fetch-")), nodePath.basename(path))
+    yield* storage.get(path, local)
+    return local
+  })
 
 let counter = 0
 /** A fresh project root for one test. */
