@@ -152,6 +152,11 @@ export interface CatalogService {
     rows: ReadonlyArray<ChangeRow>
   ) => Effect.Effect<Date, Failure>
   readonly dropPending: (projectId: string, snapshotId: number) => Effect.Effect<void, Failure>
+  /** The commit record of a committed snapshot, as its marker file carries it. */
+  readonly commitRecord: (project: Project, snapshotId: number) => Effect.Effect<CommitRecord, Failure>
+  readonly markerWritten: (project: Project, snapshotId: number) => Effect.Effect<void, Failure>
+  /** Committed snapshots whose marker is not known to be stored yet, oldest first. */
+  readonly missingMarkers: (project: Project, limit: number) => Effect.Effect<ReadonlyArray<number>, Failure>
   readonly failPending: (
     projectId: string,
     snapshotId: number,
@@ -182,6 +187,25 @@ export interface CatalogService {
   ) => Effect.Effect<A, Exclude<E, SqlError.SqlError> | Failure>
   /** host:port/database, for messages (no password). */
   readonly target: string
+}
+
+/**
+ * What a commit marker (`<ducklake>/_mesa_log/snapshot_<id>.json`) records: written after the commit, it is how a
+ * rebuild from storage alone tells committed snapshot files from orphans, and recovers their transaction times.
+ */
+export interface CommitRecord {
+  readonly format: "mesa-ducklake-commit/1"
+  readonly projectId: string
+  readonly snapshotId: number
+  readonly snapshotTime: string
+  readonly dataFileId: number
+  readonly fileName: string
+  readonly checksum: string
+  readonly recordCount: number
+  readonly actor: string
+  readonly note: string | null
+  readonly idempotencyKey: string | null
+  readonly contentHash: string
 }
 
 export interface CurrentRow {
@@ -644,6 +668,42 @@ export const make = (config: CatalogConfig) =>
         sql`DELETE FROM mesa_ducklake.pending_writes WHERE project_id = ${projectId} AND snapshot_id = ${snapshotId}`, "dropPending")
         .pipe(Effect.asVoid)
 
+    const commitRecord: CatalogService["commitRecord"] = (project, snapshotId) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT m.*, m.snapshot_id::text AS id, m.data_file_id::text AS file_id, s.snapshot_time
+                   FROM ${sql(S(project))}.mesa_snapshot m
+                   JOIN ${sql(S(project))}.ducklake_snapshot s ON s.snapshot_id = m.snapshot_id
+                   WHERE m.snapshot_id = ${snapshotId}`,
+          ([r]) => ({
+            format: "mesa-ducklake-commit/1" as const,
+            projectId: project.projectId,
+            snapshotId: Number(r.id),
+            snapshotTime: new Date(r.snapshot_time).toISOString(),
+            dataFileId: Number(r.file_id),
+            fileName: r.file_path,
+            checksum: r.checksum,
+            recordCount: r.change_count,
+            actor: r.actor,
+            note: r.note,
+            idempotencyKey: r.idempotency_key,
+            contentHash: r.content_hash
+          })
+        ), "commitRecord")
+
+    const markerWritten: CatalogService["markerWritten"] = (project, snapshotId) =>
+      withSql((sql) =>
+        sql`UPDATE ${sql(S(project))}.mesa_snapshot SET marker_written = true WHERE snapshot_id = ${snapshotId}`, "markerWritten")
+        .pipe(Effect.asVoid)
+
+    const missingMarkers: CatalogService["missingMarkers"] = (project, limit) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT snapshot_id::text AS id FROM ${sql(S(project))}.mesa_snapshot WHERE NOT marker_written
+                   ORDER BY snapshot_id LIMIT ${limit}`,
+          (rows) => rows.map((r) => Number(r.id))
+        ), "missingMarkers")
+
     const failPending: CatalogService["failPending"] = (projectId, snapshotId, error, terminal) =>
       withSql((sql) =>
         sql`UPDATE mesa_ducklake.pending_writes
@@ -800,6 +860,9 @@ export const make = (config: CatalogConfig) =>
       markPushed,
       commitSnapshot,
       dropPending,
+      commitRecord,
+      markerWritten,
+      missingMarkers,
       failPending,
       pendingWrites,
       isCommitted,

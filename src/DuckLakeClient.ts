@@ -10,6 +10,7 @@
  */
 import { Context, Effect, Layer, Option, Schedule } from "effect"
 import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
 import { Catalog, checkLakeSchema, type LakeFile, type PendingWrite } from "./Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import {
@@ -48,6 +49,9 @@ import {
 } from "./errors.js"
 import { formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
 import { LocalCache } from "./LocalCache.js"
+
+/** Collection (under a project's ducklake path) holding one commit marker per committed snapshot. */
+export const MARKER_DIR = "_mesa_log"
 
 type CatalogFailure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
 type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | StorageError | LakeWriteError
@@ -119,6 +123,18 @@ export interface DuckLakeClientService {
     readonly limit?: number
   }) => Effect.Effect<RecoveryReport, CatalogFailure>
 }
+
+/** The steps of the write protocol, in order, as `WriteProbe` sees them. */
+export type WriteStep = "reserved" | "parquet-written" | "pushed" | "marked-pushed" | "committed"
+
+/**
+ * An optional observer called after each step of the write protocol. Production code provides none; the
+ * reliability tests provide one that kills the process at a chosen step.
+ */
+export class WriteProbe extends Context.Tag("mesa-ducklake/WriteProbe")<
+  WriteProbe,
+  { readonly after: (step: WriteStep, snapshotId: number) => Effect.Effect<void> }
+>() {}
 
 export class DuckLakeClient extends Context.Tag("mesa-ducklake/DuckLakeClient")<
   DuckLakeClient,
@@ -223,6 +239,10 @@ export const make = Effect.gen(function*() {
   const storage = yield* LakeStorage
   const duck = yield* DuckDb
   const cache = yield* LocalCache
+  const probe = Option.match(yield* Effect.serviceOption(WriteProbe), {
+    onNone: () => (_step: WriteStep, _id: number) => Effect.void,
+    onSome: (p) => p.after
+  })
   const verifiedSchemas = new Set<string>()
 
   /** The project, with its lake schema checked once per client (ours, DuckLake 1.0). */
@@ -291,15 +311,15 @@ export const make = Effect.gen(function*() {
     }
   )
 
-  /** Push with a few retries for transient faults; the collection is created on demand. */
-  const push = (p: Project, w: PendingWrite) =>
-    storage.put(w.localFile, w.remotePath, { overwrite: true }).pipe(
+  /** Upload with a few retries for transient faults; the parent collection is created on demand. */
+  const upload = (localFile: string, remotePath: string) =>
+    storage.put(localFile, remotePath, { overwrite: true }).pipe(
       Effect.catchIf(
         (e) => e._tag === "StorageError" && e.reason === "NotFound",
         () =>
           Effect.zipRight(
-            storage.makeCollection(`${p.ducklakePath}/main/${TABLE_NAME}`),
-            storage.put(w.localFile, w.remotePath, { overwrite: true })
+            storage.makeCollection(remotePath.slice(0, remotePath.lastIndexOf("/"))),
+            storage.put(localFile, remotePath, { overwrite: true })
           )
       ),
       Effect.retry({
@@ -307,6 +327,24 @@ export const make = Effect.gen(function*() {
         schedule: Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(3)))
       })
     )
+
+  const push = (_p: Project, w: PendingWrite) => upload(w.localFile, w.remotePath)
+
+  /**
+   * Writes the commit marker of a committed snapshot (`_mesa_log/snapshot_<id>.json`) and notes it in the catalog.
+   * A rebuild from storage trusts only files with a marker; recovery writes the ones a dying writer left out.
+   */
+  const writeMarker = (p: Project, snapshotId: number) =>
+    Effect.gen(function*() {
+      const record = yield* catalog.commitRecord(p, snapshotId)
+      const name = `snapshot_${String(snapshotId).padStart(10, "0")}.json`
+      const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
+      yield* Effect.promise(() => fs.writeFile(local, JSON.stringify(record, null, 2) + "\n"))
+      yield* upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`).pipe(
+        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true })))
+      )
+      yield* catalog.markerWritten(p, snapshotId)
+    }).pipe(Effect.withSpan("write.marker"))
 
   /** The file metadata that lets a Parquet file describe its own snapshot (used by rebuild). */
   const fileMetadata = (p: Project, w: PendingWrite, changeCount: number): Record<string, string> => ({
@@ -409,6 +447,7 @@ export const make = Effect.gen(function*() {
           contentHash: hash
         }).pipe(Effect.withSpan("write.reserve"))
         yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
+        yield* probe("reserved", w.snapshotId)
         const { rows, unmatchedDeletes } = expandChanges(changes, present, w.snapshotId, w.clock)
 
         // From here a failure must leave the snapshot failed (never committed later) and its file removed.
@@ -418,13 +457,17 @@ export const make = Effect.gen(function*() {
             .pipe(Effect.mapError((e) =>
               new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
             ), Effect.withSpan("write.parquet"))
+          yield* probe("parquet-written", w.snapshotId)
           yield* cache.added(written.fileSizeBytes)
           const put = yield* push(p, w).pipe(Effect.withSpan("write.push"))
+          yield* probe("pushed", w.snapshotId)
           const checksum = formatIrodsChecksum(put.checksum)
           yield* catalog.markPushed(p.projectId, w.snapshotId, checksum).pipe(Effect.withSpan("write.markPushed"))
+          yield* probe("marked-pushed", w.snapshotId)
           yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows).pipe(
             Effect.withSpan("write.commit")
           )
+          yield* probe("committed", w.snapshotId)
         })
         yield* attempt.pipe(
           Effect.tapError((e) =>
@@ -436,6 +479,10 @@ export const make = Effect.gen(function*() {
                 storage.remove(w.remotePath).pipe(Effect.ignore)
               )
           )
+        )
+        // The snapshot is committed: a marker that fails to land now is written by recovery later.
+        yield* writeMarker(p, w.snapshotId).pipe(
+          Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e))
         )
         yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([localFile])))).pipe(
           Effect.withSpan("write.evictCache")
@@ -554,11 +601,26 @@ export const make = Effect.gen(function*() {
   )(function*(options) {
     const maxAttempts = options?.maxAttempts ?? 5
     const pending = yield* catalog.pendingWrites({ limit: options?.limit ?? 100 })
-    const report = { pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 }
+    const report = { pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0, markers: 0 }
     for (const w of pending) {
       const p = yield* catalog.getProject(w.projectId).pipe(Effect.catchTag("ProjectNotFound", () => Effect.succeed(null)))
       if (p === null) continue
       yield* catalog.withWriteLock(p.projectId, recoverOne(p, w, maxAttempts, report))
+    }
+    // Committed snapshots whose writer died before their marker landed. One broken project does not stop the rest.
+    for (const p of yield* catalog.listProjects) {
+      yield* Effect.gen(function*() {
+        for (const id of yield* catalog.missingMarkers(p, options?.limit ?? 100)) {
+          yield* writeMarker(p, id)
+          report.markers++
+        }
+      }).pipe(
+        Effect.catchAll((e) =>
+          e._tag === "CatalogUnavailable"
+            ? Effect.fail(e)
+            : Effect.logWarning(`commit markers of project ${p.projectId} still missing`, e)
+        )
+      )
     }
     yield* Effect.annotateCurrentSpan(report)
     if (pending.length > 0) yield* Effect.logInfo("recovery finished", report)
@@ -613,6 +675,10 @@ export const make = Effect.gen(function*() {
         yield* commitFile(p, w, file, checksum!)
         yield* catalog.dropPending(p.projectId, w.snapshotId)
         report.committed++
+        yield* writeMarker(p, w.snapshotId).pipe(
+          Effect.tap(() => Effect.sync(() => report.markers++)),
+          Effect.catchAll((e) => Effect.logWarning("commit marker deferred", e))
+        )
       })
       yield* attempt.pipe(
         Effect.catchAll((e: any) =>

@@ -269,6 +269,8 @@ export interface RecoveryReport {
   readonly failed: number
   readonly orphaned: number
   readonly missingLocal: number
+  /** Commit markers written for committed snapshots that lacked one (their writer died after the commit). */
+  readonly markers: number
 }
 
 /** Decode an unknown change into `AvuChange`, naming the offending field on failure. */

@@ -141,6 +141,11 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
           sql<any>`SELECT row_id_start::int AS r FROM ${sql(p.metadataSchema)}.ducklake_data_file WHERE begin_snapshot = 3`
         )
         expect(row2.r).toBe(2)
+        // Its commit marker is in storage: what a rebuild from storage alone trusts.
+        const marker = JSON.parse(fs.readFileSync(yield* fetchLocal(`${p.ducklakePath}/_mesa_log/snapshot_0000000002.json`), "utf8"))
+        expect(marker).toMatchObject({ format: "mesa-ducklake-commit/1", projectId: p.projectId, snapshotId: 2, fileName: r.parquetFile.split("/").pop(), recordCount: 2, actor: "bob", note: "first" })
+        const snaps = yield* (yield* DuckLakeClient).listSnapshots(p.projectId)
+        expect(marker.snapshotTime).toBe(snaps.find((x) => x.snapshotId === 2)!.ts.toISOString())
         // Nothing is left in the write-ahead log.
         const wal = yield* catalog.pendingWrites({ limit: 10 })
         expect(wal.filter((w) => w.projectId === p.projectId)).toEqual([])

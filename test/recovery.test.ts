@@ -117,7 +117,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       const ok = yield* attempt(p.projectId, p.irodsPath, "2")
       expect(ok.recorded && ok.snapshotId).toBe(3) // 2 went to the failed write and is never reused
       const report = yield* c.recoverPendingPushes()
-      expect(report).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 })
+      expect(report).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0, markers: 0 })
       expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/obj`)).map((a) => a.value)).toEqual(["2"])
     }))
 
@@ -172,9 +172,9 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
 
   for (
     const [step, expected] of [
-      ["die-after-put", { pushed: 1, committed: 1 }],
-      ["die-before-commit", { pushed: 0, committed: 1 }],
-      ["die-after-commit", { pushed: 0, committed: 0 }]
+      ["die-after-put", { pushed: 1, committed: 1, markers: 1 }],
+      ["die-before-commit", { pushed: 0, committed: 1, markers: 1 }],
+      ["die-after-commit", { pushed: 0, committed: 0, markers: 1 }]
     ] as const
   ) {
     it.effect(`a writer dying at ${step} is finished by recovery exactly once`, () =>
@@ -200,7 +200,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
         const wal = yield* catalog.pendingWrites({ limit: 1000 })
         expect(wal.filter((w) => w.projectId === p.projectId)).toEqual([])
         // A second recovery has nothing to do.
-        expect(yield* c.recoverPendingPushes()).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 })
+        expect(yield* c.recoverPendingPushes()).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0, markers: 0 })
       }))
   }
 
@@ -239,10 +239,10 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       fs.rmSync(w!.localFile)
       fs.rmSync(nodePath.join(dirs.zoneDir, w!.remotePath))
       const first = yield* c.recoverPendingPushes({ maxAttempts: 2 })
-      expect(first).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 1 })
+      expect(first).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 1, markers: 0 })
       const second = yield* c.recoverPendingPushes({ maxAttempts: 2 })
-      expect(second).toEqual({ pushed: 0, committed: 0, failed: 1, orphaned: 0, missingLocal: 1 })
-      expect(yield* c.recoverPendingPushes({ maxAttempts: 2 })).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0 })
+      expect(second).toEqual({ pushed: 0, committed: 0, failed: 1, orphaned: 0, missingLocal: 1, markers: 0 })
+      expect(yield* c.recoverPendingPushes({ maxAttempts: 2 })).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0, markers: 0 })
       expect(yield* c.listSnapshots(p.projectId)).toEqual([])
     }))
 
