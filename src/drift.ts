@@ -1,0 +1,196 @@
+/**
+ * Drift: AVU edits made outside mesa-mcp (iCommands, the web portal, rules that do not mirror) leave the history
+ * behind iRODS. `detectDrift` compares a project's live AVUs — one GenQuery sweep over the data objects and one
+ * over the collections under the project root, with the native client — with the history's current state (the
+ * project's `mesa_current_avus` index, read in bulk) and reports, per path:
+ *
+ * - `extra`: AVUs present in iRODS that the history does not have in effect;
+ * - `missing`: AVUs the history has in effect that iRODS no longer carries.
+ *
+ * `recordDrift` records the differences as one snapshot (adds for `extra`, deletes for `missing`) whose changes
+ * carry the source `mesa-ducklake:drift-reconciliation`, so the history catches up with iRODS.
+ *
+ * The project's own `.mesa/` collection (the lake's files) is left out of both sides.
+ */
+import { Effect } from "effect"
+import { Catalog } from "./Catalog.js"
+import { type AvuChangeInput, isWithin, type NotRecorded, type Project, type RecordResult, type TargetType } from "./domain.js"
+import { DuckLakeClient, type RecordError } from "./DuckLakeClient.js"
+import { COL } from "./irods/Api.js"
+import { toStorageError } from "./irods/Errors.js"
+import { eq, IrodsClient, like } from "./irods/IrodsClient.js"
+import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, InvalidChange, LakeWriteError, ProjectNotFound, StorageError } from "./errors.js"
+
+/** The `source` of changes recorded by a drift reconciliation. */
+export const DRIFT_SOURCE = "mesa-ducklake:drift-reconciliation"
+
+export interface Triple {
+  readonly attribute: string
+  readonly value: string
+  readonly unit: string
+}
+
+export interface PathDrift {
+  readonly irodsPath: string
+  readonly targetType: TargetType
+  /** In iRODS, not in effect in the history. */
+  readonly extra: ReadonlyArray<Triple>
+  /** In effect in the history, no longer in iRODS. */
+  readonly missing: ReadonlyArray<Triple>
+}
+
+export interface DriftReport {
+  readonly projectId: string
+  readonly root: string
+  /** AVUs found in iRODS under the root. */
+  readonly liveAvus: number
+  /** AVUs in effect in the history. */
+  readonly historyAvus: number
+  /** Paths that differ, sorted. */
+  readonly paths: ReadonlyArray<PathDrift>
+}
+
+export type DriftError = CatalogUnavailable | CatalogError | CatalogSchemaMismatch | StorageError
+
+const key = (t: Triple) => JSON.stringify([t.attribute, t.value, t.unit])
+
+interface Entry {
+  targetType: TargetType
+  readonly triples: Map<string, Triple>
+}
+
+const add = (into: Map<string, Entry>, path: string, targetType: TargetType, t: Triple) => {
+  let e = into.get(path)
+  if (e === undefined) into.set(path, e = { targetType, triples: new Map() })
+  e.triples.set(key(t), t)
+}
+
+/** Live AVUs under `root` (data objects and collections), keyed by path. */
+const liveAvus = (root: string) =>
+  Effect.gen(function*() {
+    const irods = yield* IrodsClient
+    const below = like(`${root}/%`)
+    const [dataAt, dataBelow, collAt, collBelow] = yield* Effect.all([
+      irods.genQuery({
+        select: [COL.COLL_NAME, COL.DATA_NAME, COL.META_DATA_ATTR_NAME, COL.META_DATA_ATTR_VALUE, COL.META_DATA_ATTR_UNITS],
+        where: [[COL.COLL_NAME, eq(root)]]
+      }),
+      irods.genQuery({
+        select: [COL.COLL_NAME, COL.DATA_NAME, COL.META_DATA_ATTR_NAME, COL.META_DATA_ATTR_VALUE, COL.META_DATA_ATTR_UNITS],
+        where: [[COL.COLL_NAME, below]]
+      }),
+      irods.genQuery({
+        select: [COL.COLL_NAME, COL.META_COLL_ATTR_NAME, COL.META_COLL_ATTR_VALUE, COL.META_COLL_ATTR_UNITS],
+        where: [[COL.COLL_NAME, eq(root)]]
+      }),
+      irods.genQuery({
+        select: [COL.COLL_NAME, COL.META_COLL_ATTR_NAME, COL.META_COLL_ATTR_VALUE, COL.META_COLL_ATTR_UNITS],
+        where: [[COL.COLL_NAME, below]]
+      })
+    ], { concurrency: 2 }).pipe(Effect.mapError(toStorageError))
+    const out = new Map<string, Entry>()
+    for (const [coll, name, attribute, value, unit] of [...dataAt, ...dataBelow]) {
+      add(out, `${coll}/${name}`, "data_object", { attribute: attribute!, value: value!, unit: unit ?? "" })
+    }
+    for (const [coll, attribute, value, unit] of [...collAt, ...collBelow]) {
+      add(out, coll!, "collection", { attribute: attribute!, value: value!, unit: unit ?? "" })
+    }
+    return out
+  })
+
+/** The history's AVUs in effect now, for every path of the project, in one query. */
+const historyAvus = (project: Project) =>
+  Effect.flatMap(Catalog, (catalog) =>
+    catalog.withSql((sql) =>
+      Effect.map(
+        sql<{ irods_path: string; attribute: string; value: string; unit: string }>`
+          SELECT irods_path, attribute, value, unit FROM ${sql(project.metadataSchema)}.mesa_current_avus
+          WHERE op = 'add'`,
+        (rows) => {
+          const out = new Map<string, Entry>()
+          // The target type is unknown here; it is taken from iRODS, or from the history for vanished paths.
+          for (const r of rows) add(out, r.irods_path, "data_object", r)
+          return out
+        }
+      )
+    ))
+
+/** Compare a project's live AVUs in iRODS with its history's current state. */
+export const detectDrift = Effect.fn("Drift.detect")(function*(project: Project) {
+  const client = yield* DuckLakeClient
+  const inScope = (path: string) => isWithin(path, project.irodsPath) && !isWithin(path, `${project.irodsPath}/.mesa`)
+  const [live, recorded] = yield* Effect.all([liveAvus(project.irodsPath), historyAvus(project)], { concurrency: 2 })
+  const paths = [...new Set([...live.keys(), ...recorded.keys()])].filter(inScope).sort()
+  const report: Array<PathDrift> = []
+  let liveCount = 0
+  let historyCount = 0
+  for (const path of paths) {
+    const l = live.get(path)?.triples ?? new Map<string, Triple>()
+    const h = recorded.get(path)?.triples ?? new Map<string, Triple>()
+    liveCount += l.size
+    historyCount += h.size
+    const extra = [...l.entries()].filter(([k]) => !h.has(k)).map(([, t]) => t)
+    const missing = [...h.entries()].filter(([k]) => !l.has(k)).map(([, t]) => t)
+    if (extra.length === 0 && missing.length === 0) continue
+    const liveType = live.get(path)?.targetType
+    const targetType = liveType ?? (yield* client.getHistory(project.projectId, { irodsPath: path, limit: 1 }).pipe(
+      Effect.map((rows) => rows[0]?.targetType ?? "data_object"),
+      Effect.orElseSucceed(() => "data_object" as const)
+    ))
+    const byTriple = (a: Triple, b: Triple) => key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0
+    report.push({ irodsPath: path, targetType, extra: extra.sort(byTriple), missing: missing.sort(byTriple) })
+  }
+  yield* Effect.annotateCurrentSpan({
+    projectId: project.projectId,
+    liveAvus: liveCount,
+    historyAvus: historyCount,
+    driftedPaths: report.length
+  })
+  yield* Effect.logDebug("drift checked", { projectId: project.projectId, paths: paths.length, drifted: report.length })
+  return { projectId: project.projectId, root: project.irodsPath, liveAvus: liveCount, historyAvus: historyCount, paths: report } satisfies DriftReport
+})
+
+/** The changes that bring the history in line with iRODS: adds for `extra`, deletes for `missing`. */
+export const reconciliationChanges = (report: DriftReport, actor: string): Array<AvuChangeInput> =>
+  report.paths.flatMap((p) => [
+    ...p.missing.map((t) => ({ ...t, op: "delete" as const })),
+    ...p.extra.map((t) => ({ ...t, op: "add" as const }))
+  ].map((t): AvuChangeInput => ({
+    irodsPath: p.irodsPath,
+    targetType: p.targetType,
+    attribute: t.attribute,
+    value: t.value,
+    unit: t.unit,
+    op: t.op,
+    actor,
+    source: DRIFT_SOURCE
+  })))
+
+/**
+ * Record a drift report as one snapshot. Answers `null` when there is nothing to record. Batches above the
+ * per-snapshot limit are refused by `recordChanges` (`InvalidChange`).
+ */
+export const recordDrift = Effect.fn("Drift.record")(function*(
+  report: DriftReport,
+  options: { readonly actor: string }
+): Effect.fn.Return<RecordResult | NotRecorded | null, RecordError, DuckLakeClient> {
+  const changes = reconciliationChanges(report, options.actor)
+  if (changes.length === 0) return null
+  const client = yield* DuckLakeClient
+  const added = changes.filter((c) => c.op === "add").length
+  const result = yield* client.recordChanges({
+    projectId: report.projectId,
+    actor: options.actor,
+    changes,
+    note: `drift reconciliation: ${added} added, ${changes.length - added} removed`
+  })
+  yield* Effect.annotateCurrentSpan({
+    projectId: report.projectId,
+    changes: changes.length,
+    ...(result.recorded ? { snapshotId: result.snapshotId } : {})
+  })
+  return result
+})
+
+/** Errors `detectDrift` can fail with. */
+export type DetectDriftError = DriftError | ProjectNotFound | InvalidChange | LakeWriteError
