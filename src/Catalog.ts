@@ -181,6 +181,27 @@ export interface CatalogService {
     snapshotId: number
   ) => Effect.Effect<void, Failure | SnapshotNotFound>
   readonly latestSnapshot: (project: Project) => Effect.Effect<number, Failure>
+  /** Live data files of the project's table, in snapshot order (for compaction). */
+  readonly liveFiles: (project: Project) => Effect.Effect<ReadonlyArray<LiveFile>, Failure>
+  /**
+   * Replaces adjacent files by one compacted file, as DuckLake's merge_adjacent_files does: the new file begins at
+   * the first source's snapshot and records the last in `partial_max`; the sources leave the catalog and are
+   * scheduled for deletion. Its own snapshot carries `merge_adjacent`. Fails if a source is no longer live.
+   */
+  readonly commitCompaction: (
+    project: Project,
+    input: {
+      readonly sources: ReadonlyArray<LiveFile>
+      readonly file: DataFileInfo
+      readonly actor: string
+    }
+  ) => Effect.Effect<{ readonly snapshotId: number; readonly snapshotTime: Date; readonly dataFileId: number }, Failure>
+  /** Files scheduled for deletion before `before` (paths relative to the ducklake collection). */
+  readonly scheduledForDeletion: (
+    project: Project,
+    before: Date
+  ) => Effect.Effect<ReadonlyArray<{ readonly dataFileId: number; readonly relativePath: string }>, Failure>
+  readonly forgetScheduled: (project: Project, dataFileIds: ReadonlyArray<number>) => Effect.Effect<void, Failure>
   /** Raw SQL access for maintenance jobs and tests. */
   readonly withSql: <A, E>(
     f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>
@@ -206,6 +227,18 @@ export interface CommitRecord {
   readonly note: string | null
   readonly idempotencyKey: string | null
   readonly contentHash: string
+}
+
+export interface LiveFile {
+  readonly dataFileId: number
+  /** File name relative to the table path. */
+  readonly fileName: string
+  readonly beginSnapshot: number
+  /** Highest snapshot whose rows the file holds (its begin snapshot, unless compacted). */
+  readonly lastSnapshot: number
+  readonly recordCount: number
+  readonly fileSizeBytes: number
+  readonly rowIdStart: number | null
 }
 
 export interface CurrentRow {
@@ -779,6 +812,105 @@ export const make = (config: CatalogConfig) =>
         )
       }, "files")
 
+
+    const liveFiles: CatalogService["liveFiles"] = (project) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT data_file_id::text AS id, path, begin_snapshot::text AS b, partial_max::text AS pm,
+                          record_count::text AS n, file_size_bytes::text AS size, row_id_start::text AS r
+                   FROM ${sql(S(project))}.ducklake_data_file WHERE table_id = ${TABLE_ID} AND end_snapshot IS NULL
+                   ORDER BY begin_snapshot, data_file_id`,
+          (rows) =>
+            rows.map((r) => ({
+              dataFileId: Number(r.id),
+              fileName: r.path,
+              beginSnapshot: Number(r.b),
+              lastSnapshot: Number(r.pm ?? r.b),
+              recordCount: Number(r.n),
+              fileSizeBytes: Number(r.size),
+              rowIdStart: r.r === null ? null : Number(r.r)
+            }))
+        ), "liveFiles")
+
+    const commitCompaction: CatalogService["commitCompaction"] = (project, input) =>
+      withSql((sql) =>
+        sql.withTransaction(Effect.gen(function*() {
+          const s = sql(S(project))
+          yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
+          const ids = input.sources.map((f) => f.dataFileId)
+          const [live] = yield* sql<any>`SELECT count(*)::int AS n FROM ${s}.ducklake_data_file
+                                          WHERE data_file_id IN ${sql.in(ids)} AND end_snapshot IS NULL`
+          if (live.n !== ids.length) {
+            return yield* Effect.fail(
+              new CatalogError({ operation: "commitCompaction", cause: new Error("a source file is no longer live") })
+            )
+          }
+          const [prev] = yield* sql<any>`
+            SELECT snapshot_id::text AS id, snapshot_time, schema_version::text AS sv, next_catalog_id::text AS nc,
+                   next_file_id::text AS nf
+            FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`
+          // The compaction's snapshot id comes after every id handed out, committed or not.
+          const [{ id: reserved }] = (yield* sql<any>`
+            UPDATE mesa_ducklake.projects SET last_snapshot_id = GREATEST(last_snapshot_id, ${prev.id}::int8) + 1
+            WHERE project_id = ${project.projectId} RETURNING last_snapshot_id::text AS id`) as any
+          const snapshotId = Number(reserved)
+          const fileId = Number(prev.nf)
+          const [{ t }] = (yield* sql<any>`
+            INSERT INTO ${s}.ducklake_snapshot
+            VALUES (${snapshotId}, GREATEST(date_trunc('milliseconds', clock_timestamp()),
+                      ${prev.snapshot_time}::timestamptz + interval '1 millisecond'),
+                    ${prev.sv}::int8, ${prev.nc}::int8, ${fileId + 1})
+            RETURNING snapshot_time AS t`) as any
+          const begin = Math.min(...input.sources.map((f) => f.beginSnapshot))
+          const last = Math.max(...input.sources.map((f) => f.lastSnapshot))
+          // Rows are re-sorted (by path) in the new file, so it carries each row's id itself: row_id_start is NULL.
+          yield* sql`
+            INSERT INTO ${s}.ducklake_data_file VALUES (${fileId}, ${TABLE_ID}, ${begin}, NULL, NULL,
+              ${input.file.fileName}, true, 'parquet', ${input.file.recordCount}, ${input.file.fileSizeBytes},
+              ${input.file.footerSize}, NULL, NULL, NULL, NULL, ${last})`
+          yield* sql`INSERT INTO ${s}.ducklake_file_column_stats ${
+            sql.insert(input.file.stats.map((c) => ({
+              data_file_id: fileId,
+              table_id: TABLE_ID,
+              column_id: c.columnId,
+              column_size_bytes: c.columnSizeBytes,
+              value_count: c.valueCount,
+              null_count: c.nullCount,
+              min_value: c.min,
+              max_value: c.max,
+              contains_nan: null,
+              extra_stats: null
+            })))
+          }`
+          yield* sql`INSERT INTO ${s}.ducklake_files_scheduled_for_deletion
+                     SELECT data_file_id, ${`main/${TABLE_NAME}/`} || path, true, now()
+                     FROM ${s}.ducklake_data_file WHERE data_file_id IN ${sql.in(ids)}`
+          yield* sql`DELETE FROM ${s}.ducklake_file_column_stats WHERE data_file_id IN ${sql.in(ids)}`
+          yield* sql`DELETE FROM ${s}.ducklake_data_file WHERE data_file_id IN ${sql.in(ids)}`
+          const removedBytes = input.sources.reduce((n, f) => n + f.fileSizeBytes, 0)
+          yield* sql`UPDATE ${s}.ducklake_table_stats
+                     SET file_size_bytes = file_size_bytes - ${removedBytes} + ${input.file.fileSizeBytes}
+                     WHERE table_id = ${TABLE_ID}`
+          yield* sql`
+            INSERT INTO ${s}.ducklake_snapshot_changes VALUES (${snapshotId}, ${`merge_adjacent:${TABLE_ID}`},
+              ${input.actor}, ${`mesa-ducklake: compacted ${ids.length} files`},
+              ${JSON.stringify({ tool: "mesa-ducklake", compacted: ids.length })})`
+          return { snapshotId, snapshotTime: new Date(t), dataFileId: fileId }
+        })), "commitCompaction")
+
+    const scheduledForDeletion: CatalogService["scheduledForDeletion"] = (project, before) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT data_file_id::text AS id, path FROM ${sql(S(project))}.ducklake_files_scheduled_for_deletion
+                   WHERE schedule_start < ${before} ORDER BY data_file_id`,
+          (rows) => rows.map((r) => ({ dataFileId: Number(r.id), relativePath: r.path as string }))
+        ), "scheduledForDeletion")
+
+    const forgetScheduled: CatalogService["forgetScheduled"] = (project, ids) =>
+      ids.length === 0 ? Effect.void : withSql((sql) =>
+        sql`DELETE FROM ${sql(S(project))}.ducklake_files_scheduled_for_deletion WHERE data_file_id IN ${sql.in(ids as Array<number>)}`, "forgetScheduled")
+        .pipe(Effect.asVoid)
+
     const currentAvus: CatalogService["currentAvus"] = (project, path) =>
       withSql((sql) =>
         Effect.map(
@@ -873,6 +1005,10 @@ export const make = (config: CatalogConfig) =>
       snapshotAt,
       requireSnapshot,
       latestSnapshot,
+      liveFiles,
+      commitCompaction,
+      scheduledForDeletion,
+      forgetScheduled,
       withSql: (f) => withSql(f) as any,
       target
     })

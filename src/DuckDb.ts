@@ -52,6 +52,15 @@ export interface DuckDbService {
     filter: RowFilter,
     options: { readonly limit?: number; readonly order: "newest" | "oldest" }
   ) => Effect.Effect<ReadonlyArray<ChangeRow>, DuckDbError>
+  /**
+   * Merges snapshot files into one, sorted by path (so path statistics prune well), carrying DuckLake's internal
+   * `_ducklake_internal_snapshot_id` and `_ducklake_internal_row_id` columns so time travel and row ids stay exact.
+   */
+  readonly writeCompactedFile: (
+    sources: ReadonlyArray<{ readonly file: string; readonly rowIdStart: number | null }>,
+    out: string,
+    metadata: Readonly<Record<string, string>>
+  ) => Effect.Effect<WrittenFile, DuckDbError>
   /** The catalog's description of an existing Parquet file (recovery and rebuild). */
   readonly describeFile: (file: string) => Effect.Effect<WrittenFile, DuckDbError>
   /** Key-value metadata of a Parquet file (what rebuild reads). */
@@ -61,6 +70,10 @@ export interface DuckDbService {
 }
 
 export class DuckDb extends Context.Tag("mesa-ducklake/DuckDb")<DuckDb, DuckDbService>() {}
+
+/** Field ids DuckLake reserves for its internal columns in compacted files. */
+export const INTERNAL_SNAPSHOT_ID_FIELD = 2147483539
+export const INTERNAL_ROW_ID_FIELD = 2147483540
 
 const lit = (s: string) => `'${s.replace(/'/g, "''")}'`
 const fileList = (files: ReadonlyArray<string>) => `[${files.map(lit).join(", ")}]`
@@ -244,7 +257,7 @@ export const make = (options: DuckDbOptions = {}) =>
         const result = await con.runAndReadAll(
           `SELECT attribute, value, unit, actor, CAST(epoch_ms(ts) AS DOUBLE) AS ts_ms, CAST(snapshot_id AS DOUBLE) AS snapshot_id,
                   source, via_ticket, rule_invocation, op
-           FROM read_parquet(${fileList(files)})
+           FROM read_parquet(${fileList(files)}, union_by_name = true)
            WHERE irods_path = $path AND ts <= $t AND snapshot_id <= $max
            QUALIFY row_number() OVER (PARTITION BY attribute, value, unit
                                       ORDER BY ts DESC, snapshot_id DESC, change_seq DESC) = 1
@@ -279,7 +292,7 @@ export const make = (options: DuckDbOptions = {}) =>
         if (filter.afterSnapshot !== undefined) conds.push(`snapshot_id > ${filter.afterSnapshot}`)
         const dir = opts.order === "newest" ? "DESC" : "ASC"
         const result = await con.runAndReadAll(
-          `SELECT ${SELECT_ROW} FROM read_parquet(${fileList(files)}) WHERE ${conds.join(" AND ")}
+          `SELECT ${SELECT_ROW} FROM read_parquet(${fileList(files)}, union_by_name = true) WHERE ${conds.join(" AND ")}
            ORDER BY ts ${dir}, snapshot_id ${dir}, change_seq ${dir}
            ${opts.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(opts.limit))}`}`
         )
@@ -297,9 +310,37 @@ export const make = (options: DuckDbOptions = {}) =>
     const query: DuckDbService["query"] = (sqlText) =>
       withConnection(async (con) => (await con.runAndReadAll(sqlText)).getRowObjectsJS() as any)
 
+    const writeCompactedFile: DuckDbService["writeCompactedFile"] = (sources, out, metadata) =>
+      withConnection(async (con) => {
+        // A source that was itself compacted carries its rows' ids; a plain one has them implied by position.
+        const starts = sources.map((x) => `(${lit(x.file)}, ${x.rowIdStart === null ? "NULL" : Math.floor(x.rowIdStart)}::BIGINT)`)
+          .join(", ")
+        const rowId = sources.some((x) => x.rowIdStart === null)
+          ? "COALESCE(r._ducklake_internal_row_id, s.row_id_start + r.file_row_number)"
+          : "s.row_id_start + r.file_row_number"
+        const fieldIds = [
+          ...COLUMNS.map((c) => `${c.name}: ${c.id}`),
+          `_ducklake_internal_snapshot_id: ${INTERNAL_SNAPSHOT_ID_FIELD}`,
+          `_ducklake_internal_row_id: ${INTERNAL_ROW_ID_FIELD}`
+        ].join(", ")
+        const kv = Object.entries(metadata).map(([k, v]) => `${k}: ${lit(v)}`).join(", ")
+        await con.run(
+          `COPY (
+             SELECT ${COLUMNS.map((c) => `r.${c.name}`).join(", ")},
+                    r.snapshot_id AS _ducklake_internal_snapshot_id,
+                    ${rowId} AS _ducklake_internal_row_id
+             FROM read_parquet(${fileList(sources.map((x) => x.file))}, filename = true, file_row_number = true,
+                               union_by_name = true) r
+             JOIN (VALUES ${starts}) s(filename, row_id_start) ON s.filename = r.filename
+             ORDER BY r.irods_path, r.ts, r.snapshot_id, r.change_seq
+           ) TO ${lit(out)} (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${fieldIds}}, KV_METADATA {${kv}})`
+        )
+        return describe(con, out)
+      })
+
     const describeFile: DuckDbService["describeFile"] = (file) => withConnection((con) => describe(con, file))
 
-    return DuckDb.of({ writeSnapshotFile, describeFile, avusAsOf, changes, fileMetadata, query })
+    return DuckDb.of({ writeSnapshotFile, writeCompactedFile, describeFile, avusAsOf, changes, fileMetadata, query })
   })
 
 export const layer = (options?: DuckDbOptions) =>

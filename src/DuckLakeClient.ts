@@ -11,11 +11,14 @@
 import { Context, Effect, Layer, Option, Schedule } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
-import { Catalog, checkLakeSchema, type LakeFile, type PendingWrite } from "./Catalog.js"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { Catalog, checkLakeSchema, type LakeFile, type LiveFile, type PendingWrite } from "./Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import {
   type AsOfOptions,
   type Avu,
+  type CompactionReport,
   type AvuChange,
   type ChangeRow,
   decodeChange,
@@ -117,6 +120,20 @@ export interface DuckLakeClientService {
     fromSnapshot: number,
     toSnapshot: number
   ) => Effect.Effect<ReadonlyArray<PathDiff>, ReadError | SnapshotNotFound>
+  /**
+   * Merges a project's small snapshot files into files of about `targetFileSize` bytes (DuckLake's
+   * merge-adjacent representation): answers, time travel and the extension's reads are unchanged. Old files are
+   * scheduled for deletion; `deleteScheduledFiles` removes them after a grace period.
+   */
+  readonly compact: (
+    projectId: string,
+    options?: { readonly targetFileSize?: number; readonly minFiles?: number; readonly actor?: string }
+  ) => Effect.Effect<CompactionReport, ReadError | ChecksumMismatch>
+  /** Removes files that compaction replaced more than `graceMs` ago (default 7 days). Returns how many. */
+  readonly deleteScheduledFiles: (
+    projectId: string,
+    options?: { readonly graceMs?: number }
+  ) => Effect.Effect<number, ReadError>
   /** Finish or fail writes whose writer died. */
   readonly recoverPendingPushes: (options?: {
     readonly maxAttempts?: number
@@ -596,6 +613,135 @@ export const make = Effect.gen(function*() {
       })).pipe(Effect.map((ds) => ds.filter((d) => d.added.length > 0 || d.removed.length > 0)))
   })
 
+
+  const compact: DuckLakeClientService["compact"] = Effect.fn("DuckLakeClient.compact")(function*(projectId, options) {
+    const target = options?.targetFileSize ?? 64 * 1024 * 1024
+    const minFiles = options?.minFiles ?? 2
+    if (!Number.isSafeInteger(target) || target < 1024) return yield* invalid("targetFileSize", "must be an integer >= 1024")
+    if (!Number.isSafeInteger(minFiles) || minFiles < 2) return yield* invalid("minFiles", "must be an integer >= 2")
+    const actor = (yield* textArg("actor", options?.actor, { optional: true })) ?? "mesa-ducklake:compact"
+    const p = yield* project(projectId)
+    return yield* catalog.withWriteLock(p.projectId, Effect.gen(function*() {
+      const live = yield* catalog.liveFiles(p)
+      // Runs of adjacent small files, each run up to the target size.
+      const groups: Array<Array<LiveFile>> = []
+      let run: Array<LiveFile> = []
+      let runBytes = 0
+      const close = () => {
+        if (run.length >= minFiles) groups.push(run)
+        run = []
+        runBytes = 0
+      }
+      for (const f of live) {
+        if (f.fileSizeBytes >= target) {
+          close()
+          continue
+        }
+        if (runBytes + f.fileSizeBytes > target) close()
+        run.push(f)
+        runBytes += f.fileSizeBytes
+      }
+      close()
+      const snapshots: Array<number> = []
+      let bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
+      const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-compact-")))
+      yield* Effect.gen(function*() {
+        for (const group of groups) {
+          const locals = yield* Effect.forEach(group, (f) =>
+            Effect.map(
+              readable(p, {
+                dataFileId: f.dataFileId,
+                relativePath: `main/${TABLE_NAME}/${f.fileName}`,
+                beginSnapshot: f.beginSnapshot,
+                fileSizeBytes: f.fileSizeBytes
+              }),
+              (file) => ({ file, rowIdStart: f.rowIdStart })
+            ), { concurrency: 8 })
+          const fileName = `compacted_${String(group[0]!.beginSnapshot).padStart(10, "0")}_${
+            String(group[group.length - 1]!.lastSnapshot).padStart(10, "0")
+          }_${randomBytes(4).toString("hex")}.parquet`
+          const local = nodePath.join(dir, fileName)
+          const written = yield* duck.writeCompactedFile(locals, local, {
+            format: "1.0",
+            mesa_layout_version: "1",
+            project_id: p.projectId,
+            project_root: p.irodsPath,
+            table_name: TABLE_NAME,
+            table_id: String(TABLE_ID),
+            kind: "compaction",
+            begin_snapshot: String(group[0]!.beginSnapshot),
+            partial_max: String(group[group.length - 1]!.lastSnapshot),
+            replaces: JSON.stringify(group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))),
+            columns: JSON.stringify(COLUMNS.map(({ id, name, type, nullable }) => ({ id, name, type, nullable })))
+          }).pipe(Effect.mapError((e) => new LakeWriteError({ projectId: p.projectId, step: "write-parquet", cause: e })))
+          const remote = `${p.ducklakePath}/main/${TABLE_NAME}/${fileName}`
+          const put = yield* upload(local, remote)
+          const checksum = formatIrodsChecksum(put.checksum)
+          // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker).
+          const committed = yield* catalog.commitCompaction(p, {
+            sources: group,
+            file: { ...written, fileName, checksum },
+            actor
+          }).pipe(Effect.tapError(() => storage.remove(remote).pipe(Effect.ignore)))
+          snapshots.push(committed.snapshotId)
+          bytesAfter += written.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
+          yield* writeCompactionMarker(p, {
+            format: "mesa-ducklake-compaction/1",
+            projectId: p.projectId,
+            snapshotId: committed.snapshotId,
+            snapshotTime: committed.snapshotTime.toISOString(),
+            dataFileId: committed.dataFileId,
+            fileName,
+            checksum,
+            recordCount: written.recordCount,
+            beginSnapshot: group[0]!.beginSnapshot,
+            partialMax: group[group.length - 1]!.lastSnapshot,
+            replaces: group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))
+          }).pipe(Effect.catchAll((e) => Effect.logWarning("compaction marker not written", e)))
+          yield* Effect.promise(() => fs.rm(local, { force: true }))
+        }
+      }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
+      const filesAfter = live.length - groups.reduce((n, g) => n + g.length, 0) + groups.length
+      yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: live.length, filesAfter })
+      return {
+        filesBefore: live.length,
+        filesAfter,
+        filesWritten: groups.length,
+        bytesBefore: live.reduce((n, f) => n + f.fileSizeBytes, 0),
+        bytesAfter,
+        snapshots
+      }
+    }))
+  })
+
+  const writeCompactionMarker = (p: Project, record: Record<string, unknown> & { readonly snapshotId: number }) =>
+    Effect.gen(function*() {
+      const name = `compaction_${String(record.snapshotId).padStart(10, "0")}.json`
+      const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
+      yield* Effect.promise(() => fs.writeFile(local, JSON.stringify(record, null, 2) + "\n"))
+      yield* upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`).pipe(
+        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true })))
+      )
+    })
+
+  const deleteScheduledFiles: DuckLakeClientService["deleteScheduledFiles"] = Effect.fn(
+    "DuckLakeClient.deleteScheduledFiles"
+  )(function*(projectId, options) {
+    const grace = options?.graceMs ?? 7 * 24 * 3600_000
+    if (!Number.isFinite(grace) || grace < 0) return yield* invalid("graceMs", "must be a non-negative number")
+    const p = yield* project(projectId)
+    const due = yield* catalog.scheduledForDeletion(p, new Date(Date.now() - grace))
+    const done: Array<number> = []
+    for (const f of due) {
+      yield* storage.remove(`${p.ducklakePath}/${f.relativePath}`).pipe(
+        Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void)
+      )
+      done.push(f.dataFileId)
+    }
+    yield* catalog.forgetScheduled(p, done)
+    return done.length
+  })
+
   const recoverPendingPushes: DuckLakeClientService["recoverPendingPushes"] = Effect.fn(
     "DuckLakeClient.recoverPendingPushes"
   )(function*(options) {
@@ -699,6 +845,8 @@ export const make = Effect.gen(function*() {
     getHistory,
     listSnapshots,
     diff,
+    compact,
+    deleteScheduledFiles,
     recoverPendingPushes
   })
 })
@@ -721,6 +869,8 @@ export const notConfigured: DuckLakeClientService = (() => {
     getHistory: () => unavailable,
     listSnapshots: () => unavailable,
     diff: () => unavailable,
+    compact: () => unavailable,
+    deleteScheduledFiles: () => unavailable,
     recoverPendingPushes: () => unavailable
   })
 })()

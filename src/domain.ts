@@ -263,6 +263,16 @@ export interface PathDiff {
   readonly removed: ReadonlyArray<{ readonly attribute: string; readonly value: string; readonly unit: string }>
 }
 
+export interface CompactionReport {
+  readonly filesBefore: number
+  readonly filesAfter: number
+  /** Compacted files written (one snapshot each). */
+  readonly filesWritten: number
+  readonly bytesBefore: number
+  readonly bytesAfter: number
+  readonly snapshots: ReadonlyArray<number>
+}
+
 export interface RecoveryReport {
   readonly pushed: number
   readonly committed: number

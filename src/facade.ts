@@ -63,6 +63,8 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     getHistory: (projectId, filter?: HistoryFilter) => call((s) => s.getHistory(projectId, filter)),
     listSnapshots: (projectId, opts) => call((s) => s.listSnapshots(projectId, opts)),
     diff: (projectId, from, to) => call((s) => s.diff(projectId, from, to)),
+    compact: (projectId, opts) => call((s) => s.compact(projectId, opts)),
+    deleteScheduledFiles: (projectId, opts) => call((s) => s.deleteScheduledFiles(projectId, opts)),
     recoverPendingPushes: (opts) => call((s) => s.recoverPendingPushes(opts)),
     close,
     [Symbol.asyncDispose]: close
