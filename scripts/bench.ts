@@ -66,7 +66,7 @@ const program = Effect.gen(function*() {
   const paths = Array.from({ length: 200 }, (_, i) => `${big.irodsPath}/c${i % 10}/obj-${i}.dat`)
   const start = Date.now()
   let written = 0
-  const readRows: Array<{ n: number; avus: number; asOf: number; asOfP95: number }> = []
+  const readRows: Array<{ n: number; avus: number; asOf: number; asOfP95: number; compactMs: number; files: string; asOfCompacted: number; asOfCompactedP95: number }> = []
   for (const target of checkpoints) {
     const t0 = performance.now()
     while (written < target) {
@@ -94,11 +94,32 @@ const program = Effect.gen(function*() {
       avus.push(yield* timed(client.getAvus(big.projectId, path)))
       asOf.push(yield* timed(client.getAvusAsOf(big.projectId, path, new Date(start + rand(span)))))
     }
-    readRows.push({ n: written, avus: percentile(avus, 50), asOf: percentile(asOf, 50), asOfP95: percentile(asOf, 95) })
+    // The same queries after compacting the history (one run of compaction over everything so far).
+    const queries = Array.from({ length: 40 }, () => ({ path: paths[rand(paths.length)]!, at: new Date(start + rand(span)) }))
+    const before: Array<number> = []
+    for (const q of queries) before.push(yield* timed(client.getAvusAsOf(big.projectId, q.path, q.at)))
+    const t1 = performance.now()
+    const report = yield* client.compact(big.projectId)
+    const compactMs = performance.now() - t1
+    yield* client.deleteScheduledFiles(big.projectId, { graceMs: 0 })
+    const after: Array<number> = []
+    for (const q of queries) after.push(yield* timed(client.getAvusAsOf(big.projectId, q.path, q.at)))
+    readRows.push({
+      n: written,
+      avus: percentile(avus, 50),
+      asOf: percentile([...asOf, ...before], 50),
+      asOfP95: percentile([...asOf, ...before], 95),
+      compactMs,
+      files: `${report.filesBefore}→${report.filesAfter}`,
+      asOfCompacted: percentile(after, 50),
+      asOfCompactedP95: percentile(after, 95)
+    })
   }
   for (const r of readRows) {
     rows.push([`getAvus @ ${r.n} snapshots`, String(r.n), fmt(r.avus), "-", "-"])
-    rows.push([`getAvusAsOf @ ${r.n} snapshots`, String(r.n), fmt(r.asOf), fmt(r.asOfP95), "-"])
+    rows.push([`getAvusAsOf @ ${r.n} snapshots (files as written)`, String(r.n), fmt(r.asOf), fmt(r.asOfP95), "-"])
+    rows.push([`compact ${r.files} files`, String(r.n), fmt(r.compactMs), "-", "-"])
+    rows.push([`getAvusAsOf @ ${r.n} snapshots (compacted)`, String(r.n), fmt(r.asOfCompacted), fmt(r.asOfCompactedP95), "-"])
   }
 
   const header = ["operation", "snapshots", "p50 ms", "p95 ms", "throughput"]
@@ -111,7 +132,10 @@ const program = Effect.gen(function*() {
   const first = readRows[0]
   const last = readRows[readRows.length - 1]
   if (first !== undefined && last !== undefined && last !== first) {
-    yield* Console.log(`\nratio ${last.n}/${first.n} snapshots: getAvus ${(last.avus / first.avus).toFixed(2)}x, getAvusAsOf ${(last.asOf / first.asOf).toFixed(2)}x`)
+    yield* Console.log(
+      `\nratio ${last.n}/${first.n} snapshots: getAvus ${(last.avus / first.avus).toFixed(2)}x, ` +
+        `getAvusAsOf ${(last.asOf / first.asOf).toFixed(2)}x as written, ${(last.asOfCompacted / first.asOfCompacted).toFixed(2)}x compacted`
+    )
   }
 })
 
