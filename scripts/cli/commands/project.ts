@@ -1,0 +1,87 @@
+/**
+ * `project register|list|show|find`: the registry. `find --discover` finds the project the way mesa-mcp does —
+ * the `mesa.enabled` marker on the path or a parent collection, in iRODS — and registers it when new.
+ */
+import { Command, Options } from "@effect/cli"
+import { Effect, Layer, Option } from "effect"
+import * as Discovery from "../../../src/discovery.js"
+import type { Project } from "../../../src/domain.js"
+import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
+import { actor, actorOf, ClientLive, IrodsLive, json, pathArg, projectArg, resolveProject } from "../environment.js"
+import { emit, formatRecord, formatTable } from "../output.js"
+
+const describe = (p: Project) =>
+  formatRecord([
+    ["project", p.projectId],
+    ["root", p.irodsPath],
+    ["zone", p.irodsZone],
+    ["lake files", `${p.ducklakePath}/`],
+    ["catalog schema", p.metadataSchema],
+    ["created", `${p.createdAt.toISOString()} by ${p.createdBy}`],
+    ["status", p.status]
+  ])
+
+const register = Command.make(
+  "register",
+  {
+    actor,
+    zone: Options.text("zone").pipe(Options.withDescription("iRODS zone (default: the path's first segment)"), Options.optional),
+    json,
+    path: pathArg
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const client = yield* DuckLakeClient
+      const who = yield* actorOf(o.actor)
+      const project = yield* client.registerProject({
+        irodsPath: o.path,
+        actor: who,
+        ...Option.match(o.zone, { onNone: () => ({}), onSome: (zone) => ({ zone }) })
+      })
+      yield* Effect.logInfo("project registered", { projectId: project.projectId, root: project.irodsPath })
+      yield* emit(o.json, project, (p) => `registered\n${describe(p)}`)
+    }).pipe(Effect.provide(ClientLive))
+).pipe(Command.withDescription("register a project root (a collection); nested or duplicate roots are refused"))
+
+const list = Command.make("list", { json }, (o) =>
+  Effect.gen(function*() {
+    const projects = yield* Effect.flatMap(DuckLakeClient, (c) => c.listProjects)
+    yield* emit(o.json, projects, (ps) =>
+      formatTable(
+        ["PROJECT", "ROOT", "STATUS", "CREATED", "BY"],
+        ps.map((p) => [p.projectId, p.irodsPath, p.status, p.createdAt, p.createdBy])
+      ))
+  }).pipe(Effect.provide(ClientLive))).pipe(Command.withDescription("list registered projects"))
+
+const show = Command.make("show", { json, project: projectArg }, (o) =>
+  Effect.gen(function*() {
+    const project = yield* resolveProject(o.project)
+    yield* emit(o.json, project, describe)
+  }).pipe(Effect.provide(ClientLive))).pipe(Command.withDescription("show a project (by id, or by any path inside it)"))
+
+const find = Command.make(
+  "find",
+  {
+    discover: Options.boolean("discover").pipe(
+      Options.withDescription("find the root by the mesa.enabled marker in iRODS (path and parents) and register it if new")
+    ),
+    actor,
+    json,
+    path: pathArg
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const project: Project = o.discover
+        ? yield* Effect.gen(function*() {
+          const discovery = yield* Discovery.ProjectDiscovery
+          return yield* discovery.discoverProject(o.path, { actor: yield* actorOf(o.actor) })
+        }).pipe(Effect.provide(Discovery.layer().pipe(Layer.provide(IrodsLive))))
+        : yield* Effect.flatMap(DuckLakeClient, (c) => c.findProjectByPath(o.path))
+      yield* emit(o.json, project, describe)
+    }).pipe(Effect.provide(ClientLive))
+).pipe(Command.withDescription("the registered project containing a path (--discover: as mesa-mcp finds it)"))
+
+export const project = Command.make("project").pipe(
+  Command.withDescription("register, list, show and find projects"),
+  Command.withSubcommands([register, list, show, find])
+)

@@ -1,0 +1,129 @@
+/**
+ * `record`'s stdin: one JSON change object, a JSON array of them, a batch envelope
+ * `{ "project_id"?, "actor"?, "note"?, "idempotency_key"?, "changes": [...] }`, or NDJSON (one change per line).
+ * Keys may be snake_case (as the original CLI and its rules send them) or camelCase; `project_id` may sit on each
+ * change. Everything is validated here, so bad input fails with exit 1 whether or not a catalog is configured.
+ */
+import { Effect } from "effect"
+import { decodeChange } from "../../src/domain.js"
+import { InvalidChange } from "../../src/errors.js"
+import { InvalidInput } from "./output.js"
+
+export interface StdinBatch {
+  readonly changes: ReadonlyArray<Record<string, unknown>>
+  readonly projectId: string | undefined
+  readonly actor: string | undefined
+  readonly note: string | undefined
+  readonly idempotencyKey: string | undefined
+}
+
+/** Reads all of stdin as UTF-8 text. */
+export const readStdin = Effect.async<string, InvalidInput>((resume) => {
+  if (process.stdin.isTTY) {
+    resume(Effect.fail(new InvalidInput({ reason: "record reads the changes as JSON or NDJSON on stdin (nothing was piped)" })))
+    return
+  }
+  const chunks: Array<Buffer> = []
+  const onData = (c: Buffer) => chunks.push(c)
+  const onEnd = () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+  const onError = (e: Error) => resume(Effect.fail(new InvalidInput({ reason: `cannot read stdin: ${e.message}` })))
+  process.stdin.on("data", onData).once("end", onEnd).once("error", onError)
+  return Effect.sync(() => {
+    process.stdin.off("data", onData).off("end", onEnd).off("error", onError)
+    process.stdin.pause()
+  })
+})
+
+const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+
+/** snake_case and camelCase keys → camelCase; the same field under both spellings must agree. */
+const normaliseKeys = (raw: Record<string, unknown>, index: number): Effect.Effect<Record<string, unknown>, InvalidChange> =>
+  Effect.suspend(() => {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(raw)) {
+      const c = camel(k)
+      if (c in out && JSON.stringify(out[c]) !== JSON.stringify(v)) {
+        return Effect.fail(new InvalidChange({ field: c, reason: `given twice with different values (${k})`, index }))
+      }
+      out[c] = v
+    }
+    return Effect.succeed(out)
+  })
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+
+const optionalText = (field: string, v: unknown) =>
+  v === undefined || v === null
+    ? Effect.succeed(undefined)
+    : typeof v === "string" && v.trim() !== ""
+    ? Effect.succeed(v)
+    : Effect.fail(new InvalidChange({ field, reason: "must be a non-blank string" }))
+
+/** Parse stdin text into a validated batch (the changes still in their input form, camelCase). */
+export const parseBatch = (text: string): Effect.Effect<StdinBatch, InvalidInput | InvalidChange> =>
+  Effect.gen(function*() {
+    if (text.trim() === "") return yield* new InvalidInput({ reason: "stdin holds no changes" })
+    let items: Array<unknown>
+    let envelope: Record<string, unknown> = {}
+    let whole: unknown
+    let parsed = true
+    try {
+      whole = JSON.parse(text)
+    } catch {
+      parsed = false
+    }
+    if (parsed) {
+      if (Array.isArray(whole)) items = whole
+      else if (isObject(whole) && Array.isArray(whole.changes)) {
+        envelope = yield* normaliseKeys(whole, 0)
+        items = whole.changes as Array<unknown>
+        delete envelope.changes
+      } else items = [whole]
+    } else {
+      items = []
+      const lines = text.split(/\r?\n/)
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i]!.trim()
+        if (line === "") continue
+        try {
+          items.push(JSON.parse(line))
+        } catch (e) {
+          return yield* new InvalidInput({
+            reason: `stdin is neither JSON nor NDJSON: line ${i + 1}: ${e instanceof Error ? e.message : String(e)}`
+          })
+        }
+      }
+    }
+    if (items.length === 0) return yield* new InvalidInput({ reason: "stdin holds no changes" })
+    for (const k of Object.keys(envelope)) {
+      if (!["projectId", "actor", "note", "idempotencyKey"].includes(k)) {
+        return yield* new InvalidChange({ field: k, reason: "is not a batch field (projectId, actor, note, idempotencyKey, changes)" })
+      }
+    }
+
+    const changes: Array<Record<string, unknown>> = []
+    const projectIds = new Set<string>()
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]
+      if (!isObject(item)) return yield* new InvalidChange({ field: "change", reason: "must be a JSON object", index: i })
+      const { projectId, ...change } = yield* normaliseKeys(item, i)
+      if (projectId !== undefined && projectId !== null) {
+        if (typeof projectId !== "string") return yield* new InvalidChange({ field: "projectId", reason: "must be a string", index: i })
+        projectIds.add(projectId)
+      }
+      yield* decodeChange(change, i)
+      changes.push(change)
+    }
+    const envelopeProject = yield* optionalText("projectId", envelope.projectId)
+    if (envelopeProject !== undefined) projectIds.add(envelopeProject)
+    if (projectIds.size > 1) {
+      return yield* new InvalidChange({ field: "projectId", reason: "changes name more than one project; one invocation records one snapshot" })
+    }
+    return {
+      changes,
+      projectId: [...projectIds][0],
+      actor: yield* optionalText("actor", envelope.actor),
+      note: yield* optionalText("note", envelope.note),
+      idempotencyKey: yield* optionalText("idempotencyKey", envelope.idempotencyKey)
+    }
+  })

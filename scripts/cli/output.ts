@@ -1,0 +1,202 @@
+/**
+ * What the CLI prints: human tables on stdout by default, one JSON document with `--json`; errors as one JSON
+ * line `{"code","message"}` on stderr; progress on stderr only when stderr is a terminal. Exit codes by error tag.
+ */
+import * as ValidationError from "@effect/cli/ValidationError"
+import { Cause, ConfigError, Effect, Option, Schema } from "effect"
+
+/** Exit codes (documented in `mesa-ducklake --help` and the README). */
+export const ExitCode = {
+  ok: 0,
+  /** Invalid input or usage; also unexpected internal errors (code `Defect`). */
+  invalid: 1,
+  /** Not MESA-enabled, or no such project or snapshot. */
+  notFound: 2,
+  /** No catalog configured (modes B/C; `record` answers "not recorded"), or other required configuration missing. */
+  notConfigured: 3,
+  /** The catalog is unreachable, timing out, or not a catalog this build can use. */
+  catalogUnavailable: 4,
+  /** A write or storage operation failed. */
+  writeFailure: 5,
+  /** Interrupted (SIGINT/SIGTERM); resources were released. */
+  interrupted: 130
+} as const
+
+export const EXIT_CODES_HELP = [
+  "exit codes: 0 ok · 1 invalid input or usage · 2 not MESA-enabled / project or snapshot not found",
+  "· 3 catalog not configured (MESA_DUCKLAKE_DSN blank; record prints not-recorded) or configuration missing",
+  "· 4 catalog unavailable · 5 write or storage failure · 130 interrupted"
+].join(" ")
+
+/** Invalid stdin or arguments found by the CLI itself (before the library sees them). */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** A command that finished its output but must end with a given exit code (doctor with failed checks). */
+export class CommandFailed extends Schema.TaggedError<CommandFailed>()("CommandFailed", {
+  code: Schema.String,
+  reason: Schema.String,
+  exitCode: Schema.Number
+}) {
+  override get message() {
+    return this.reason
+  }
+}
+
+const tagOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && "_tag" in e && typeof e._tag === "string" ? e._tag : "Error"
+
+/** The exit code and stderr line for a failure. */
+export const describeFailure = (error: unknown): { readonly exitCode: number; readonly code: string; readonly message: string } => {
+  if (ValidationError.isValidationError(error)) {
+    return { exitCode: ExitCode.invalid, code: "UsageError", message: usageMessage(error) }
+  }
+  if (ConfigError.isConfigError(error)) {
+    return { exitCode: ExitCode.notConfigured, code: "ConfigError", message: String(error) }
+  }
+  const tag = tagOf(error)
+  const message = error instanceof Error ? error.message : String(error)
+  switch (tag) {
+    case "CommandFailed":
+      return { exitCode: (error as CommandFailed).exitCode, code: (error as CommandFailed).code, message }
+    case "InvalidChange":
+    case "InvalidInput":
+    case "ProjectConflict":
+    case "IdempotencyConflict":
+      return { exitCode: ExitCode.invalid, code: tag, message }
+    case "ProjectNotFound":
+    case "SnapshotNotFound":
+    case "NotMesaEnabled":
+      return { exitCode: ExitCode.notFound, code: tag, message }
+    case "CatalogUnavailable":
+      return {
+        exitCode: (error as { reason?: string }).reason === "not-configured" ? ExitCode.notConfigured : ExitCode.catalogUnavailable,
+        code: tag,
+        message
+      }
+    case "CatalogSchemaMismatch":
+      return { exitCode: ExitCode.catalogUnavailable, code: tag, message }
+    case "LakeWriteError":
+    case "ChecksumMismatch":
+    case "StorageError":
+    case "CatalogError":
+    case "ProjectArchived":
+      return { exitCode: ExitCode.writeFailure, code: tag, message }
+    default:
+      return { exitCode: ExitCode.invalid, code: tag, message }
+  }
+}
+
+const ANSI = /\u001b\[[0-9;]*m/g
+
+/** The help text @effect/cli printed for a usage error, captured (see `captureUsageText`). */
+let lastUsageText = ""
+const usageMessage = (e: ValidationError.ValidationError): string => {
+  const text = lastUsageText.replace(ANSI, "").replace(/\s+/g, " ").trim()
+  return text.length > 0 ? text : e._tag
+}
+
+/**
+ * A `Console` whose `error` is captured instead of printed: @effect/cli prints usage errors as help text on
+ * stderr; we keep stderr to one JSON line and put that text into its message.
+ */
+export const captureUsageText = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Effect.console, (console) =>
+    Effect.withConsole(effect, {
+      ...console,
+      error: (...args: ReadonlyArray<unknown>) =>
+        Effect.sync(() => {
+          lastUsageText = args.map(String).join(" ")
+        }),
+      unsafe: {
+        ...console.unsafe,
+        error: (...args: ReadonlyArray<unknown>) => {
+          lastUsageText = args.map(String).join(" ")
+        }
+      }
+    }))
+
+/** Report a failed run on stderr and answer its exit code. Interruption is the caller's business. */
+export const reportFailure = (cause: Cause.Cause<unknown>): Effect.Effect<number> =>
+  Effect.sync(() => {
+    clearProgress()
+    const failure = Cause.failureOption(cause)
+    const d = Option.isSome(failure)
+      ? describeFailure(failure.value)
+      : { exitCode: ExitCode.invalid, code: "Defect", message: Cause.pretty(cause).split("\n")[0] ?? "internal error" }
+    process.stderr.write(JSON.stringify({ code: d.code, message: d.message }) + "\n")
+    return d.exitCode
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// stdout
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
+/** JSON form of a result: snake_case keys (like the original CLI's), dates as ISO-8601 strings. */
+export const toJson = (value: unknown): unknown => {
+  if (value instanceof Date) return value.toISOString()
+  if (Array.isArray(value)) return value.map(toJson)
+  if (value instanceof Set) return [...value].map(toJson)
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [snake(k), toJson(v)]))
+  }
+  return value
+}
+
+export const printJson = (value: unknown) => Effect.sync(() => process.stdout.write(JSON.stringify(toJson(value)) + "\n"))
+
+export const printLine = (text: string) => Effect.sync(() => process.stdout.write(text + "\n"))
+
+const cell = (v: unknown): string => {
+  if (v === null || v === undefined) return ""
+  if (v instanceof Date) return v.toISOString()
+  return String(v).replace(/[\r\n\t]/g, " ")
+}
+
+/** A plain-text table: a header row, a rule, the rows; `(none)` when empty. */
+export const formatTable = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<unknown>>): string => {
+  if (rows.length === 0) return "(none)"
+  const cells = rows.map((r) => r.map(cell))
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)))
+  const line = (r: ReadonlyArray<string>) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n")
+}
+
+export const printTable = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<unknown>>) =>
+  printLine(formatTable(headers, rows))
+
+/** `key: value` lines, aligned. */
+export const formatRecord = (entries: ReadonlyArray<readonly [string, unknown]>): string => {
+  const width = Math.max(...entries.map(([k]) => k.length))
+  return entries.map(([k, v]) => `${(k + ":").padEnd(width + 1)} ${cell(v)}`).join("\n")
+}
+
+/** Human output or JSON, as `--json` says. */
+export const emit = <A>(json: boolean, value: A, human: (value: A) => string) =>
+  json ? printJson(value) : printLine(human(value))
+
+// ---------------------------------------------------------------------------------------------------------------
+// progress (stderr, only on a terminal)
+
+let progressShown = false
+
+/** Show a one-line progress message on stderr when it is a terminal; nothing otherwise. */
+export const progress = (text: string) =>
+  Effect.sync(() => {
+    if (!process.stderr.isTTY) return
+    process.stderr.write(`\r\u001b[K${text}`)
+    progressShown = true
+  })
+
+export const clearProgress = () => {
+  if (progressShown) process.stderr.write("\r\u001b[K")
+  progressShown = false
+}
+
+export const doneProgress = Effect.sync(clearProgress)

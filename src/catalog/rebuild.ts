@@ -1,0 +1,566 @@
+/**
+ * Rebuilding a project's catalog from its storage alone: the Parquet files under `<ducklake>/main/avu_changes/` and
+ * the commit markers under `<ducklake>/_mesa_log/`.
+ *
+ * A file is *committed* when a marker names it and the stored bytes match the marker's checksum and record count.
+ * Everything else is reported, never silently merged: files without a marker (orphans of writes that died before
+ * their commit, or whose marker was lost), files whose checksum or row count disagree, several files claiming one
+ * snapshot id, unreadable (partial) files, files of another project, markers whose file is gone. `includeUnconfirmed`
+ * opts in to committing clean marker-less files too.
+ *
+ * The catalog is written in one transaction with the snapshot ids, transaction times (from the markers), data file
+ * ids and row ids of the original commits, so every as-of answer — valid time and `knownAt` — is the same as before.
+ */
+import type { SqlClient } from "@effect/sql"
+import { Effect, Option } from "effect"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import type { CatalogService, ColumnStats, CommitRecord } from "../Catalog.js"
+import type { ChangeRow } from "../domain.js"
+import type { DuckDbService } from "../DuckDb.js"
+import { MARKER_DIR } from "../DuckLakeClient.js"
+import { checksumFile, formatIrodsChecksum, type LakeStorageService, parseIrodsChecksum } from "../LakeStorage.js"
+import { CatalogNotEmpty, RebuildError } from "../backupErrors.js"
+import { createLakeStatements, TABLE_ID, TABLE_NAME } from "./ducklakeSchema.js"
+
+/** Why a file or marker was left out of the rebuilt catalog. */
+export type RebuildProblem =
+  | { readonly kind: "no-marker"; readonly file: string; readonly snapshotId: number }
+  | { readonly kind: "checksum-mismatch"; readonly file: string; readonly snapshotId: number; readonly expected: string; readonly actual: string }
+  | { readonly kind: "record-count-mismatch"; readonly file: string; readonly snapshotId: number; readonly expected: number; readonly actual: number }
+  | { readonly kind: "duplicate-snapshot"; readonly file: string; readonly snapshotId: number }
+  | { readonly kind: "marker-without-file"; readonly snapshotId: number; readonly file: string }
+  | { readonly kind: "unreadable"; readonly file: string; readonly reason: string }
+  | { readonly kind: "foreign-project"; readonly file: string; readonly projectId: string }
+  | { readonly kind: "bad-marker"; readonly file: string; readonly reason: string }
+  | { readonly kind: "unexpected-file"; readonly file: string }
+  | { readonly kind: "time-order"; readonly snapshotId: number; readonly reason: string }
+
+/** A snapshot that goes into the rebuilt catalog. */
+export interface PlannedSnapshot {
+  readonly snapshotId: number
+  readonly snapshotTime: Date
+  readonly fileName: string
+  readonly checksum: string
+  readonly recordCount: number
+  readonly fileSizeBytes: number
+  readonly footerSize: number
+  readonly stats: ReadonlyArray<ColumnStats>
+  readonly actor: string
+  readonly note: string | null
+  readonly idempotencyKey: string | null
+  readonly contentHash: string
+  readonly minTs: Date
+  readonly maxTs: Date
+  /** False for a marker-less file taken in with `includeUnconfirmed`. */
+  readonly confirmed: boolean
+}
+
+export interface RebuildPlan {
+  readonly projectId: string
+  readonly irodsPath: string
+  readonly irodsZone: string
+  readonly ducklakePath: string
+  readonly metadataSchema: string
+  readonly snapshots: ReadonlyArray<PlannedSnapshot>
+  /** The latest change per AVU triple over the committed snapshots: the `mesa_current_avus` rows. */
+  readonly current: ReadonlyArray<ChangeRow>
+  readonly problems: ReadonlyArray<RebuildProblem>
+  /** Highest snapshot id seen anywhere (files, markers): ids up to it are never handed out again. */
+  readonly lastSnapshotId: number
+  readonly filesScanned: number
+  readonly markersScanned: number
+  readonly bytesScanned: number
+}
+
+export interface ScanOptions {
+  /** Commit clean files that have no marker too (default false: they are only reported). */
+  readonly includeUnconfirmed?: boolean
+  /** Called after each file, for progress reports. */
+  readonly onFile?: (done: number, total: number, bytes: number) => Effect.Effect<void>
+}
+
+const FILE_NAME = /^snapshot_(\d{10})_[0-9a-f]+\.parquet$/
+const MARKER_NAME = /^snapshot_(\d{10})\.json$/
+
+/** The lake schema name of a project id (as registration makes it). */
+export const schemaOf = (projectId: string) => `lake_${projectId.replace(/-/g, "")}`
+
+interface FileScan {
+  readonly name: string
+  readonly snapshotId: number
+  readonly projectId: string
+  readonly meta: Readonly<Record<string, string>>
+  readonly size: number
+  readonly footerSize: number
+  readonly recordCount: number
+  readonly stats: ReadonlyArray<ColumnStats>
+  /** The file's latest change per AVU triple (all the current index needs), and its valid-time range. */
+  readonly latest: ReadonlyArray<ChangeRow>
+  readonly minTs: Date
+  readonly maxTs: Date
+  /** Digest of the stored bytes, per algorithm asked for. */
+  readonly digest: (algorithm: "md5" | "sha256") => Effect.Effect<string>
+}
+
+const listOrEmpty = (storage: LakeStorageService, collection: string) =>
+  storage.list(collection).pipe(
+    Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed([]))
+  )
+
+/** A local readable copy of a stored file: the mount itself, or a download into `tmp`. */
+const localCopy = (storage: LakeStorageService, path: string, tmp: string) =>
+  Option.match(storage.localPath(path), {
+    onSome: (p) => Effect.succeed({ file: p, temporary: false }),
+    onNone: () => {
+      const file = nodePath.join(tmp, nodePath.posix.basename(path))
+      return Effect.as(storage.get(path, file), { file, temporary: true })
+    }
+  })
+
+const isCommitRecord = (x: any): x is CommitRecord =>
+  x !== null && typeof x === "object" && x.format === "mesa-ducklake-commit/1" && typeof x.projectId === "string" &&
+  Number.isSafeInteger(x.snapshotId) && typeof x.snapshotTime === "string" && !Number.isNaN(Date.parse(x.snapshotTime)) &&
+  typeof x.fileName === "string" && typeof x.checksum === "string" && Number.isSafeInteger(x.recordCount)
+
+/**
+ * Reads a project's storage and decides what a rebuilt catalog holds. Reads only; changes nothing anywhere.
+ */
+export const scanLake = (
+  deps: { readonly storage: LakeStorageService; readonly duck: DuckDbService },
+  root: string,
+  options: ScanOptions = {}
+) =>
+  Effect.gen(function*() {
+    const { duck, storage } = deps
+    const ducklakePath = `${root}/.mesa/ducklake`
+    const tableDir = `${ducklakePath}/main/${TABLE_NAME}`
+    const problems: Array<RebuildProblem> = []
+    const tmp = yield* Effect.acquireRelease(
+      Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-rebuild-"))),
+      (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+    )
+
+    // Markers: snapshot id → commit record.
+    const markers = new Map<number, CommitRecord>()
+    const markerEntries = (yield* listOrEmpty(storage, `${ducklakePath}/${MARKER_DIR}`)).filter((e) => e.type === "data_object")
+    for (const entry of markerEntries) {
+      const m = MARKER_NAME.exec(entry.name)
+      if (m === null) {
+        problems.push({ kind: "unexpected-file", file: entry.path })
+        continue
+      }
+      const copy = yield* localCopy(storage, entry.path, tmp)
+      const parsed = yield* Effect.promise(() =>
+        fs.readFile(copy.file, "utf8").then((t) => JSON.parse(t) as unknown, () => undefined)
+      )
+      if (copy.temporary) yield* Effect.promise(() => fs.rm(copy.file, { force: true }))
+      if (!isCommitRecord(parsed)) {
+        problems.push({ kind: "bad-marker", file: entry.path, reason: "not a mesa-ducklake commit record" })
+      } else if (parsed.snapshotId !== Number(m[1])) {
+        problems.push({ kind: "bad-marker", file: entry.path, reason: `names snapshot ${parsed.snapshotId}` })
+      } else markers.set(parsed.snapshotId, parsed)
+    }
+
+    // Files: read each one's own description (metadata, stats, rows) and the digest of its stored bytes.
+    const fileEntries = (yield* listOrEmpty(storage, tableDir)).filter((e) => e.type === "data_object")
+    const scans: Array<FileScan> = []
+    let bytes = 0
+    let done = 0
+    for (const entry of fileEntries) {
+      done++
+      bytes += entry.size
+      if (!entry.name.endsWith(".parquet")) {
+        problems.push({ kind: "unexpected-file", file: entry.name })
+        continue
+      }
+      const copy = yield* localCopy(storage, entry.path, tmp)
+      const read = Effect.gen(function*() {
+        const meta = yield* duck.fileMetadata(copy.file)
+        const described = yield* duck.describeFile(copy.file)
+        const rows = yield* duck.changes([copy.file], {}, { order: "oldest" })
+        const owners = yield* duck.query(
+          `SELECT DISTINCT project_id FROM read_parquet('${copy.file.replace(/'/g, "''")}')`
+        )
+        return { meta, described, rows, owners: owners.map((r) => String(r.project_id)) }
+      })
+      const result = yield* Effect.either(read)
+      const digests = new Map<string, string>()
+      for (const algorithm of ["md5", "sha256"] as const) {
+        digests.set(algorithm, (yield* Effect.promise(() => checksumFile(copy.file, algorithm))).hex)
+      }
+      if (copy.temporary) yield* Effect.promise(() => fs.rm(copy.file, { force: true }))
+      if (options.onFile !== undefined) yield* options.onFile(done, fileEntries.length, bytes)
+      if (result._tag === "Left") {
+        problems.push({ kind: "unreadable", file: entry.name, reason: result.left.message.split("\n")[0]! })
+        continue
+      }
+      const { described, meta, owners, rows } = result.right
+      const byName = FILE_NAME.exec(entry.name)
+      const snapshotId = Number(meta.snapshot_id ?? byName?.[1] ?? NaN)
+      const projectId = meta.project_id ?? ""
+      if (!Number.isSafeInteger(snapshotId) || projectId === "" || (byName !== null && Number(byName[1]) !== snapshotId)) {
+        problems.push({ kind: "unreadable", file: entry.name, reason: "not a mesa-ducklake snapshot file (metadata)" })
+        continue
+      }
+      if (owners.some((o) => o !== projectId)) {
+        problems.push({ kind: "foreign-project", file: entry.name, projectId: owners.find((o) => o !== projectId)! })
+        continue
+      }
+      scans.push({
+        name: entry.name,
+        snapshotId,
+        projectId,
+        meta,
+        size: described.fileSizeBytes,
+        footerSize: described.footerSize,
+        recordCount: described.recordCount,
+        stats: described.stats,
+        latest: latestPerTriple(rows),
+        minTs: new Date(Math.min(...rows.map((r) => r.ts.getTime()))),
+        maxTs: new Date(Math.max(...rows.map((r) => r.ts.getTime()))),
+        digest: (algorithm) => Effect.succeed(digests.get(algorithm)!)
+      })
+    }
+
+    // The project: the one the markers name (they are written only after a commit), else the files'.
+    const votes = new Map<string, number>()
+    for (const m of markers.values()) votes.set(m.projectId, (votes.get(m.projectId) ?? 0) + 1_000_000)
+    for (const s of scans) votes.set(s.projectId, (votes.get(s.projectId) ?? 0) + 1)
+    const projectId = [...votes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0]
+    if (projectId === undefined) {
+      return yield* new RebuildError({ root, reason: "no commit marker and no readable snapshot file in storage" })
+    }
+    for (const [id, m] of markers) {
+      if (m.projectId !== projectId) {
+        problems.push({ kind: "bad-marker", file: `${MARKER_DIR}/snapshot_${String(id).padStart(10, "0")}.json`, reason: `of project ${m.projectId}` })
+        markers.delete(id)
+      }
+    }
+    const ours = scans.filter((s) => {
+      if (s.projectId === projectId) return true
+      problems.push({ kind: "foreign-project", file: s.name, projectId: s.projectId })
+      return false
+    })
+
+    const bySnapshot = new Map<number, Array<FileScan>>()
+    for (const s of ours) bySnapshot.set(s.snapshotId, [...(bySnapshot.get(s.snapshotId) ?? []), s])
+    const chosen: Array<{ readonly scan: FileScan; readonly marker: CommitRecord | undefined; readonly checksum: string }> = []
+    for (const id of [...new Set([...bySnapshot.keys(), ...markers.keys()])].sort((a, b) => a - b)) {
+      const files = bySnapshot.get(id) ?? []
+      const marker = markers.get(id)
+      if (marker === undefined) {
+        if (files.length > 1) {
+          for (const f of files) problems.push({ kind: "duplicate-snapshot", file: f.name, snapshotId: id })
+        } else {
+          problems.push({ kind: "no-marker", file: files[0]!.name, snapshotId: id })
+          if (options.includeUnconfirmed === true) {
+            const sha = formatIrodsChecksum({ algorithm: "sha256", hex: yield* files[0]!.digest("sha256") })
+            chosen.push({ scan: files[0]!, marker: undefined, checksum: sha })
+          }
+        }
+        continue
+      }
+      const named = files.find((f) => f.name === marker.fileName)
+      for (const f of files) if (f !== named) problems.push({ kind: "duplicate-snapshot", file: f.name, snapshotId: id })
+      if (named === undefined) {
+        problems.push({ kind: "marker-without-file", snapshotId: id, file: marker.fileName })
+        continue
+      }
+      const expected = parseIrodsChecksum(marker.checksum)
+      const actual = expected === undefined ? "" : yield* named.digest(expected.algorithm)
+      if (expected === undefined || actual !== expected.hex) {
+        problems.push({
+          kind: "checksum-mismatch",
+          file: named.name,
+          snapshotId: id,
+          expected: marker.checksum,
+          actual: expected === undefined ? "<unknown algorithm>" : formatIrodsChecksum({ algorithm: expected.algorithm, hex: actual })
+        })
+        continue
+      }
+      if (named.recordCount !== marker.recordCount) {
+        problems.push({
+          kind: "record-count-mismatch",
+          file: named.name,
+          snapshotId: id,
+          expected: marker.recordCount,
+          actual: named.recordCount
+        })
+        continue
+      }
+      chosen.push({ scan: named, marker, checksum: marker.checksum })
+    }
+
+    // Transaction times: the markers' (exact); an unconfirmed file's own clock, kept strictly increasing.
+    const snapshots: Array<PlannedSnapshot> = []
+    let previous = -Infinity
+    for (const { checksum, marker, scan } of chosen) {
+      let time = new Date(marker?.snapshotTime ?? scan.meta.snapshot_clock ?? NaN)
+      if (Number.isNaN(time.getTime())) time = new Date(previous + 1)
+      if (time.getTime() <= previous) {
+        if (marker !== undefined) {
+          problems.push({ kind: "time-order", snapshotId: scan.snapshotId, reason: `committed at ${marker.snapshotTime}, not after the snapshot before` })
+        }
+        time = new Date(previous + 1)
+      }
+      previous = time.getTime()
+      snapshots.push({
+        snapshotId: scan.snapshotId,
+        snapshotTime: time,
+        fileName: scan.name,
+        checksum,
+        recordCount: scan.recordCount,
+        fileSizeBytes: scan.size,
+        footerSize: scan.footerSize,
+        stats: scan.stats,
+        actor: marker?.actor ?? scan.meta.author ?? "unknown",
+        note: marker !== undefined ? marker.note : (scan.meta.commit_message || null),
+        idempotencyKey: marker !== undefined ? marker.idempotencyKey : (scan.meta.idempotency_key || null),
+        contentHash: marker?.contentHash ?? scan.meta.content_hash ?? "",
+        minTs: scan.minTs,
+        maxTs: scan.maxTs,
+        confirmed: marker !== undefined
+      })
+    }
+
+    const current = latestPerTriple(chosen.flatMap((c) => c.scan.latest))
+    const any = ours[0]?.meta
+    const ids = [...markers.keys(), ...scans.map((s) => s.snapshotId), 1]
+    return {
+      projectId,
+      irodsPath: root,
+      irodsZone: any?.irods_zone ?? root.split("/")[1]!,
+      ducklakePath,
+      metadataSchema: schemaOf(projectId),
+      snapshots,
+      current,
+      problems,
+      lastSnapshotId: Math.max(...ids),
+      filesScanned: fileEntries.length,
+      markersScanned: markerEntries.length,
+      bytesScanned: bytes
+    } satisfies RebuildPlan
+  }).pipe(Effect.scoped)
+
+/** The latest change per (path, attribute, value, unit) by (ts, snapshot id, position in the batch). */
+export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
+  const latest = new Map<string, ChangeRow>()
+  for (const r of rows) {
+    const key = JSON.stringify([r.irodsPath, r.attribute, r.value, r.unit])
+    const seen = latest.get(key)
+    if (
+      seen === undefined ||
+      (r.ts.getTime() !== seen.ts.getTime()
+        ? r.ts > seen.ts
+        : r.snapshotId !== seen.snapshotId
+        ? r.snapshotId > seen.snapshotId
+        : r.changeSeq > seen.changeSeq)
+    ) latest.set(key, r)
+  }
+  return [...latest.values()]
+}
+
+const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n))
+  return out
+}
+
+/** True when the schema exists and holds any table. */
+export const schemaInUse = (sql: SqlClient.SqlClient, schema: string) =>
+  Effect.map(
+    sql<any>`SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = ${schema})::int AS schemas,
+                    (SELECT count(*) FROM pg_tables WHERE schemaname = ${schema})::int AS tables`,
+    ([r]) => ({ exists: r.schemas > 0, tables: r.tables as number })
+  )
+
+/** Another registered project whose root equals, contains or lies inside `root`. */
+export const conflictingProject = (sql: SqlClient.SqlClient, projectId: string, root: string) =>
+  Effect.map(
+    sql<any>`SELECT project_id::text AS id, irods_path FROM mesa_ducklake.projects WHERE project_id <> ${projectId}`,
+    (rows) =>
+      rows.find((r) =>
+        r.irods_path === root || root.startsWith(`${r.irods_path}/`) || String(r.irods_path).startsWith(`${root}/`)
+      ) as { id: string; irods_path: string } | undefined
+  )
+
+/**
+ * Writes a plan as the project's catalog, in one transaction: the lake schema (replaced when `force`), the
+ * registry row, every snapshot with its original id and time, and the derived state (table stats, current index).
+ * Parquet files are never touched.
+ */
+export const writePlan = (
+  catalog: CatalogService,
+  plan: RebuildPlan,
+  options: { readonly force?: boolean; readonly actor?: string } = {}
+) =>
+  catalog.withSql((sql) =>
+    sql.withTransaction(Effect.gen(function*() {
+      const schema = plan.metadataSchema
+      yield* sql`LOCK TABLE mesa_ducklake.projects IN SHARE ROW EXCLUSIVE MODE`
+      const other = yield* conflictingProject(sql, plan.projectId, plan.irodsPath)
+      if (other !== undefined) {
+        return yield* new CatalogNotEmpty({
+          projectId: plan.projectId,
+          schema,
+          reason: "root-registered-to-another-project",
+          detail: `${other.irods_path} is registered to project ${other.id}`
+        })
+      }
+      const inUse = yield* schemaInUse(sql, schema)
+      if (inUse.tables > 0 && options.force !== true) {
+        return yield* new CatalogNotEmpty({ projectId: plan.projectId, schema, reason: "schema-exists" })
+      }
+      if (inUse.exists) yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
+      const actor = options.actor ?? "mesa-ducklake rebuild"
+      for (
+        const [stmt, params] of createLakeStatements(schema, {
+          dataPath: `${plan.ducklakePath}/`,
+          createdBy: "mesa-ducklake 0.1.0 (rebuild)",
+          projectId: plan.projectId,
+          actor
+        })
+      ) yield* sql.unsafe(stmt, params as Array<any>)
+      const s = sql(schema)
+      const first = plan.snapshots[0]?.snapshotTime
+      if (first !== undefined) {
+        // The bootstrap snapshots (lake, table) must come before the first data snapshot in transaction time.
+        yield* sql`UPDATE ${s}.ducklake_snapshot
+                   SET snapshot_time = LEAST(snapshot_time, ${first}::timestamptz - (2 - snapshot_id) * interval '1 millisecond')
+                   WHERE snapshot_id IN (0, 1)`
+      }
+      const [created] = yield* sql<any>`SELECT snapshot_time FROM ${s}.ducklake_snapshot WHERE snapshot_id = 0`
+      yield* sql`
+        INSERT INTO mesa_ducklake.projects (project_id, irods_path, irods_zone, ducklake_path, metadata_schema,
+          created_at, created_by, last_snapshot_id)
+        VALUES (${plan.projectId}, ${plan.irodsPath}, ${plan.irodsZone}, ${plan.ducklakePath}, ${schema},
+          ${created.snapshot_time}, ${actor}, ${plan.lastSnapshotId})
+        ON CONFLICT (project_id) DO UPDATE SET irods_path = EXCLUDED.irods_path, irods_zone = EXCLUDED.irods_zone,
+          ducklake_path = EXCLUDED.ducklake_path, metadata_schema = EXCLUDED.metadata_schema,
+          last_snapshot_id = GREATEST(mesa_ducklake.projects.last_snapshot_id, EXCLUDED.last_snapshot_id)`
+
+      // Ids and counters as the original commits left them: data file ids and row ids are handed out in commit order.
+      let rowId = 0
+      let bytes = 0
+      const snapshotRows: Array<Record<string, unknown>> = []
+      const fileRows: Array<Record<string, unknown>> = []
+      const statRows: Array<Record<string, unknown>> = []
+      const changeRows: Array<Record<string, unknown>> = []
+      const mesaRows: Array<Record<string, unknown>> = []
+      plan.snapshots.forEach((p, fileId) => {
+        snapshotRows.push({
+          snapshot_id: p.snapshotId,
+          snapshot_time: p.snapshotTime,
+          schema_version: 1,
+          next_catalog_id: 2,
+          next_file_id: fileId + 1
+        })
+        fileRows.push({
+          data_file_id: fileId,
+          table_id: TABLE_ID,
+          begin_snapshot: p.snapshotId,
+          end_snapshot: null,
+          file_order: null,
+          path: p.fileName,
+          path_is_relative: true,
+          file_format: "parquet",
+          record_count: p.recordCount,
+          file_size_bytes: p.fileSizeBytes,
+          footer_size: p.footerSize,
+          row_id_start: rowId,
+          partition_id: null,
+          encryption_key: null,
+          mapping_id: null,
+          partial_max: null
+        })
+        for (const c of p.stats) {
+          statRows.push({
+            data_file_id: fileId,
+            table_id: TABLE_ID,
+            column_id: c.columnId,
+            column_size_bytes: c.columnSizeBytes,
+            value_count: c.valueCount,
+            null_count: c.nullCount,
+            min_value: c.min,
+            max_value: c.max,
+            contains_nan: null,
+            extra_stats: null
+          })
+        }
+        changeRows.push({
+          snapshot_id: p.snapshotId,
+          changes_made: `inserted_into_table:${TABLE_ID}`,
+          author: p.actor,
+          commit_message: p.note,
+          commit_extra_info: JSON.stringify({ tool: "mesa-ducklake", changes: p.recordCount })
+        })
+        mesaRows.push({
+          snapshot_id: p.snapshotId,
+          data_file_id: fileId,
+          file_path: p.fileName,
+          checksum: p.checksum,
+          change_count: p.recordCount,
+          actor: p.actor,
+          note: p.note,
+          min_ts: p.minTs,
+          max_ts: p.maxTs,
+          idempotency_key: p.idempotencyKey,
+          content_hash: p.contentHash,
+          marker_written: p.confirmed
+        })
+        rowId += p.recordCount
+        bytes += p.fileSizeBytes
+      })
+      const insert = (table: string, rows: ReadonlyArray<Record<string, unknown>>) =>
+        Effect.forEach(chunk(rows, 500), (part) => sql`INSERT INTO ${s}.${sql(table)} ${sql.insert(part as any)}`, {
+          discard: true
+        })
+      yield* insert("ducklake_snapshot", snapshotRows)
+      yield* insert("ducklake_data_file", fileRows)
+      yield* insert("ducklake_file_column_stats", statRows)
+      yield* insert("ducklake_snapshot_changes", changeRows)
+      yield* insert("mesa_snapshot", mesaRows)
+      yield* insert(
+        "mesa_current_avus",
+        plan.current.map((r) => ({
+          irods_path: r.irodsPath,
+          attribute: r.attribute,
+          value: r.value,
+          unit: r.unit,
+          op: r.op,
+          ts: r.ts,
+          snapshot_id: r.snapshotId,
+          change_seq: r.changeSeq,
+          actor: r.actor,
+          source: r.source,
+          via_ticket: r.viaTicket,
+          rule_invocation: r.ruleInvocation
+        }))
+      )
+      yield* sql`UPDATE ${s}.ducklake_table_stats SET record_count = ${rowId}, next_row_id = ${rowId},
+                   file_size_bytes = ${bytes} WHERE table_id = ${TABLE_ID}`
+      // Table-level column statistics over all live files, merged with a typed order (as Catalog.commitSnapshot does).
+      if (plan.snapshots.length > 0) {
+        yield* sql`
+          WITH keyed AS (
+            SELECT f.column_id, f.null_count > 0 AS contains_null, f.min_value, f.max_value, c.column_type AS t
+            FROM ${s}.ducklake_file_column_stats f
+            JOIN ${s}.ducklake_column c ON c.table_id = f.table_id AND c.column_id = f.column_id AND c.end_snapshot IS NULL
+            WHERE f.table_id = ${TABLE_ID}
+          )
+          INSERT INTO ${s}.ducklake_table_column_stats
+          SELECT ${TABLE_ID}, column_id, bool_or(contains_null), NULL,
+            (array_agg(min_value ORDER BY CASE WHEN t LIKE 'int%' THEN min_value::numeric END,
+                                          CASE WHEN t = 'timestamptz' THEN min_value::timestamptz END,
+                                          min_value COLLATE "C") FILTER (WHERE min_value IS NOT NULL))[1],
+            (array_agg(max_value ORDER BY CASE WHEN t LIKE 'int%' THEN max_value::numeric END DESC NULLS LAST,
+                                          CASE WHEN t = 'timestamptz' THEN max_value::timestamptz END DESC NULLS LAST,
+                                          max_value COLLATE "C" DESC) FILTER (WHERE max_value IS NOT NULL))[1],
+            NULL
+          FROM keyed GROUP BY column_id`
+      }
+      return { snapshots: plan.snapshots.length, rows: rowId, bytes }
+    }))
+  )
