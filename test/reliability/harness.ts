@@ -23,6 +23,7 @@ export type WriterLine =
     readonly end: number
     readonly replayed: boolean
   }
+  | { readonly t: "retry"; readonly key: string; readonly project: string; readonly tag: string }
   | { readonly t: "error"; readonly key: string; readonly project: string; readonly tag: string; readonly message: string }
   | { readonly t: "done" }
 

@@ -13,6 +13,7 @@
  *   {"t":"ready"}                                            the client is built
  *   {"t":"attempt","key","project","start"}                  a batch is about to be recorded
  *   {"t":"committed","key","project","snapshotId","start","end","replayed"}   recordChanges answered success
+ *   {"t":"retry","key","project","tag"}                     a failed attempt (retried when CatalogUnavailable)
  *   {"t":"error","key","project","tag","message"}            recordChanges failed (typed error tag)
  *   {"t":"done"}
  *
@@ -117,6 +118,7 @@ const program = Effect.gen(function*() {
       ...(plan.idempotent === true ? { idempotencyKey: key } : {})
     }
     const result = yield* lake.recordChanges(input).pipe(
+      Effect.tapError((e) => Effect.sync(() => say({ t: "retry", key, project: project.id, tag: e._tag }))),
       Effect.retry({
         while: (e) => e._tag === "CatalogUnavailable",
         times: plan.retryUnavailable ?? 0,
