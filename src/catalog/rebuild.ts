@@ -35,7 +35,13 @@ export type RebuildProblem =
   | { readonly kind: "foreign-project"; readonly file: string; readonly projectId: string }
   | { readonly kind: "bad-marker"; readonly file: string; readonly reason: string }
   | { readonly kind: "unexpected-file"; readonly file: string }
+  | { readonly kind: "name-mismatch"; readonly file: string; readonly snapshotId: number }
   | { readonly kind: "time-order"; readonly snapshotId: number; readonly reason: string }
+  /**
+   * A compaction output or marker. Rebuild takes history from the per-snapshot files; once compaction's grace period
+   * has deleted them, their snapshots show up as `marker-without-file` (not yet rebuilt from compacted files).
+   */
+  | { readonly kind: "compaction-not-used"; readonly file: string }
 
 /** A snapshot that goes into the rebuilt catalog. */
 export interface PlannedSnapshot {
@@ -83,6 +89,7 @@ export interface ScanOptions {
 
 const FILE_NAME = /^snapshot_(\d{10})_[0-9a-f]+\.parquet$/
 const MARKER_NAME = /^snapshot_(\d{10})\.json$/
+const COMPACTION = /^compact(ed|ion)_/
 
 /** The lake schema name of a project id (as registration makes it). */
 export const schemaOf = (projectId: string) => `lake_${projectId.replace(/-/g, "")}`
@@ -90,6 +97,8 @@ export const schemaOf = (projectId: string) => `lake_${projectId.replace(/-/g, "
 interface FileScan {
   readonly name: string
   readonly snapshotId: number
+  /** The snapshot id in the file name, when it follows our pattern. */
+  readonly nameId: number | undefined
   readonly projectId: string
   readonly meta: Readonly<Record<string, string>>
   readonly size: number
@@ -147,6 +156,10 @@ export const scanLake = (
     const markerEntries = (yield* listOrEmpty(storage, `${ducklakePath}/${MARKER_DIR}`)).filter((e) => e.type === "data_object")
     for (const entry of markerEntries) {
       const m = MARKER_NAME.exec(entry.name)
+      if (m === null && COMPACTION.test(entry.name)) {
+        problems.push({ kind: "compaction-not-used", file: `${MARKER_DIR}/${entry.name}` })
+        continue
+      }
       if (m === null) {
         problems.push({ kind: "unexpected-file", file: entry.path })
         continue
@@ -175,6 +188,10 @@ export const scanLake = (
         problems.push({ kind: "unexpected-file", file: entry.name })
         continue
       }
+      if (COMPACTION.test(entry.name)) {
+        problems.push({ kind: "compaction-not-used", file: entry.name })
+        continue
+      }
       const copy = yield* localCopy(storage, entry.path, tmp)
       const read = Effect.gen(function*() {
         const meta = yield* duck.fileMetadata(copy.file)
@@ -200,7 +217,7 @@ export const scanLake = (
       const byName = FILE_NAME.exec(entry.name)
       const snapshotId = Number(meta.snapshot_id ?? byName?.[1] ?? NaN)
       const projectId = meta.project_id ?? ""
-      if (!Number.isSafeInteger(snapshotId) || projectId === "" || (byName !== null && Number(byName[1]) !== snapshotId)) {
+      if (!Number.isSafeInteger(snapshotId) || projectId === "") {
         problems.push({ kind: "unreadable", file: entry.name, reason: "not a mesa-ducklake snapshot file (metadata)" })
         continue
       }
@@ -211,6 +228,7 @@ export const scanLake = (
       scans.push({
         name: entry.name,
         snapshotId,
+        nameId: byName === null ? undefined : Number(byName[1]),
         projectId,
         meta,
         size: described.fileSizeBytes,
@@ -239,9 +257,15 @@ export const scanLake = (
       }
     }
     const ours = scans.filter((s) => {
-      if (s.projectId === projectId) return true
-      problems.push({ kind: "foreign-project", file: s.name, projectId: s.projectId })
-      return false
+      if (s.projectId !== projectId) {
+        problems.push({ kind: "foreign-project", file: s.name, projectId: s.projectId })
+        return false
+      }
+      if (s.nameId !== undefined && s.nameId !== s.snapshotId) {
+        problems.push({ kind: "name-mismatch", file: s.name, snapshotId: s.snapshotId })
+        return false
+      }
+      return true
     })
 
     const bySnapshot = new Map<number, Array<FileScan>>()
@@ -327,7 +351,12 @@ export const scanLake = (
 
     const current = latestPerTriple(chosen.flatMap((c) => c.scan.latest))
     const any = ours[0]?.meta
-    const ids = [...markers.keys(), ...scans.map((s) => s.snapshotId), 1]
+    // Every id seen anywhere counts, unreadable and foreign file names included: a partial upload had its id.
+    const namedIds = fileEntries.flatMap((e) => {
+      const m = FILE_NAME.exec(e.name)
+      return m === null ? [] : [Number(m[1])]
+    })
+    const ids = [...markers.keys(), ...scans.map((s) => s.snapshotId), ...namedIds, 1]
     return {
       projectId,
       irodsPath: root,
