@@ -109,7 +109,7 @@ const historyAvus = (project: Project) =>
         (rows) => {
           const out = new Map<string, Entry>()
           // The target type is unknown here; it is taken from iRODS, or from the history for vanished paths.
-          for (const r of rows) add(out, r.irods_path, "data_object", r)
+          for (const r of rows) add(out, r.irods_path, "data_object", { attribute: r.attribute, value: r.value, unit: r.unit })
           return out
         }
       )
