@@ -15,6 +15,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Logger, LogLevel } from "effect"
 import { drift } from "./cli/commands/drift.js"
+import { jobs } from "./cli/commands/jobs.js"
 import { maintenance } from "./cli/commands/maintenance.js"
 import { project } from "./cli/commands/project.js"
 import { queries } from "./cli/commands/query.js"
@@ -23,7 +24,7 @@ import { captureUsageText, EXIT_CODES_HELP, ExitCode, reportFailure } from "./cl
 
 const root = Command.make("mesa-ducklake").pipe(
   Command.withDescription(`history of iRODS AVU metadata (DuckLake catalog + Parquet in iRODS). ${EXIT_CODES_HELP}`),
-  Command.withSubcommands([project, record, ...queries, ...maintenance, drift])
+  Command.withSubcommands([project, record, ...queries, ...maintenance, ...jobs, drift])
 )
 
 const cli = Command.run(root, { name: "mesa-ducklake", version: "0.1.0" })

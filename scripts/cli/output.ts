@@ -69,8 +69,11 @@ export const describeFailure = (error: unknown): { readonly exitCode: number; re
     case "ProjectConflict":
     case "IdempotencyConflict":
       return { exitCode: ExitCode.invalid, code: tag, message }
+    case "CatalogNotEmpty":
+      return { exitCode: ExitCode.invalid, code: tag, message }
     case "ProjectNotFound":
     case "SnapshotNotFound":
+    case "BackupNotFound":
     case "NotMesaEnabled":
       return { exitCode: ExitCode.notFound, code: tag, message }
     case "CatalogUnavailable":
@@ -86,6 +89,11 @@ export const describeFailure = (error: unknown): { readonly exitCode: number; re
     case "StorageError":
     case "CatalogError":
     case "ProjectArchived":
+    case "BackupCorrupt":
+    case "BackupToolMissing":
+    case "BackupToolTooOld":
+    case "BackupToolFailed":
+    case "RebuildError":
       return { exitCode: ExitCode.writeFailure, code: tag, message }
     default:
       return { exitCode: ExitCode.invalid, code: tag, message }

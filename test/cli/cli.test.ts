@@ -51,7 +51,7 @@ describe("help", () => {
   it("lists every command and the exit codes; --help works on subcommands", async () => {
     const r = await runCli(["--help"], { env })
     expect(r.code).toBe(0)
-    for (const c of ["project register", "project list", "project show", "project find", "record", "avus", "as-of", "history", "snapshots", "diff", "recover", "migrate", "doctor", "drift"]) {
+    for (const c of ["project register", "project list", "project show", "project find", "record", "avus", "as-of", "history", "snapshots", "diff", "recover", "migrate", "doctor", "backup", "restore", "rebuild", "compact", "drift"]) {
       expect(r.stdout).toContain(`- ${c}`)
     }
     expect(r.stdout).toContain("exit codes")
@@ -177,6 +177,26 @@ describe("record and query", () => {
     const beyond = await runCli(["migrate", "--to", "99"], { env })
     expect(beyond.code).toBe(1)
     expect(stderrJson(beyond).code).toBe("InvalidChange")
+  })
+})
+
+describe("jobs", () => {
+  it("compact merges a project's files; backup dumps its catalog into the project", async () => {
+    const p = await register()
+    for (const v of ["1", "2", "3"]) {
+      const r = await runCli(["record"], { env, stdin: JSON.stringify(change(`${p.irods_path}/x.csv`, "v", v)) })
+      expect(r.code, r.stderr).toBe(0)
+    }
+    const compact = await runCli(["compact", "--json", "--min-files", "2", p.project_id], { env })
+    expect(compact.code, compact.stderr).toBe(0)
+    expect(JSON.parse(compact.stdout)).toMatchObject({ files_before: 3, files_after: 1 })
+    const avus = await runCli(["avus", "--json", `${p.irods_path}/x.csv`], { env })
+    expect(JSON.parse(avus.stdout).map((a: any) => a.value)).toEqual(["1", "2", "3"])
+    const backup = await runCli(["backup", "--json", p.irods_path], { env })
+    expect(backup.code, backup.stderr).toBe(0)
+    const b = JSON.parse(backup.stdout)
+    expect(b.path).toMatch(new RegExp(`^${p.ducklake_path}/backups/.+\\.dump$`))
+    expect(fs.existsSync(nodePath.join(env.MESA_DUCKLAKE_MOUNT_ROOT!, b.path))).toBe(true)
   })
 })
 
