@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     // The DuckDB-extension interop suite has its own command (npm run test:interop) and Python venv.
-    exclude: ["test/interop/**", "node_modules/**"],
+    // So does the reliability suite (npm run test:reliability: real writer processes, SIGKILLs, outages).
+    exclude: ["test/interop/**", "test/reliability/**", "node_modules/**"],
     // One embedded PostgreSQL per test file is expensive on 2 cores: run files one or two at a time.
     pool: "forks",
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },

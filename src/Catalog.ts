@@ -18,7 +18,7 @@ import {
   ProjectNotFound,
   SnapshotNotFound
 } from "./errors.js"
-import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "./domain.js"
+import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot, TargetType } from "./domain.js"
 import { isWithin } from "./domain.js"
 import {
   COLUMNS,
@@ -149,8 +149,13 @@ export interface CatalogService {
     project: Project,
     write: PendingWrite,
     file: DataFileInfo,
-    rows: ReadonlyArray<ChangeRow>
+    rows: ReadonlyArray<ChangeRow>,
+    renames?: ReadonlyArray<Rename>
   ) => Effect.Effect<Date, Failure>
+  /** Renames recorded in the project, newest first (by valid time, then snapshot). */
+  readonly renames: (project: Project, maxSnapshot?: number) => Effect.Effect<ReadonlyArray<Rename>, Failure>
+  /** Current-state rows of a path and everything below it (for collection moves). */
+  readonly currentRowsUnder: (project: Project, path: string) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
   readonly dropPending: (projectId: string, snapshotId: number) => Effect.Effect<void, Failure>
   /** The commit record of a committed snapshot, as its marker file carries it. */
   readonly commitRecord: (project: Project, snapshotId: number) => Effect.Effect<CommitRecord, Failure>
@@ -164,6 +169,8 @@ export interface CatalogService {
     terminal: boolean
   ) => Effect.Effect<void, Failure>
   readonly pendingWrites: (options: { readonly limit: number }) => Effect.Effect<ReadonlyArray<PendingWrite>, Failure>
+  /** One write-ahead row as it is now (None once committed). */
+  readonly pendingWrite: (projectId: string, snapshotId: number) => Effect.Effect<Option.Option<PendingWrite>, Failure>
   /** True when the snapshot id is committed in the project's lake. */
   readonly isCommitted: (project: Project, snapshotId: number) => Effect.Effect<boolean, Failure>
   /** Every file referenced by a pending or failed write, across projects: never evicted from the local cache. */
@@ -241,13 +248,35 @@ export interface LiveFile {
   readonly rowIdStart: number | null
 }
 
+export interface Rename {
+  readonly snapshotId: number
+  readonly ts: Date
+  readonly fromPath: string
+  readonly toPath: string
+  readonly targetType: string
+  readonly objectId: number | null
+  readonly actor: string
+}
+
 export interface CurrentRow {
   readonly irodsPath: string
   readonly attribute: string
   readonly value: string
   readonly unit: string
   readonly op: "add" | "delete"
+  readonly targetType: TargetType
+  readonly objectId: number | null
 }
+
+const currentRowOf = (r: any): CurrentRow => ({
+  irodsPath: r.irods_path,
+  attribute: r.attribute,
+  value: r.value,
+  unit: r.unit,
+  op: r.op,
+  targetType: r.target_type,
+  objectId: r.oid === null || r.oid === undefined ? null : Number(r.oid)
+})
 
 export class Catalog extends Context.Tag("mesa-ducklake/Catalog")<Catalog, CatalogService>() {}
 
@@ -510,16 +539,9 @@ export const make = (config: CatalogConfig) =>
     const currentRows: CatalogService["currentRows"] = (project, paths) =>
       paths.length === 0 ? Effect.succeed([]) : withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT irods_path, attribute, value, unit, op FROM ${sql(S(project))}.mesa_current_avus
-                   WHERE irods_path = ANY(${paths as Array<string>})`,
-          (rows) =>
-            rows.map((r) => ({
-              irodsPath: r.irods_path,
-              attribute: r.attribute,
-              value: r.value,
-              unit: r.unit,
-              op: r.op
-            }))
+          sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid
+                   FROM ${sql(S(project))}.mesa_current_avus WHERE irods_path = ANY(${paths as Array<string>})`,
+          (rows) => rows.map(currentRowOf)
         ), "currentRows")
 
     const pendingFromRow = (r: any): PendingWrite => ({
@@ -571,7 +593,7 @@ export const make = (config: CatalogConfig) =>
             WHERE project_id = ${projectId} AND snapshot_id = ${snapshotId} AND state IN ('pending', 'pushed')`, "markPushed")
         .pipe(Effect.asVoid)
 
-    const commitSnapshot: CatalogService["commitSnapshot"] = (project, write, file, rows) =>
+    const commitSnapshot: CatalogService["commitSnapshot"] = (project, write, file, rows, renames = []) =>
       withSql((sql) =>
         sql.withTransaction(Effect.gen(function*() {
           const s = sql(S(project))
@@ -662,6 +684,20 @@ export const make = (config: CatalogConfig) =>
               ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
               ${write.contentHash})`
           yield* upsertCurrent(sql, project, rows)
+          if (renames.length > 0) {
+            yield* sql`INSERT INTO ${s}.mesa_renames ${
+              sql.insert(renames.map((r, seq) => ({
+                snapshot_id: write.snapshotId,
+                seq,
+                ts: r.ts,
+                from_path: r.fromPath,
+                to_path: r.toPath,
+                target_type: r.targetType,
+                object_id: r.objectId,
+                actor: r.actor
+              })))
+            }`
+          }
           // The write-ahead row goes with the commit: a committed snapshot never needs recovery.
           yield* sql`DELETE FROM mesa_ducklake.pending_writes
                      WHERE project_id = ${project.projectId} AND snapshot_id = ${write.snapshotId}`
@@ -685,13 +721,15 @@ export const make = (config: CatalogConfig) =>
             actor: r.actor,
             source: r.source,
             via_ticket: r.viaTicket,
-            rule_invocation: r.ruleInvocation
+            rule_invocation: r.ruleInvocation,
+            target_type: r.targetType,
+            object_id: r.objectId
           })))
         }
           ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
             op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
             actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
-            rule_invocation = EXCLUDED.rule_invocation
+            rule_invocation = EXCLUDED.rule_invocation, target_type = EXCLUDED.target_type, object_id = EXCLUDED.object_id
           WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq)`, {
         discard: true
       })
@@ -752,6 +790,13 @@ export const make = (config: CatalogConfig) =>
                    ORDER BY project_id, snapshot_id LIMIT ${limit}`,
           (rows) => rows.map(pendingFromRow)
         ), "pendingWrites")
+
+    const pendingWrite: CatalogService["pendingWrite"] = (projectId, snapshotId) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT * FROM mesa_ducklake.pending_writes WHERE project_id = ${projectId} AND snapshot_id = ${snapshotId}`,
+          (rows) => Option.map(Option.fromNullable(rows[0]), pendingFromRow)
+        ), "pendingWrite")
 
     const isCommitted: CatalogService["isCommitted"] = (project, snapshotId) =>
       withSql((sql) =>
@@ -911,6 +956,36 @@ export const make = (config: CatalogConfig) =>
         sql`DELETE FROM ${sql(S(project))}.ducklake_files_scheduled_for_deletion WHERE data_file_id IN ${sql.in(ids as Array<number>)}`, "forgetScheduled")
         .pipe(Effect.asVoid)
 
+
+    const renames: CatalogService["renames"] = (project, maxSnapshot) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT snapshot_id::text AS id, ts, from_path, to_path, target_type, object_id::text AS oid, actor
+                   FROM ${sql(S(project))}.mesa_renames
+                   WHERE ${maxSnapshot === undefined ? sql`true` : sql`snapshot_id <= ${maxSnapshot}`}
+                   ORDER BY ts DESC, snapshot_id DESC, seq DESC`,
+          (rows) =>
+            rows.map((r) => ({
+              snapshotId: Number(r.id),
+              ts: new Date(r.ts),
+              fromPath: r.from_path,
+              toPath: r.to_path,
+              targetType: r.target_type,
+              objectId: r.oid === null ? null : Number(r.oid),
+              actor: r.actor
+            }))
+        ), "renames")
+
+    const currentRowsUnder: CatalogService["currentRowsUnder"] = (project, path) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid
+                   FROM ${sql(S(project))}.mesa_current_avus
+                   WHERE irods_path = ${path} OR starts_with(irods_path, ${path + "/"})
+                   ORDER BY irods_path, attribute, value, unit`,
+          (rows) => rows.map(currentRowOf)
+        ), "currentRowsUnder")
+
     const currentAvus: CatalogService["currentAvus"] = (project, path) =>
       withSql((sql) =>
         Effect.map(
@@ -997,6 +1072,7 @@ export const make = (config: CatalogConfig) =>
       missingMarkers,
       failPending,
       pendingWrites,
+      pendingWrite,
       isCommitted,
       pinnedLocalFiles,
       files,
@@ -1006,6 +1082,8 @@ export const make = (config: CatalogConfig) =>
       requireSnapshot,
       latestSnapshot,
       liveFiles,
+      renames,
+      currentRowsUnder,
       commitCompaction,
       scheduledForDeletion,
       forgetScheduled,

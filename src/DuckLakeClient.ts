@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { Catalog, checkLakeSchema, type LakeFile, type LiveFile, type PendingWrite } from "./Catalog.js"
+import { Catalog, checkLakeSchema, type LakeFile, type LiveFile, type PendingWrite, type Rename } from "./Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import {
   type AsOfOptions,
@@ -32,6 +32,7 @@ import {
   type PathDiff,
   type Project,
   type RecordResult,
+  type RenameInput,
   type RecoveryReport,
   type Snapshot
 } from "./domain.js"
@@ -96,6 +97,12 @@ export interface DuckLakeClientService {
   readonly listProjects: Effect.Effect<ReadonlyArray<Project>, CatalogFailure>
   /** Record a batch of 1 to 10,000 changes as one snapshot. Modes B/C answer `{ recorded: false }`. */
   readonly recordChanges: (input: RecordInput) => Effect.Effect<RecordResult | NotRecorded, RecordError>
+  /**
+   * Records a rename or move (iRODS `imv`) as one snapshot: the object's AVUs leave the old path and arrive at the
+   * new one, and its history follows it (queries by the new path include the time before the move; the old path
+   * still answers for that time). A collection's move carries every path below it.
+   */
+  readonly recordRename: (input: RenameInput) => Effect.Effect<RecordResult | NotRecorded, RecordError>
   /** AVUs in effect on a path now (the latest recorded state). */
   readonly getAvus: (projectId: string, irodsPath: string) => Effect.Effect<ReadonlyArray<Avu>, ReadError>
   /** AVUs in effect on a path at valid time `at` (inclusive), optionally as known at an earlier snapshot. */
@@ -357,6 +364,18 @@ export const make = Effect.gen(function*() {
 
   const push = (_p: Project, w: PendingWrite) => upload(w.localFile, w.remotePath)
 
+  const writeLocalFile = (file: string, text: string) =>
+    Effect.tryPromise({
+      try: () => fs.writeFile(file, text),
+      catch: (cause) =>
+        new StorageError({
+          operation: "write",
+          path: file,
+          reason: (cause as NodeJS.ErrnoException)?.code === "ENOSPC" ? "NoSpace" : "Unknown",
+          cause
+        })
+    })
+
   /**
    * Writes the commit marker of a committed snapshot (`_mesa_log/snapshot_<id>.json`) and notes it in the catalog.
    * A rebuild from storage trusts only files with a marker; recovery writes the ones a dying writer left out.
@@ -366,9 +385,10 @@ export const make = Effect.gen(function*() {
       const record = yield* catalog.commitRecord(p, snapshotId)
       const name = `snapshot_${String(snapshotId).padStart(10, "0")}.json`
       const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
-      yield* Effect.promise(() => fs.writeFile(local, JSON.stringify(record, null, 2) + "\n"))
-      yield* upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`).pipe(
-        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true })))
+      // A full or broken cache is a typed failure (the caller defers the marker to recovery), never a defect.
+      yield* writeLocalFile(local, JSON.stringify(record, null, 2) + "\n").pipe(
+        Effect.zipRight(upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`)),
+        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
       )
       yield* catalog.markerWritten(p, snapshotId)
     }).pipe(Effect.withSpan("write.marker"))
@@ -401,6 +421,119 @@ export const make = Effect.gen(function*() {
       return yield* catalog.commitSnapshot(p, w, { ...described, fileName: w.fileName, checksum }, rows)
     })
 
+  /**
+   * The write protocol for one snapshot, under the project's writer lock: idempotency check, reserve, build the rows
+   * (with the state the lock guarantees), write, push, verify, commit, marker. Used by recordChanges and recordRename.
+   */
+  const writeSnapshot = <E extends { readonly _tag: string; readonly message: string }>(
+    p: Project,
+    input: {
+      readonly actor: string
+      readonly note: string | null
+      readonly key: string | null
+      readonly hash: string
+      readonly build: (
+        snapshotId: number,
+        clock: Date
+      ) => Effect.Effect<
+        { readonly rows: ReadonlyArray<ChangeRow>; readonly unmatchedDeletes: number; readonly renames: ReadonlyArray<Rename> },
+        E
+      >
+    }
+  ) => {
+    const { actor, build, hash, key, note } = input
+    return catalog.withWriteLock(p.projectId, Effect.gen(function*() {
+      if (key !== null) {
+        const hit = yield* catalog.findIdempotent(p, key).pipe(Effect.withSpan("write.idempotency"))
+        if (Option.isSome(hit)) {
+          if (hit.value.contentHash !== hash) {
+            return yield* new IdempotencyConflict({
+              projectId: p.projectId,
+              idempotencyKey: key,
+              snapshotId: hit.value.snapshotId
+            })
+          }
+          return {
+            recorded: true as const,
+            projectId: p.projectId,
+            snapshotId: hit.value.snapshotId,
+            parquetFile: `main/${TABLE_NAME}/${hit.value.fileName}`,
+            changeCount: hit.value.changeCount,
+            unmatchedDeletes: 0,
+            replayed: true
+          }
+        }
+      }
+      const suffix = randomBytes(4).toString("hex")
+      let localFile = ""
+      const w = yield* catalog.reserveSnapshot(p, {
+        localFileFor: (id) => {
+          const fileName = `snapshot_${String(id).padStart(10, "0")}_${suffix}.parquet`
+          localFile = `${cache.directory}/${p.projectId}/${fileName}`
+          return { fileName, localFile }
+        },
+        actor,
+        note,
+        idempotencyKey: key,
+        contentHash: hash
+      }).pipe(Effect.withSpan("write.reserve"))
+      yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
+      yield* probe("reserved", w.snapshotId)
+      // From here a failure must leave the snapshot failed (never committed later) and its file removed.
+      const attempt = Effect.gen(function*() {
+        const { renames, rows, unmatchedDeletes } = yield* build(w.snapshotId, w.clock)
+        yield* cache.pathFor(p.projectId, w.fileName)
+        const metadata = {
+          ...fileMetadata(p, w, rows.length),
+          ...(renames.length === 0 ? {} : { renames: JSON.stringify(renames) })
+        }
+        const written = yield* duck.writeSnapshotFile(localFile, rows, p.projectId, metadata)
+          .pipe(Effect.mapError((e) =>
+            new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
+          ), Effect.withSpan("write.parquet"))
+        yield* probe("parquet-written", w.snapshotId)
+        yield* cache.added(written.fileSizeBytes)
+        const put = yield* push(p, w).pipe(Effect.withSpan("write.push"))
+        yield* probe("pushed", w.snapshotId)
+        const checksum = formatIrodsChecksum(put.checksum)
+        yield* catalog.markPushed(p.projectId, w.snapshotId, checksum).pipe(Effect.withSpan("write.markPushed"))
+        yield* probe("marked-pushed", w.snapshotId)
+        yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows, renames).pipe(
+          Effect.withSpan("write.commit")
+        )
+        yield* probe("committed", w.snapshotId)
+        return { rows, unmatchedDeletes }
+      })
+      const { rows, unmatchedDeletes } = yield* attempt.pipe(
+        Effect.tapError((e) =>
+          e._tag === "CatalogUnavailable"
+            // The outcome of a commit the catalog never acknowledged is settled by recovery.
+            ? Effect.void
+            : Effect.zipRight(
+              catalog.failPending(p.projectId, w.snapshotId, e.message, true).pipe(Effect.ignore),
+              storage.remove(w.remotePath).pipe(Effect.ignore)
+            )
+        )
+      )
+      // The snapshot is committed: a marker that fails to land now is written by recovery later.
+      yield* writeMarker(p, w.snapshotId).pipe(
+        Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e))
+      )
+      yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([localFile])))).pipe(
+        Effect.withSpan("write.evictCache")
+      )
+      return {
+        recorded: true as const,
+        projectId: p.projectId,
+        snapshotId: w.snapshotId,
+        parquetFile: `main/${TABLE_NAME}/${w.fileName}`,
+        changeCount: rows.length,
+        unmatchedDeletes,
+        replayed: false
+      }
+    }))
+  }
+
   const recordChanges: DuckLakeClientService["recordChanges"] = Effect.fn("DuckLakeClient.recordChanges")(
     function*(input) {
       const actor = yield* textArg("actor", input?.actor, { optional: false })
@@ -432,100 +565,128 @@ export const make = Effect.gen(function*() {
       const hash = contentHash(actor!, note, changes)
       yield* Effect.annotateCurrentSpan({ projectId: p.projectId, changes: changes.length })
 
-      return yield* catalog.withWriteLock(p.projectId, Effect.gen(function*() {
-        if (key !== null) {
-          const hit = yield* catalog.findIdempotent(p, key).pipe(Effect.withSpan("write.idempotency"))
-          if (Option.isSome(hit)) {
-            if (hit.value.contentHash !== hash) {
-              return yield* new IdempotencyConflict({
-                projectId: p.projectId,
-                idempotencyKey: key,
-                snapshotId: hit.value.snapshotId
-              })
-            }
-            return {
-              recorded: true as const,
-              projectId: p.projectId,
-              snapshotId: hit.value.snapshotId,
-              parquetFile: `main/${TABLE_NAME}/${hit.value.fileName}`,
-              changeCount: hit.value.changeCount,
-              unmatchedDeletes: 0,
-              replayed: true
-            }
-          }
-        }
-        const paths = [...new Set(changes.map((c) => c.irodsPath))]
-        const present = new Set(
-          (yield* catalog.currentRows(p, paths).pipe(Effect.withSpan("write.currentRows"))).filter((r) => r.op === "add").map((r) =>
-            tripleKey(r.irodsPath, r.attribute, r.value, r.unit)
-          )
-        )
-        const suffix = randomBytes(4).toString("hex")
-        let localFile = ""
-        const w = yield* catalog.reserveSnapshot(p, {
-          localFileFor: (id) => {
-            const fileName = `snapshot_${String(id).padStart(10, "0")}_${suffix}.parquet`
-            localFile = `${cache.directory}/${p.projectId}/${fileName}`
-            return { fileName, localFile }
-          },
-          actor: actor!,
-          note,
-          idempotencyKey: key,
-          contentHash: hash
-        }).pipe(Effect.withSpan("write.reserve"))
-        yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
-        yield* probe("reserved", w.snapshotId)
-        const { rows, unmatchedDeletes } = expandChanges(changes, present, w.snapshotId, w.clock)
-
-        // From here a failure must leave the snapshot failed (never committed later) and its file removed.
-        const attempt = Effect.gen(function*() {
-          yield* cache.pathFor(p.projectId, w.fileName)
-          const written = yield* duck.writeSnapshotFile(localFile, rows, p.projectId, fileMetadata(p, w, rows.length))
-            .pipe(Effect.mapError((e) =>
-              new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
-            ), Effect.withSpan("write.parquet"))
-          yield* probe("parquet-written", w.snapshotId)
-          yield* cache.added(written.fileSizeBytes)
-          const put = yield* push(p, w).pipe(Effect.withSpan("write.push"))
-          yield* probe("pushed", w.snapshotId)
-          const checksum = formatIrodsChecksum(put.checksum)
-          yield* catalog.markPushed(p.projectId, w.snapshotId, checksum).pipe(Effect.withSpan("write.markPushed"))
-          yield* probe("marked-pushed", w.snapshotId)
-          yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows).pipe(
-            Effect.withSpan("write.commit")
-          )
-          yield* probe("committed", w.snapshotId)
-        })
-        yield* attempt.pipe(
-          Effect.tapError((e) =>
-            e._tag === "CatalogUnavailable"
-              // The outcome of a commit the catalog never acknowledged is settled by recovery.
-              ? Effect.void
-              : Effect.zipRight(
-                catalog.failPending(p.projectId, w.snapshotId, e.message, true).pipe(Effect.ignore),
-                storage.remove(w.remotePath).pipe(Effect.ignore)
+      return yield* writeSnapshot(p, {
+        actor: actor!,
+        note,
+        key,
+        hash,
+        build: (snapshotId, clock) =>
+          Effect.map(
+            catalog.currentRows(p, [...new Set(changes.map((c) => c.irodsPath))]).pipe(Effect.withSpan("write.currentRows")),
+            (current) => {
+              const present = new Set(
+                current.filter((r) => r.op === "add").map((r) => tripleKey(r.irodsPath, r.attribute, r.value, r.unit))
               )
+              return { ...expandChanges(changes, present, snapshotId, clock), renames: [] }
+            }
           )
-        )
-        // The snapshot is committed: a marker that fails to land now is written by recovery later.
-        yield* writeMarker(p, w.snapshotId).pipe(
-          Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e))
-        )
-        yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([localFile])))).pipe(
-          Effect.withSpan("write.evictCache")
-        )
-        return {
-          recorded: true as const,
-          projectId: p.projectId,
-          snapshotId: w.snapshotId,
-          parquetFile: `main/${TABLE_NAME}/${w.fileName}`,
-          changeCount: rows.length,
-          unmatchedDeletes,
-          replayed: false
-        }
-      }))
+      })
     }
   )
+
+
+  const renamedUnder = (path: string, r: Rename) =>
+    r.targetType === "collection" ? isWithin(path, r.toPath) : path === r.toPath
+  const renamedBack = (path: string, r: Rename) => r.fromPath + path.slice(r.toPath.length)
+
+  /** Where the object now at `path` was at valid time `at` (following recorded renames backwards). */
+  const pathAt = (p: Project, path: string, at: Date, maxSnapshot?: number) =>
+    Effect.map(catalog.renames(p, maxSnapshot), (renames) => {
+      let cur = path
+      for (const r of renames) if (r.ts > at && renamedUnder(cur, r)) cur = renamedBack(cur, r)
+      return cur
+    })
+
+  /** The paths an object had, newest first: `[path, until]` pairs (the earlier paths hold rows before `until`). */
+  const lineageOf = (p: Project, path: string) =>
+    Effect.map(catalog.renames(p), (renames) => {
+      const out: Array<{ readonly path: string; readonly before: Date | undefined }> = [{ path, before: undefined }]
+      let cur = path
+      let bound = Number.POSITIVE_INFINITY
+      for (const r of renames) {
+        if (r.ts.getTime() < bound && renamedUnder(cur, r)) {
+          cur = renamedBack(cur, r)
+          bound = r.ts.getTime()
+          out.push({ path: cur, before: r.ts })
+        }
+      }
+      return out
+    })
+
+  const recordRename: DuckLakeClientService["recordRename"] = Effect.fn("DuckLakeClient.recordRename")(function*(input) {
+    const actor = yield* textArg("actor", input?.actor, { optional: false })
+    const note = yield* textArg("note", input?.note, { optional: true })
+    const key = yield* textArg("idempotencyKey", input?.idempotencyKey, { optional: true })
+    const source = (yield* textArg("source", input?.source, { optional: true })) ?? "mesa-ducklake:rename"
+    const from = yield* parseIrodsPath(input?.from, "from")
+    const to = yield* parseIrodsPath(input?.to, "to")
+    const targetType = input?.targetType ?? "data_object"
+    if (targetType !== "data_object" && targetType !== "collection") {
+      return yield* invalid("targetType", "a rename moves a data_object or a collection")
+    }
+    if (input.objectId !== undefined && !(Number.isSafeInteger(input.objectId) && input.objectId > 0)) {
+      return yield* invalid("objectId", "must be a positive integer")
+    }
+    const ts = input?.ts === undefined ? null : yield* parseTimestamp(input.ts, "ts")
+    if (ts !== null && ts.getTime() > Date.now() + FUTURE_SKEW_MS) return yield* invalid("ts", "is in the future")
+    if (from === to) return yield* invalid("to", "is the same path as from")
+    if (targetType === "collection" && isWithin(to, from)) return yield* invalid("to", "a collection cannot move into itself")
+    const p = yield* project(input.projectId)
+    if (p.status === "archived") return yield* new ProjectArchived({ projectId: p.projectId })
+    for (const [field, path] of [["from", from], ["to", to]] as const) {
+      if (!isWithin(path, p.irodsPath) || path === p.irodsPath) {
+        return yield* invalid(field, `${path} is not inside project root ${p.irodsPath}`)
+      }
+      if (isWithin(path, p.ducklakePath)) return yield* invalid(field, "the lake's own files are not tracked")
+    }
+    const carried = targetType === "collection"
+      ? yield* catalog.currentRowsUnder(p, from)
+      : yield* catalog.currentRows(p, [from])
+    const adds = carried.filter((r) => r.op === "add")
+    if (adds.length === 0) return { recorded: false as const, reason: "nothing-to-record" as const }
+    const hash = createHash("sha256").update(JSON.stringify({ rename: { from, to, targetType, actor, note, ts, source } }))
+      .digest("hex")
+    return yield* writeSnapshot(p, {
+      actor: actor!,
+      note,
+      key,
+      hash,
+      build: (snapshotId, clock) =>
+        Effect.sync(() => {
+          const when = ts ?? clock
+          const rows: Array<ChangeRow> = []
+          const row = (r: (typeof adds)[number], path: string, op: "add" | "delete"): ChangeRow => ({
+            snapshotId,
+            changeSeq: rows.length,
+            ts: when,
+            irodsPath: path,
+            targetType: r.targetType,
+            objectId: r.irodsPath === from ? input.objectId ?? r.objectId : r.objectId,
+            attribute: r.attribute,
+            value: r.value,
+            unit: r.unit,
+            op,
+            actor: actor!,
+            source,
+            viaTicket: null,
+            ruleInvocation: null,
+            onBehalfOf: null
+          })
+          for (const r of adds) rows.push(row(r, r.irodsPath, "delete"))
+          for (const r of adds) rows.push(row(r, to + r.irodsPath.slice(from.length), "add"))
+          const rename: Rename = {
+            snapshotId,
+            ts: when,
+            fromPath: from,
+            toPath: to,
+            targetType,
+            objectId: input.objectId ?? null,
+            actor: actor!
+          }
+          return { rows, unmatchedDeletes: 0, renames: [rename] }
+        })
+    })
+  })
 
   const getAvus: DuckLakeClientService["getAvus"] = Effect.fn("DuckLakeClient.getAvus")(function*(projectId, path) {
     const irodsPath = yield* parseIrodsPath(path, "irodsPath")
@@ -552,10 +713,12 @@ export const make = Effect.gen(function*() {
       const validAt = yield* parseTimestamp(at, "timestamp")
       const p = yield* project(projectId)
       const maxSnapshot = yield* knownAtSnapshot(p, options?.knownAt)
-      const files = yield* catalog.files(p, { irodsPath, validAtOrBefore: validAt, maxSnapshot })
+      // The object now at this path may have been elsewhere then.
+      const then = yield* pathAt(p, irodsPath, validAt, maxSnapshot)
+      const files = yield* catalog.files(p, { irodsPath: then, validAtOrBefore: validAt, maxSnapshot })
       yield* Effect.annotateCurrentSpan({ projectId: p.projectId, files: files.length, maxSnapshot })
       const local = yield* readableAll(p, files)
-      return yield* duck.avusAsOf(local, irodsPath, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p)))
+      return yield* duck.avusAsOf(local, then, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p)))
     }
   )
 
@@ -574,12 +737,28 @@ export const make = Effect.gen(function*() {
         ...(from === undefined ? {} : { validFrom: from }),
         ...(to === undefined ? {} : { validTo: to })
       }
-      const files = yield* catalog.files(p, {
-        ...range,
-        ...(to === undefined ? {} : { validAtOrBefore: to })
-      })
-      const local = yield* readableAll(p, files)
-      return yield* duck.changes(local, range, { limit, order: "newest" }).pipe(Effect.mapError(duckFailure(p)))
+      // A path's history includes the object's earlier paths, up to the moment it moved.
+      const segments = irodsPath === undefined ? [{ path: undefined, before: undefined }] : yield* lineageOf(p, irodsPath)
+      const parts = yield* Effect.forEach(segments, (seg) =>
+        Effect.gen(function*() {
+          const validTo = seg.before === undefined ? to : new Date(Math.min(seg.before.getTime() - 1, to?.getTime() ?? Infinity))
+          if (validTo !== undefined && from !== undefined && validTo < from) return []
+          const segRange = {
+            ...range,
+            ...(seg.path === undefined ? {} : { irodsPath: seg.path }),
+            ...(validTo === undefined ? {} : { validTo })
+          }
+          const files = yield* catalog.files(p, {
+            ...segRange,
+            ...(validTo === undefined ? {} : { validAtOrBefore: validTo })
+          })
+          const local = yield* readableAll(p, files)
+          return yield* duck.changes(local, segRange, { limit, order: "newest" }).pipe(Effect.mapError(duckFailure(p)))
+        }))
+      if (parts.length === 1) return parts[0]!
+      const newestFirst = (a: ChangeRow, b: ChangeRow) =>
+        b.ts.getTime() - a.ts.getTime() || b.snapshotId - a.snapshotId || b.changeSeq - a.changeSeq
+      return parts.flat().sort(newestFirst).slice(0, limit)
     }
   )
 
@@ -728,9 +907,10 @@ export const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const name = `compaction_${String(record.snapshotId).padStart(10, "0")}.json`
       const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
-      yield* Effect.promise(() => fs.writeFile(local, JSON.stringify(record, null, 2) + "\n"))
-      yield* upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`).pipe(
-        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true })))
+      // A full or broken cache is a typed failure (the caller defers the marker to recovery), never a defect.
+      yield* writeLocalFile(local, JSON.stringify(record, null, 2) + "\n").pipe(
+        Effect.zipRight(upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`)),
+        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
       )
     })
 
@@ -785,7 +965,15 @@ export const make = Effect.gen(function*() {
     for (const w of pending) {
       const p = yield* catalog.getProject(w.projectId).pipe(Effect.catchTag("ProjectNotFound", () => Effect.succeed(null)))
       if (p === null) continue
-      yield* catalog.withWriteLock(p.projectId, recoverOne(p, w, maxAttempts, report))
+      // Re-read the row under the lock: the write may have finished, or failed (and told its caller so), while this
+      // recovery waited for the lock; acting on the row as first listed could commit a failed write.
+      yield* catalog.withWriteLock(
+        p.projectId,
+        Effect.flatMap(catalog.pendingWrite(p.projectId, w.snapshotId), (current) =>
+          Option.isNone(current) || current.value.state === "failed"
+            ? Effect.void
+            : recoverOne(p, current.value, maxAttempts, report))
+      )
     }
     // Committed snapshots whose writer died before their marker landed. One broken project does not stop the rest.
     for (const p of yield* catalog.listProjects) {
@@ -874,6 +1062,7 @@ export const make = Effect.gen(function*() {
     findProjectByPath,
     listProjects: catalog.listProjects,
     recordChanges,
+    recordRename,
     getAvus,
     getAvusAsOf,
     getHistory,
@@ -900,6 +1089,7 @@ export const notConfigured: DuckLakeClientService = (() => {
     findProjectByPath: () => unavailable,
     listProjects: unavailable,
     recordChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
+    recordRename: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     getAvus: () => unavailable,
     getAvusAsOf: () => unavailable,
     getHistory: () => unavailable,

@@ -238,7 +238,23 @@ export interface RecordResult {
 /** What `recordChanges` answers in modes B and C, where no catalog is configured: the caller carries on. */
 export interface NotRecorded {
   readonly recorded: false
-  readonly reason: "no-catalog"
+  /** `no-catalog`: modes B/C; `nothing-to-record`: e.g. a rename of an object that carries no AVUs. */
+  readonly reason: "no-catalog" | "nothing-to-record"
+}
+
+export interface RenameInput {
+  readonly projectId: string
+  readonly actor: string
+  readonly from: string
+  readonly to: string
+  /** A collection's move carries its members (every path below it). Default `data_object`. */
+  readonly targetType?: "data_object" | "collection"
+  /** When the move happened (valid time); default the snapshot's clock. */
+  readonly ts?: unknown
+  readonly objectId?: number
+  readonly source?: string
+  readonly note?: string
+  readonly idempotencyKey?: string
 }
 
 export interface HistoryFilter {

@@ -58,6 +58,7 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     findProjectByPath: (path) => call((s) => s.findProjectByPath(path)),
     listProjects: () => call((s) => s.listProjects),
     recordChanges: (input: RecordInput) => call((s) => s.recordChanges(input)),
+    recordRename: (input) => call((s) => s.recordRename(input)),
     getAvus: (projectId, path) => call((s) => s.getAvus(projectId, path)),
     getAvusAsOf: (projectId, path, at, opts?: AsOfOptions) => call((s) => s.getAvusAsOf(projectId, path, at, opts)),
     getHistory: (projectId, filter?: HistoryFilter) => call((s) => s.getHistory(projectId, filter)),

@@ -85,9 +85,11 @@ export const createLakeStatements = (
     `CREATE INDEX ON ${S}.ducklake_data_file (begin_snapshot)`,
     // --- ours: the extension never reads these ---
     // Latest change per AVU triple, updated in the commit transaction: the answer of getAvus without a scan.
-    `CREATE TABLE ${S}.mesa_current_avus(irods_path TEXT COLLATE "C" NOT NULL, attribute TEXT COLLATE "C" NOT NULL, value TEXT COLLATE "C" NOT NULL, unit TEXT COLLATE "C" NOT NULL, op TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL, snapshot_id BIGINT NOT NULL, change_seq INTEGER NOT NULL, actor TEXT NOT NULL, source TEXT NOT NULL, via_ticket TEXT, rule_invocation TEXT, PRIMARY KEY (irods_path, attribute, value, unit))`,
+    `CREATE TABLE ${S}.mesa_current_avus(irods_path TEXT COLLATE "C" NOT NULL, attribute TEXT COLLATE "C" NOT NULL, value TEXT COLLATE "C" NOT NULL, unit TEXT COLLATE "C" NOT NULL, op TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL, snapshot_id BIGINT NOT NULL, change_seq INTEGER NOT NULL, actor TEXT NOT NULL, source TEXT NOT NULL, via_ticket TEXT, rule_invocation TEXT, target_type TEXT NOT NULL, object_id BIGINT, PRIMARY KEY (irods_path, attribute, value, unit))`,
     // Per snapshot: the Parquet file's checksum and our provenance (the extension's snapshot_changes has author and
     // message), and whether its commit marker (`_mesa_log/`, what rebuild trusts) is in storage yet.
+    // Renames and moves (iRODS imv): an object's history follows it to its new path. Collection moves carry prefixes.
+    `CREATE TABLE ${S}.mesa_renames(snapshot_id BIGINT NOT NULL, seq INTEGER NOT NULL, ts TIMESTAMPTZ NOT NULL, from_path TEXT COLLATE "C" NOT NULL, to_path TEXT COLLATE "C" NOT NULL, target_type TEXT NOT NULL, object_id BIGINT, actor TEXT NOT NULL, PRIMARY KEY (snapshot_id, seq))`,
     `CREATE TABLE ${S}.mesa_snapshot(snapshot_id BIGINT PRIMARY KEY, data_file_id BIGINT NOT NULL, file_path TEXT NOT NULL, checksum TEXT NOT NULL, change_count INTEGER NOT NULL, actor TEXT NOT NULL, note TEXT, min_ts TIMESTAMPTZ NOT NULL, max_ts TIMESTAMPTZ NOT NULL, idempotency_key TEXT UNIQUE, content_hash TEXT NOT NULL, marker_written BOOLEAN NOT NULL DEFAULT false)`
   ].map((s) => [s, []] as const)
 

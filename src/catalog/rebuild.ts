@@ -57,6 +57,8 @@ export interface PlannedSnapshot {
   readonly note: string | null
   readonly idempotencyKey: string | null
   readonly contentHash: string
+  /** Renames this snapshot recorded (the file's `renames` key-value metadata, JSON), if any. */
+  readonly renames: string | undefined
   readonly minTs: Date
   readonly maxTs: Date
   /** False for a marker-less file taken in with `includeUnconfirmed`. */
@@ -343,6 +345,7 @@ export const scanLake = (
         note: marker !== undefined ? marker.note : (scan.meta.commit_message || null),
         idempotencyKey: marker !== undefined ? marker.idempotencyKey : (scan.meta.idempotency_key || null),
         contentHash: marker?.contentHash ?? scan.meta.content_hash ?? "",
+        renames: scan.meta.renames,
         minTs: scan.minTs,
         maxTs: scan.maxTs,
         confirmed: marker !== undefined
@@ -565,8 +568,26 @@ export const writePlan = (
           actor: r.actor,
           source: r.source,
           via_ticket: r.viaTicket,
-          rule_invocation: r.ruleInvocation
+          rule_invocation: r.ruleInvocation,
+          target_type: r.targetType,
+          object_id: r.objectId
         }))
+      )
+      // Renames travel in their snapshot file's metadata: the lineage that lets a path's history follow its object.
+      yield* insert(
+        "mesa_renames",
+        plan.snapshots.flatMap((p) =>
+          (p.renames === undefined ? [] : (JSON.parse(p.renames) as Array<any>)).map((r, seq) => ({
+            snapshot_id: p.snapshotId,
+            seq,
+            ts: new Date(r.ts),
+            from_path: r.fromPath,
+            to_path: r.toPath,
+            target_type: r.targetType,
+            object_id: r.objectId,
+            actor: r.actor
+          }))
+        )
       )
       yield* sql`UPDATE ${s}.ducklake_table_stats SET record_count = ${rowId}, next_row_id = ${rowId},
                    file_size_bytes = ${bytes} WHERE table_id = ${TABLE_ID}`
