@@ -2,7 +2,7 @@
  * Building blocks shared by the composition roots: the client over a catalog DSN, a storage layer, DuckDB and the
  * local cache. Each root (hosted, local, embedded, test) picks its catalog and storage and provides them once.
  */
-import { NodeFileSystem } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Config, type ConfigError, Effect, Layer, type Redacted } from "effect"
 import * as IrodsStorage from "../src/irods/IrodsStorage.js"
 import * as os from "node:os"
