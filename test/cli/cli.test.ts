@@ -297,7 +297,7 @@ describe("doctor", () => {
       ...env,
       MESA_DUCKLAKE_DSN: `postgresql://mesa:pw@127.0.0.1:${closedPort()}/mesa`,
       MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(work.dir, "no-such-mount"),
-      MESA_DUCKLAKE_PG_DUMP: nodePath.join(work.dir, "no-pg_dump")
+      MESA_DUCKLAKE_BACKUP_PG_DUMP: nodePath.join(work.dir, "no-pg_dump")
     }
     const r = await runCli(["doctor"], { env: broken })
     expect(r.code).toBe(4)

@@ -158,7 +158,7 @@ const doctor = Command.make("doctor", { json }, (o) =>
     const pgDump = (after: Effect.Effect<Check>) =>
       Effect.flatMap(after, () =>
         run("pg_dump", Effect.gen(function*() {
-          const binary = yield* Config.string("MESA_DUCKLAKE_PG_DUMP").pipe(Config.withDefault("pg_dump"))
+          const binary = yield* Config.string("MESA_DUCKLAKE_BACKUP_PG_DUMP").pipe(Config.withDefault("pg_dump"))
           const version = yield* pgDumpVersion(binary)
           const major = Number(/(\d+)(?:\.\d+)?/.exec(version.replace(/^[^\d]*/, ""))?.[1] ?? NaN)
           if (serverMajor !== undefined && serverMajor > 0 && !(major >= serverMajor)) {
