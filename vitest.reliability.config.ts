@@ -14,7 +14,7 @@ export default defineConfig({
     // their own, so on 2 cores two files at a time is the most that helps.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     reporters: process.env.CI ? ["default", ["json", { outputFile: ".ci/results/reliability.json" }]] : ["default"],
-    testTimeout: 8 * 60_000,
+    testTimeout: 15 * 60_000,
     hookTimeout: 2 * 60_000
   }
 })

@@ -422,6 +422,27 @@ export const make = Effect.gen(function*() {
     })
 
   /**
+   * Fills in iRODS object ids the caller did not give, when the storage can resolve them (the native client), so a
+   * later move of the object can be recognised by its id. A path that no longer resolves keeps none. The ids are
+   * looked up before the writer lock is taken, and are not part of the batch's idempotency digest.
+   */
+  const resolveObjectIds = (changes: ReadonlyArray<AvuChange>) =>
+    Effect.gen(function*() {
+      if (!storage.resolvesObjectIds) return changes
+      const wanted = [...new Set(
+        changes.filter((c) => c.objectId === null && (c.targetType === "data_object" || c.targetType === "collection"))
+          .map((c) => c.irodsPath)
+      )]
+      if (wanted.length === 0) return changes
+      const ids = new Map(yield* Effect.forEach(wanted, (path) =>
+        storage.stat(path).pipe(
+          Effect.map((entry) => [path, Option.getOrNull(Option.flatMapNullable(entry, (e) => e.objectId))] as const),
+          Effect.orElseSucceed(() => [path, null] as const)
+        ), { concurrency: 4 }))
+      return changes.map((c) => (c.objectId === null ? { ...c, objectId: ids.get(c.irodsPath) ?? null } : c))
+    }).pipe(Effect.withSpan("write.resolveObjectIds"))
+
+  /**
    * The write protocol for one snapshot, under the project's writer lock: idempotency check, reserve, build the rows
    * (with the state the lock guarantees), write, push, verify, commit, marker. Used by recordChanges and recordRename.
    */
@@ -564,6 +585,7 @@ export const make = Effect.gen(function*() {
       }
       const hash = contentHash(actor!, note, changes)
       yield* Effect.annotateCurrentSpan({ projectId: p.projectId, changes: changes.length })
+      const withIds = yield* resolveObjectIds(changes)
 
       return yield* writeSnapshot(p, {
         actor: actor!,
@@ -577,7 +599,7 @@ export const make = Effect.gen(function*() {
               const present = new Set(
                 current.filter((r) => r.op === "add").map((r) => tripleKey(r.irodsPath, r.attribute, r.value, r.unit))
               )
-              return { ...expandChanges(changes, present, snapshotId, clock), renames: [] }
+              return { ...expandChanges(withIds, present, snapshotId, clock), renames: [] }
             }
           )
       })

@@ -90,6 +90,8 @@ export interface LakeStorageService {
    * None for remote storage, which is read through the local cache.
    */
   readonly localPath: (path: string) => Option.Option<string>
+  /** True when `stat` reports real iRODS object ids (the native client); a mount cannot. */
+  readonly resolvesObjectIds: boolean
 }
 
 export class LakeStorage extends Context.Tag("mesa-ducklake/LakeStorage")<LakeStorage, LakeStorageService>() {}

@@ -33,14 +33,26 @@ export interface Triple {
 export interface PathDrift {
   readonly irodsPath: string
   readonly targetType: TargetType
+  /** The iRODS object id, when known (from iRODS or the history). */
+  readonly objectId: number | null
   /** In iRODS, not in effect in the history. */
   readonly extra: ReadonlyArray<Triple>
   /** In effect in the history, no longer in iRODS. */
   readonly missing: ReadonlyArray<Triple>
 }
 
+/** A move detected by object id: the same iRODS object, with its AVUs, now at another path. */
+export interface DetectedRename {
+  readonly from: string
+  readonly to: string
+  readonly objectId: number
+  readonly targetType: "data_object" | "collection"
+}
+
 export interface DriftReport {
   readonly projectId: string
+  /** Objects the history knows at one path and iRODS now has at another (same id): recorded as renames. */
+  readonly renames: ReadonlyArray<DetectedRename>
   readonly root: string
   /** AVUs found in iRODS under the root. */
   readonly liveAvus: number
@@ -56,14 +68,24 @@ const key = (t: Triple) => JSON.stringify([t.attribute, t.value, t.unit])
 
 interface Entry {
   targetType: TargetType
+  objectId: number | null
   readonly triples: Map<string, Triple>
 }
 
-const add = (into: Map<string, Entry>, path: string, targetType: TargetType, t: Triple) => {
+const add = (
+  into: Map<string, Entry>,
+  path: string,
+  targetType: TargetType,
+  t: Triple,
+  objectId: number | null = null
+) => {
   let e = into.get(path)
-  if (e === undefined) into.set(path, e = { targetType, triples: new Map() })
+  if (e === undefined) into.set(path, e = { targetType, objectId, triples: new Map() })
+  if (e.objectId === null) e.objectId = objectId
   e.triples.set(key(t), t)
 }
+
+const idOf = (s: string | undefined) => (s === undefined || s === "" || !/^\d+$/.test(s) ? null : Number(s))
 
 /** Live AVUs under `root` (data objects and collections), keyed by path. */
 const liveAvus = (root: string) =>
@@ -72,28 +94,28 @@ const liveAvus = (root: string) =>
     const below = like(`${root}/%`)
     const [dataAt, dataBelow, collAt, collBelow] = yield* Effect.all([
       irods.genQuery({
-        select: [COL.COLL_NAME, COL.DATA_NAME, COL.META_DATA_ATTR_NAME, COL.META_DATA_ATTR_VALUE, COL.META_DATA_ATTR_UNITS],
+        select: [COL.COLL_NAME, COL.DATA_NAME, COL.META_DATA_ATTR_NAME, COL.META_DATA_ATTR_VALUE, COL.META_DATA_ATTR_UNITS, COL.D_DATA_ID],
         where: [[COL.COLL_NAME, eq(root)]]
       }),
       irods.genQuery({
-        select: [COL.COLL_NAME, COL.DATA_NAME, COL.META_DATA_ATTR_NAME, COL.META_DATA_ATTR_VALUE, COL.META_DATA_ATTR_UNITS],
+        select: [COL.COLL_NAME, COL.DATA_NAME, COL.META_DATA_ATTR_NAME, COL.META_DATA_ATTR_VALUE, COL.META_DATA_ATTR_UNITS, COL.D_DATA_ID],
         where: [[COL.COLL_NAME, below]]
       }),
       irods.genQuery({
-        select: [COL.COLL_NAME, COL.META_COLL_ATTR_NAME, COL.META_COLL_ATTR_VALUE, COL.META_COLL_ATTR_UNITS],
+        select: [COL.COLL_NAME, COL.META_COLL_ATTR_NAME, COL.META_COLL_ATTR_VALUE, COL.META_COLL_ATTR_UNITS, COL.COLL_ID],
         where: [[COL.COLL_NAME, eq(root)]]
       }),
       irods.genQuery({
-        select: [COL.COLL_NAME, COL.META_COLL_ATTR_NAME, COL.META_COLL_ATTR_VALUE, COL.META_COLL_ATTR_UNITS],
+        select: [COL.COLL_NAME, COL.META_COLL_ATTR_NAME, COL.META_COLL_ATTR_VALUE, COL.META_COLL_ATTR_UNITS, COL.COLL_ID],
         where: [[COL.COLL_NAME, below]]
       })
     ], { concurrency: 2 }).pipe(Effect.mapError(toStorageError))
     const out = new Map<string, Entry>()
-    for (const [coll, name, attribute, value, unit] of [...dataAt, ...dataBelow]) {
-      add(out, `${coll}/${name}`, "data_object", { attribute: attribute!, value: value!, unit: unit ?? "" })
+    for (const [coll, name, attribute, value, unit, id] of [...dataAt, ...dataBelow]) {
+      add(out, `${coll}/${name}`, "data_object", { attribute: attribute!, value: value!, unit: unit ?? "" }, idOf(id))
     }
-    for (const [coll, attribute, value, unit] of [...collAt, ...collBelow]) {
-      add(out, coll!, "collection", { attribute: attribute!, value: value!, unit: unit ?? "" })
+    for (const [coll, attribute, value, unit, id] of [...collAt, ...collBelow]) {
+      add(out, coll!, "collection", { attribute: attribute!, value: value!, unit: unit ?? "" }, idOf(id))
     }
     return out
   })
@@ -103,13 +125,14 @@ const historyAvus = (project: Project) =>
   Effect.flatMap(Catalog, (catalog) =>
     catalog.withSql((sql) =>
       Effect.map(
-        sql<{ irods_path: string; attribute: string; value: string; unit: string }>`
-          SELECT irods_path, attribute, value, unit FROM ${sql(project.metadataSchema)}.mesa_current_avus
-          WHERE op = 'add'`,
+        sql<{ irods_path: string; attribute: string; value: string; unit: string; target_type: TargetType; oid: string | null }>`
+          SELECT irods_path, attribute, value, unit, target_type, object_id::text AS oid
+          FROM ${sql(project.metadataSchema)}.mesa_current_avus WHERE op = 'add'`,
         (rows) => {
           const out = new Map<string, Entry>()
-          // The target type is unknown here; it is taken from iRODS, or from the history for vanished paths.
-          for (const r of rows) add(out, r.irods_path, "data_object", { attribute: r.attribute, value: r.value, unit: r.unit })
+          for (const r of rows) {
+            add(out, r.irods_path, r.target_type, { attribute: r.attribute, value: r.value, unit: r.unit }, idOf(r.oid ?? undefined))
+          }
           return out
         }
       )
@@ -120,6 +143,19 @@ export const detectDrift = Effect.fn("Drift.detect")(function*(project: Project)
   const client = yield* DuckLakeClient
   const inScope = (path: string) => isWithin(path, project.irodsPath) && !isWithin(path, `${project.irodsPath}/.mesa`)
   const [live, recorded] = yield* Effect.all([liveAvus(project.irodsPath), historyAvus(project)], { concurrency: 2 })
+  // Moves, recognised by object id: a path the history knows but iRODS no longer has, whose id iRODS now shows at a
+  // path the history does not know. The history is compared as if the move were recorded (it will be, first).
+  const renames: Array<DetectedRename> = []
+  const liveById = new Map<number, string>()
+  for (const [path, e] of live) if (e.objectId !== null && inScope(path)) liveById.set(e.objectId, path)
+  for (const [path, e] of [...recorded]) {
+    if (e.objectId === null || live.has(path) || !inScope(path)) continue
+    const to = liveById.get(e.objectId)
+    if (to === undefined || recorded.has(to) || (e.targetType !== "data_object" && e.targetType !== "collection")) continue
+    renames.push({ from: path, to, objectId: e.objectId, targetType: e.targetType })
+    recorded.delete(path)
+    recorded.set(to, e)
+  }
   const paths = [...new Set([...live.keys(), ...recorded.keys()])].filter(inScope).sort()
   const report: Array<PathDrift> = []
   let liveCount = 0
@@ -138,7 +174,8 @@ export const detectDrift = Effect.fn("Drift.detect")(function*(project: Project)
       Effect.orElseSucceed(() => "data_object" as const)
     ))
     const byTriple = (a: Triple, b: Triple) => key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0
-    report.push({ irodsPath: path, targetType, extra: extra.sort(byTriple), missing: missing.sort(byTriple) })
+    const objectId = live.get(path)?.objectId ?? recorded.get(path)?.objectId ?? null
+    report.push({ irodsPath: path, targetType, objectId, extra: extra.sort(byTriple), missing: missing.sort(byTriple) })
   }
   yield* Effect.annotateCurrentSpan({
     projectId: project.projectId,
@@ -147,7 +184,14 @@ export const detectDrift = Effect.fn("Drift.detect")(function*(project: Project)
     driftedPaths: report.length
   })
   yield* Effect.logDebug("drift checked", { projectId: project.projectId, paths: paths.length, drifted: report.length })
-  return { projectId: project.projectId, root: project.irodsPath, liveAvus: liveCount, historyAvus: historyCount, paths: report } satisfies DriftReport
+  return {
+    projectId: project.projectId,
+    root: project.irodsPath,
+    liveAvus: liveCount,
+    historyAvus: historyCount,
+    renames: renames.sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0)),
+    paths: report
+  } satisfies DriftReport
 })
 
 /** The changes that bring the history in line with iRODS: adds for `extra`, deletes for `missing`. */
@@ -163,7 +207,8 @@ export const reconciliationChanges = (report: DriftReport, actor: string): Array
     unit: t.unit,
     op: t.op,
     actor,
-    source: DRIFT_SOURCE
+    source: DRIFT_SOURCE,
+    ...(p.objectId === null ? {} : { objectId: p.objectId })
   })))
 
 /**
@@ -174,9 +219,22 @@ export const recordDrift = Effect.fn("Drift.record")(function*(
   report: DriftReport,
   options: { readonly actor: string }
 ): Effect.fn.Return<RecordResult | NotRecorded | null, RecordError, DuckLakeClient> {
+  const client = yield* DuckLakeClient
+  // Moves first, so the objects' histories follow them; then the AVU differences that remain.
+  for (const r of report.renames) {
+    yield* client.recordRename({
+      projectId: report.projectId,
+      actor: options.actor,
+      from: r.from,
+      to: r.to,
+      targetType: r.targetType,
+      objectId: r.objectId,
+      source: DRIFT_SOURCE,
+      note: `drift reconciliation: moved ${r.from} to ${r.to}`
+    })
+  }
   const changes = reconciliationChanges(report, options.actor)
   if (changes.length === 0) return null
-  const client = yield* DuckLakeClient
   const added = changes.filter((c) => c.op === "add").length
   const result = yield* client.recordChanges({
     projectId: report.projectId,

@@ -81,6 +81,7 @@ export const fromClient = (client: IrodsClientService): LakeStorageService => {
 
   return {
     kind: "irods-native",
+    resolvesObjectIds: true,
     put,
     get: (path, localFile) => mapError(client.get(path, localFile)).pipe(Effect.asVoid),
     stat,

@@ -164,7 +164,18 @@ export const make = (config: MountConfig) =>
       return inside ? Option.some(root + path.slice(prefix.length)) : Option.none()
     }
 
-    return LakeStorage.of({ kind: "mounted", put, get, stat, checksum, list, remove, makeCollection, localPath })
+    return LakeStorage.of({
+      kind: "mounted",
+      put,
+      get,
+      stat,
+      checksum,
+      list,
+      remove,
+      makeCollection,
+      localPath,
+      resolvesObjectIds: false
+    })
   })
 
 /** A mounted-zone `LakeStorage`. Requires a `FileSystem` (e.g. `NodeFileSystem.layer`). */
