@@ -626,18 +626,7 @@ export const make = (config: CatalogConfig) =>
               ${file.fileName}, true, 'parquet', ${file.recordCount}, ${file.fileSizeBytes}, ${file.footerSize},
               ${rowIdStart}, NULL, NULL, NULL, NULL)`
           yield* sql`INSERT INTO ${s}.ducklake_file_column_stats ${
-            sql.insert(file.stats.map((c) => ({
-              data_file_id: fileId,
-              table_id: TABLE_ID,
-              column_id: c.columnId,
-              column_size_bytes: c.columnSizeBytes,
-              value_count: c.valueCount,
-              null_count: c.nullCount,
-              min_value: c.min,
-              max_value: c.max,
-              contains_nan: null,
-              extra_stats: null
-            })))
+            sql.insert(fileStatsRows(fileId, file.stats))
           }`
           // Table-level column statistics, as the extension keeps them: the new file's merged into the table's, with
           // a typed order (numbers, times, bytes). A lake without them yet (written before we kept them) gets them
@@ -914,18 +903,7 @@ export const make = (config: CatalogConfig) =>
               ${input.file.fileName}, true, 'parquet', ${input.file.recordCount}, ${input.file.fileSizeBytes},
               ${input.file.footerSize}, NULL, NULL, NULL, NULL, ${last})`
           yield* sql`INSERT INTO ${s}.ducklake_file_column_stats ${
-            sql.insert(input.file.stats.map((c) => ({
-              data_file_id: fileId,
-              table_id: TABLE_ID,
-              column_id: c.columnId,
-              column_size_bytes: c.columnSizeBytes,
-              value_count: c.valueCount,
-              null_count: c.nullCount,
-              min_value: c.min,
-              max_value: c.max,
-              contains_nan: null,
-              extra_stats: null
-            })))
+            sql.insert(fileStatsRows(fileId, input.file.stats))
           }`
           yield* sql`INSERT INTO ${s}.ducklake_files_scheduled_for_deletion
                      SELECT data_file_id, ${`main/${TABLE_NAME}/`} || path, true, now()
@@ -1091,6 +1069,21 @@ export const make = (config: CatalogConfig) =>
       target
     })
   })
+
+/** `ducklake_file_column_stats` rows of one data file. */
+const fileStatsRows = (fileId: number, stats: ReadonlyArray<ColumnStats>) =>
+  stats.map((c) => ({
+    data_file_id: fileId,
+    table_id: TABLE_ID,
+    column_id: c.columnId,
+    column_size_bytes: c.columnSizeBytes,
+    value_count: c.valueCount,
+    null_count: c.nullCount,
+    min_value: c.min,
+    max_value: c.max,
+    contains_nan: null,
+    extra_stats: null
+  }))
 
 /** One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. */
 const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {

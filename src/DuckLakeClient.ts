@@ -383,15 +383,20 @@ export const make = Effect.gen(function*() {
   const writeMarker = (p: Project, snapshotId: number) =>
     Effect.gen(function*() {
       const record = yield* catalog.commitRecord(p, snapshotId)
-      const name = `snapshot_${String(snapshotId).padStart(10, "0")}.json`
+      yield* putMarker(p, `snapshot_${String(snapshotId).padStart(10, "0")}.json`, record)
+      yield* catalog.markerWritten(p, snapshotId)
+    }).pipe(Effect.withSpan("write.marker"))
+
+  /** Stores a marker file under `_mesa_log/`, staged through the cache. */
+  const putMarker = (p: Project, name: string, record: unknown) =>
+    Effect.gen(function*() {
       const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
       // A full or broken cache is a typed failure (the caller defers the marker to recovery), never a defect.
       yield* writeLocalFile(local, JSON.stringify(record, null, 2) + "\n").pipe(
         Effect.zipRight(upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`)),
         Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
       )
-      yield* catalog.markerWritten(p, snapshotId)
-    }).pipe(Effect.withSpan("write.marker"))
+    })
 
   /** The file metadata that lets a Parquet file describe its own snapshot (used by rebuild). */
   const fileMetadata = (p: Project, w: PendingWrite, changeCount: number): Record<string, string> => ({
@@ -926,15 +931,7 @@ export const make = Effect.gen(function*() {
   })
 
   const writeCompactionMarker = (p: Project, record: Record<string, unknown> & { readonly snapshotId: number }) =>
-    Effect.gen(function*() {
-      const name = `compaction_${String(record.snapshotId).padStart(10, "0")}.json`
-      const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
-      // A full or broken cache is a typed failure (the caller defers the marker to recovery), never a defect.
-      yield* writeLocalFile(local, JSON.stringify(record, null, 2) + "\n").pipe(
-        Effect.zipRight(upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`)),
-        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
-      )
-    })
+    putMarker(p, `compaction_${String(record.snapshotId).padStart(10, "0")}.json`, record)
 
   const deleteScheduledFiles: DuckLakeClientService["deleteScheduledFiles"] = Effect.fn(
     "DuckLakeClient.deleteScheduledFiles"
