@@ -877,7 +877,12 @@ export const make = Effect.gen(function*() {
             String(group[group.length - 1]!.lastSnapshot).padStart(10, "0")
           }_${randomBytes(4).toString("hex")}.parquet`
           const local = nodePath.join(dir, fileName)
+          // Renames of the covered snapshots travel with the merged file, for a rebuild once the originals are gone.
+          const first = group[0]!.beginSnapshot
+          const last = group[group.length - 1]!.lastSnapshot
+          const coveredRenames = (yield* catalog.renames(p, last)).filter((r) => r.snapshotId >= first)
           const written = yield* duck.writeCompactedFile(locals, local, {
+            ...(coveredRenames.length === 0 ? {} : { renames: JSON.stringify(coveredRenames) }),
             format: "1.0",
             mesa_layout_version: "1",
             project_id: p.projectId,

@@ -18,7 +18,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import type { CatalogService, ColumnStats, CommitRecord } from "../Catalog.js"
 import type { ChangeRow } from "../domain.js"
-import type { DuckDbService } from "../DuckDb.js"
+import type { DuckDbService, WrittenFile } from "../DuckDb.js"
 import { MARKER_DIR } from "../DuckLakeClient.js"
 import { checksumFile, formatIrodsChecksum, type LakeStorageService, parseIrodsChecksum } from "../LakeStorage.js"
 import { CatalogNotEmpty, RebuildError } from "../backupErrors.js"
@@ -59,10 +59,25 @@ export interface PlannedSnapshot {
   readonly contentHash: string
   /** Renames this snapshot recorded (the file's `renames` key-value metadata, JSON), if any. */
   readonly renames: string | undefined
+  /** Set when the snapshot's own file is gone and a compacted file (this compaction snapshot's) holds its rows. */
+  readonly coveredBy?: number
   readonly minTs: Date
   readonly maxTs: Date
   /** False for a marker-less file taken in with `includeUnconfirmed`. */
   readonly confirmed: boolean
+}
+
+/** A compaction whose merged file stands in for snapshots whose own files were deleted after the grace period. */
+export interface PlannedCompaction {
+  readonly snapshotId: number
+  readonly snapshotTime: Date
+  readonly fileName: string
+  readonly fileSizeBytes: number
+  readonly footerSize: number
+  readonly recordCount: number
+  readonly stats: ReadonlyArray<ColumnStats>
+  readonly beginSnapshot: number
+  readonly partialMax: number
 }
 
 export interface RebuildPlan {
@@ -72,6 +87,8 @@ export interface RebuildPlan {
   readonly ducklakePath: string
   readonly metadataSchema: string
   readonly snapshots: ReadonlyArray<PlannedSnapshot>
+  /** Compactions used (their merged files hold the rows of the snapshots they cover). */
+  readonly compactions: ReadonlyArray<PlannedCompaction>
   /** The latest change per AVU triple over the committed snapshots: the `mesa_current_avus` rows. */
   readonly current: ReadonlyArray<ChangeRow>
   readonly problems: ReadonlyArray<RebuildProblem>
@@ -92,6 +109,24 @@ export interface ScanOptions {
 const FILE_NAME = /^snapshot_(\d{10})_[0-9a-f]+\.parquet$/
 const MARKER_NAME = /^snapshot_(\d{10})\.json$/
 const COMPACTION = /^compact(ed|ion)_/
+const COMPACTION_MARKER = /^compaction_(\d{10})\.json$/
+
+interface CompactionRecord {
+  readonly snapshotId: number
+  readonly snapshotTime: string
+  readonly fileName: string
+  readonly checksum: string
+  readonly recordCount: number
+  readonly beginSnapshot: number
+  readonly partialMax: number
+  readonly replaces: ReadonlyArray<{ readonly fileName: string }>
+}
+
+const isCompactionRecord = (x: any): x is CompactionRecord =>
+  x !== null && typeof x === "object" && x.format === "mesa-ducklake-compaction/1" &&
+  Number.isSafeInteger(x.snapshotId) && typeof x.snapshotTime === "string" && typeof x.fileName === "string" &&
+  typeof x.checksum === "string" && Number.isSafeInteger(x.beginSnapshot) && Number.isSafeInteger(x.partialMax) &&
+  Array.isArray(x.replaces)
 
 /** The lake schema name of a project id (as registration makes it). */
 export const schemaOf = (projectId: string) => `lake_${projectId.replace(/-/g, "")}`
@@ -156,8 +191,20 @@ export const scanLake = (
     // Markers: snapshot id → commit record.
     const markers = new Map<number, CommitRecord>()
     const markerEntries = (yield* listOrEmpty(storage, `${ducklakePath}/${MARKER_DIR}`)).filter((e) => e.type === "data_object")
+    const compactionMarkers = new Map<number, CompactionRecord>()
     for (const entry of markerEntries) {
       const m = MARKER_NAME.exec(entry.name)
+      const cm = COMPACTION_MARKER.exec(entry.name)
+      if (cm !== null) {
+        const copy = yield* localCopy(storage, entry.path, tmp)
+        const parsed = yield* Effect.promise(() =>
+          fs.readFile(copy.file, "utf8").then((t) => JSON.parse(t) as unknown, () => undefined)
+        )
+        if (copy.temporary) yield* Effect.promise(() => fs.rm(copy.file, { force: true }))
+        if (isCompactionRecord(parsed) && parsed.snapshotId === Number(cm[1])) compactionMarkers.set(parsed.snapshotId, parsed)
+        else problems.push({ kind: "bad-marker", file: entry.path, reason: "not a mesa-ducklake compaction record" })
+        continue
+      }
       if (m === null && COMPACTION.test(entry.name)) {
         problems.push({ kind: "compaction-not-used", file: `${MARKER_DIR}/${entry.name}` })
         continue
@@ -181,6 +228,7 @@ export const scanLake = (
     // Files: read each one's own description (metadata, stats, rows) and the digest of its stored bytes.
     const fileEntries = (yield* listOrEmpty(storage, tableDir)).filter((e) => e.type === "data_object")
     const scans: Array<FileScan> = []
+    const compactedEntries: Array<(typeof fileEntries)[number]> = []
     let bytes = 0
     let done = 0
     for (const entry of fileEntries) {
@@ -191,7 +239,7 @@ export const scanLake = (
         continue
       }
       if (COMPACTION.test(entry.name)) {
-        problems.push({ kind: "compaction-not-used", file: entry.name })
+        compactedEntries.push(entry)
         continue
       }
       const copy = yield* localCopy(storage, entry.path, tmp)
@@ -270,6 +318,7 @@ export const scanLake = (
       return true
     })
 
+    const missingFiles = new Map<number, CommitRecord>()
     const bySnapshot = new Map<number, Array<FileScan>>()
     for (const s of ours) bySnapshot.set(s.snapshotId, [...(bySnapshot.get(s.snapshotId) ?? []), s])
     const chosen: Array<{ readonly scan: FileScan; readonly marker: CommitRecord | undefined; readonly checksum: string }> = []
@@ -291,7 +340,7 @@ export const scanLake = (
       const named = files.find((f) => f.name === marker.fileName)
       for (const f of files) if (f !== named) problems.push({ kind: "duplicate-snapshot", file: f.name, snapshotId: id })
       if (named === undefined) {
-        problems.push({ kind: "marker-without-file", snapshotId: id, file: marker.fileName })
+        missingFiles.set(id, marker)
         continue
       }
       const expected = parseIrodsChecksum(marker.checksum)
@@ -317,6 +366,47 @@ export const scanLake = (
         continue
       }
       chosen.push({ scan: named, marker, checksum: marker.checksum })
+    }
+
+    // Snapshots whose own file is gone (deleted after a compaction's grace period) are rebuilt from the merged file,
+    // as the live catalog holds them: one data file covering a range of snapshots. A compaction is used only when
+    // needed and then for its whole range (never both its file and the originals); the outermost one wins.
+    const usable = [...compactionMarkers.values()].filter((c) => compactedEntries.some((e) => e.name === c.fileName))
+    const needed = usable.filter((c) => [...missingFiles.keys()].some((id) => id >= c.beginSnapshot && id <= c.partialMax))
+    const replaced = new Set(needed.flatMap((c) => c.replaces.map((r) => r.fileName)))
+    const used: Array<{ readonly record: CompactionRecord; readonly rows: ReadonlyArray<ChangeRow>; readonly meta: Readonly<Record<string, string>>; readonly described: WrittenFile }> = []
+    for (const c of needed.filter((x) => !replaced.has(x.fileName)).sort((a, b) => a.beginSnapshot - b.beginSnapshot)) {
+      const entry = compactedEntries.find((e) => e.name === c.fileName)!
+      const copy = yield* localCopy(storage, entry.path, tmp)
+      const read = yield* Effect.either(Effect.all({
+        meta: duck.fileMetadata(copy.file),
+        described: duck.describeFile(copy.file),
+        rows: duck.changes([copy.file], {}, { order: "oldest" })
+      }))
+      const expected = parseIrodsChecksum(c.checksum)
+      const actual = expected === undefined ? "" : (yield* Effect.promise(() => checksumFile(copy.file, expected.algorithm))).hex
+      if (copy.temporary) yield* Effect.promise(() => fs.rm(copy.file, { force: true }))
+      if (read._tag === "Left") {
+        problems.push({ kind: "unreadable", file: c.fileName, reason: read.left.message.split("\n")[0]! })
+        continue
+      }
+      if (expected === undefined || actual !== expected.hex) {
+        problems.push({ kind: "checksum-mismatch", file: c.fileName, snapshotId: c.snapshotId, expected: c.checksum, actual })
+        continue
+      }
+      used.push({ record: c, ...read.right })
+    }
+    // Snapshots inside a used compaction's range: from the merged file (dropping their own files, if any are left).
+    const coveredBy = new Map<number, (typeof used)[number]>()
+    for (const u of used) {
+      for (const id of markers.keys()) if (id >= u.record.beginSnapshot && id <= u.record.partialMax) coveredBy.set(id, u)
+    }
+    for (let i = chosen.length - 1; i >= 0; i--) if (coveredBy.has(chosen[i]!.scan.snapshotId)) chosen.splice(i, 1)
+    for (const [id, marker] of missingFiles) {
+      if (!coveredBy.has(id)) problems.push({ kind: "marker-without-file", snapshotId: id, file: marker.fileName })
+    }
+    for (const e of compactedEntries) {
+      if (!used.some((u) => u.record.fileName === e.name)) problems.push({ kind: "compaction-not-used", file: e.name })
     }
 
     // Transaction times: the markers' (exact); an unconfirmed file's own clock, kept strictly increasing.
@@ -352,14 +442,54 @@ export const scanLake = (
       })
     }
 
-    const current = latestPerTriple(chosen.flatMap((c) => c.scan.latest))
+    for (const [id, u] of coveredBy) {
+      const marker = markers.get(id)!
+      const rows = u.rows.filter((r) => r.snapshotId === id)
+      const renames = (() => {
+        const all = u.meta.renames === undefined ? [] : (JSON.parse(u.meta.renames) as Array<{ snapshotId: number }>)
+        const mine = all.filter((r) => r.snapshotId === id)
+        return mine.length === 0 ? undefined : JSON.stringify(mine)
+      })()
+      snapshots.push({
+        snapshotId: id,
+        snapshotTime: new Date(marker.snapshotTime),
+        fileName: marker.fileName,
+        checksum: marker.checksum,
+        recordCount: marker.recordCount,
+        fileSizeBytes: 0,
+        footerSize: 0,
+        stats: [],
+        actor: marker.actor,
+        note: marker.note,
+        idempotencyKey: marker.idempotencyKey,
+        contentHash: marker.contentHash,
+        renames,
+        minTs: new Date(Math.min(...rows.map((r) => r.ts.getTime()))),
+        maxTs: new Date(Math.max(...rows.map((r) => r.ts.getTime()))),
+        confirmed: true,
+        coveredBy: u.record.snapshotId
+      })
+    }
+    snapshots.sort((a, b) => a.snapshotId - b.snapshotId)
+    const compactions: Array<PlannedCompaction> = used.map((u) => ({
+      snapshotId: u.record.snapshotId,
+      snapshotTime: new Date(u.record.snapshotTime),
+      fileName: u.record.fileName,
+      fileSizeBytes: u.described.fileSizeBytes,
+      footerSize: u.described.footerSize,
+      recordCount: u.described.recordCount,
+      stats: u.described.stats,
+      beginSnapshot: u.record.beginSnapshot,
+      partialMax: u.record.partialMax
+    }))
+    const current = latestPerTriple([...chosen.flatMap((c) => c.scan.latest), ...used.flatMap((u) => u.rows)])
     const any = ours[0]?.meta
     // Every id seen anywhere counts, unreadable and foreign file names included: a partial upload had its id.
     const namedIds = fileEntries.flatMap((e) => {
       const m = FILE_NAME.exec(e.name)
       return m === null ? [] : [Number(m[1])]
     })
-    const ids = [...markers.keys(), ...scans.map((s) => s.snapshotId), ...namedIds, 1]
+    const ids = [...markers.keys(), ...scans.map((s) => s.snapshotId), ...namedIds, ...compactionMarkers.keys(), 1]
     return {
       projectId,
       irodsPath: root,
@@ -367,6 +497,7 @@ export const scanLake = (
       ducklakePath,
       metadataSchema: schemaOf(projectId),
       snapshots,
+      compactions,
       current,
       problems,
       lastSnapshotId: Math.max(...ids),
@@ -481,7 +612,98 @@ export const writePlan = (
       const statRows: Array<Record<string, unknown>> = []
       const changeRows: Array<Record<string, unknown>> = []
       const mesaRows: Array<Record<string, unknown>> = []
-      plan.snapshots.forEach((p, fileId) => {
+      // Files of compactions in use get their ids after the snapshots' own files.
+      let nextFileId = plan.snapshots.filter((p) => p.coveredBy === undefined).length
+      const compactionFileIds = new Map(plan.compactions.map((c) => [c.snapshotId, nextFileId++] as const))
+      let fileCounter = 0
+      const addFileStats = (fileId: number, stats: ReadonlyArray<ColumnStats>) => {
+        for (const c of stats) {
+          statRows.push({
+            data_file_id: fileId,
+            table_id: TABLE_ID,
+            column_id: c.columnId,
+            column_size_bytes: c.columnSizeBytes,
+            value_count: c.valueCount,
+            null_count: c.nullCount,
+            min_value: c.min,
+            max_value: c.max,
+            contains_nan: null,
+            extra_stats: null
+          })
+        }
+      }
+      for (const c of plan.compactions) {
+        const fileId = compactionFileIds.get(c.snapshotId)!
+        snapshotRows.push({
+          snapshot_id: c.snapshotId,
+          snapshot_time: c.snapshotTime,
+          schema_version: 1,
+          next_catalog_id: 2,
+          next_file_id: nextFileId
+        })
+        fileRows.push({
+          data_file_id: fileId,
+          table_id: TABLE_ID,
+          begin_snapshot: c.beginSnapshot,
+          end_snapshot: null,
+          file_order: null,
+          path: c.fileName,
+          path_is_relative: true,
+          file_format: "parquet",
+          record_count: c.recordCount,
+          file_size_bytes: c.fileSizeBytes,
+          footer_size: c.footerSize,
+          // The merged file carries its rows' ids itself.
+          row_id_start: null,
+          partition_id: null,
+          encryption_key: null,
+          mapping_id: null,
+          partial_max: c.partialMax
+        })
+        addFileStats(fileId, c.stats)
+        changeRows.push({
+          snapshot_id: c.snapshotId,
+          changes_made: `merge_adjacent:${TABLE_ID}`,
+          author: actor,
+          commit_message: "mesa-ducklake: compacted files (rebuilt)",
+          commit_extra_info: JSON.stringify({ tool: "mesa-ducklake", rebuilt: true })
+        })
+        bytes += c.fileSizeBytes
+      }
+      plan.snapshots.forEach((p) => {
+        if (p.coveredBy !== undefined) {
+          snapshotRows.push({
+            snapshot_id: p.snapshotId,
+            snapshot_time: p.snapshotTime,
+            schema_version: 1,
+            next_catalog_id: 2,
+            next_file_id: fileCounter
+          })
+          changeRows.push({
+            snapshot_id: p.snapshotId,
+            changes_made: `inserted_into_table:${TABLE_ID}`,
+            author: p.actor,
+            commit_message: p.note,
+            commit_extra_info: JSON.stringify({ tool: "mesa-ducklake", changes: p.recordCount })
+          })
+          mesaRows.push({
+            snapshot_id: p.snapshotId,
+            data_file_id: compactionFileIds.get(p.coveredBy)!,
+            file_path: p.fileName,
+            checksum: p.checksum,
+            change_count: p.recordCount,
+            actor: p.actor,
+            note: p.note,
+            min_ts: p.minTs,
+            max_ts: p.maxTs,
+            idempotency_key: p.idempotencyKey,
+            content_hash: p.contentHash,
+            marker_written: true
+          })
+          rowId += p.recordCount
+          return
+        }
+        const fileId = fileCounter++
         snapshotRows.push({
           snapshot_id: p.snapshotId,
           snapshot_time: p.snapshotTime,
@@ -507,20 +729,7 @@ export const writePlan = (
           mapping_id: null,
           partial_max: null
         })
-        for (const c of p.stats) {
-          statRows.push({
-            data_file_id: fileId,
-            table_id: TABLE_ID,
-            column_id: c.columnId,
-            column_size_bytes: c.columnSizeBytes,
-            value_count: c.valueCount,
-            null_count: c.nullCount,
-            min_value: c.min,
-            max_value: c.max,
-            contains_nan: null,
-            extra_stats: null
-          })
-        }
+        addFileStats(fileId, p.stats)
         changeRows.push({
           snapshot_id: p.snapshotId,
           changes_made: `inserted_into_table:${TABLE_ID}`,
@@ -549,6 +758,12 @@ export const writePlan = (
         Effect.forEach(chunk(rows, 500), (part) => sql`INSERT INTO ${s}.${sql(table)} ${sql.insert(part as any)}`, {
           discard: true
         })
+      // The latest snapshot hands out the next file id: past every file written here, compactions' included.
+      const latestRow = snapshotRows.reduce<Record<string, unknown> | undefined>(
+        (m, r) => (m === undefined || (r.snapshot_id as number) > (m.snapshot_id as number) ? r : m),
+        undefined
+      )
+      if (latestRow !== undefined) latestRow.next_file_id = nextFileId
       yield* insert("ducklake_snapshot", snapshotRows)
       yield* insert("ducklake_data_file", fileRows)
       yield* insert("ducklake_file_column_stats", statRows)
