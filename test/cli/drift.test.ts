@@ -97,11 +97,19 @@ describe("drift", () => {
     const found = await runCli(["drift", "--json", project.project_id], { env })
     expect(found.code, found.stderr).toBe(0)
     const report = JSON.parse(found.stdout)
+    expect(report.renames).toEqual([])
     expect(report.paths).toEqual([
-      { irods_path: `${root}/site-1`, target_type: "collection", extra: [{ attribute: "site", value: "north field", unit: "" }], missing: [] },
+      {
+        irods_path: `${root}/site-1`,
+        target_type: "collection",
+        object_id: expect.any(Number),
+        extra: [{ attribute: "site", value: "north field", unit: "" }],
+        missing: []
+      },
       {
         irods_path: obj,
         target_type: "data_object",
+        object_id: expect.any(Number),
         extra: [{ attribute: "reviewed", value: "yes", unit: "" }],
         missing: [{ attribute: "crop", value: "wheat", unit: "" }]
       }
