@@ -988,7 +988,12 @@ export const make = (config: CatalogConfig) =>
     const listSnapshots: CatalogService["listSnapshots"] = (project, { limit }) =>
       withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT s.snapshot_id::text AS id, s.snapshot_time, m.actor, m.note, m.change_count, m.file_path,
+          // The file that holds the snapshot's rows now: its own, or the compacted file that replaced it.
+          sql<any>`SELECT s.snapshot_id::text AS id, s.snapshot_time, m.actor, m.note, m.change_count,
+                          COALESCE((SELECT f.path FROM ${sql(S(project))}.ducklake_data_file f
+                                    WHERE f.end_snapshot IS NULL AND f.begin_snapshot <= s.snapshot_id
+                                      AND COALESCE(f.partial_max, f.begin_snapshot) >= s.snapshot_id
+                                    ORDER BY f.data_file_id DESC LIMIT 1), m.file_path) AS file_path,
                           (SELECT max(p.snapshot_id)::text FROM ${sql(S(project))}.mesa_snapshot p
                            WHERE p.snapshot_id < s.snapshot_id) AS parent
                    FROM ${sql(S(project))}.ducklake_snapshot s

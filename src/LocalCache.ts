@@ -4,6 +4,7 @@
  * or failed write still refers to (the upstream library could delete the only copy of an unpushed file).
  */
 import { Context, Effect, Layer } from "effect"
+import { StorageError } from "./errors.js"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 
@@ -16,8 +17,8 @@ export interface LocalCacheConfig {
 export interface LocalCacheService {
   readonly directory: string
   readonly maxBytes: number
-  /** Local path for a project's file (directories are created). */
-  readonly pathFor: (projectId: string, fileName: string) => Effect.Effect<string>
+  /** Local path for a project's file (directories are created; a directory that cannot be is a typed error). */
+  readonly pathFor: (projectId: string, fileName: string) => Effect.Effect<string, StorageError>
   /** True when the file is present locally. */
   readonly has: (file: string) => Effect.Effect<boolean>
   /** Mark as recently used. */
@@ -64,12 +65,24 @@ export const make = (config: LocalCacheConfig) =>
     return LocalCache.of({
       directory,
       maxBytes,
-      pathFor: (projectId, fileName) =>
-        Effect.promise(async () => {
-          const dir = nodePath.join(directory, projectId.replace(/[^0-9a-zA-Z-]/g, "_"))
-          await fs.mkdir(dir, { recursive: true })
-          return nodePath.join(dir, nodePath.basename(fileName))
-        }),
+      pathFor: (projectId, fileName) => {
+        const dir = nodePath.join(directory, projectId.replace(/[^0-9a-zA-Z-]/g, "_"))
+        return Effect.tryPromise({
+          try: async () => {
+            await fs.mkdir(dir, { recursive: true })
+            return nodePath.join(dir, nodePath.basename(fileName))
+          },
+          catch: (cause) => {
+            const code = (cause as NodeJS.ErrnoException)?.code
+            return new StorageError({
+              operation: "cache",
+              path: dir,
+              reason: code === "ENOSPC" ? "NoSpace" : code === "EACCES" || code === "EPERM" ? "PermissionDenied" : "Unknown",
+              cause
+            })
+          }
+        })
+      },
       has: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
       touch: (file) =>
         Effect.promise(() => {
@@ -91,7 +104,8 @@ export const make = (config: LocalCacheConfig) =>
           for (const f of files.sort((a, b) => a.atime - b.atime)) {
             if (total <= maxBytes) break
             if (pinned.has(f.file) || /\.part-/.test(f.file)) continue
-            await fs.rm(f.file, { force: true })
+            // A file that cannot be removed is skipped, not fatal: eviction is housekeeping.
+            if (!(await fs.rm(f.file, { force: true }).then(() => true, () => false))) continue
             total -= f.size
             freed += f.size
           }

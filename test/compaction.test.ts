@@ -74,7 +74,10 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("compaction",
         sql<any>`SELECT changes_made FROM ${sql(p.metadataSchema)}.ducklake_snapshot_changes WHERE snapshot_id IN ${sql.in(report.snapshots)}`
       )
       expect(changes.map((x) => x.changes_made)).toEqual(report.snapshots.map(() => "merge_adjacent:1"))
-      // Compaction snapshots are not AVU snapshots: listSnapshots is unchanged (compared above).
+      // Compaction snapshots are not AVU snapshots: listSnapshots is unchanged (compared above), but each snapshot
+      // now names the compacted file that holds its rows.
+      const listed = yield* c.listSnapshots(p.projectId, { limit: 100 })
+      expect(listed.every((x) => x.dataFile.startsWith("main/avu_changes/compacted_"))).toBe(true)
       const marker = yield* storage.stat(`${p.ducklakePath}/_mesa_log/compaction_${String(report.snapshots[0]).padStart(10, "0")}.json`)
       expect(Option.isSome(marker)).toBe(true)
 

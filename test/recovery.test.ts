@@ -134,6 +134,24 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       expect(yield* c.listSnapshots(p.projectId)).toEqual([])
     }))
 
+  it.effect("a cache directory that cannot be made is a typed StorageError, not a crash; nothing committed", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const cache = yield* LocalCache
+      const p = yield* register
+      const blocker = nodePath.join(cache.directory, p.projectId)
+      fs.rmSync(blocker, { recursive: true, force: true })
+      fs.writeFileSync(blocker, "not a directory")
+      const e = yield* Effect.flip(attempt(p.projectId, p.irodsPath, "1"))
+      expect(e._tag).toBe("StorageError")
+      if (e._tag === "StorageError") expect(e.operation).toBe("cache")
+      expect(yield* c.listSnapshots(p.projectId)).toEqual([])
+      fs.rmSync(blocker)
+      const ok = yield* attempt(p.projectId, p.irodsPath, "2")
+      expect(ok.recorded).toBe(true)
+      expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/obj`)).map((a) => a.value)).toEqual(["2"])
+    }))
+
   it.effect("a Parquet write failure is a LakeWriteError at write-parquet; nothing visible or stored", () =>
     Effect.gen(function*() {
       const c = yield* DuckLakeClient
