@@ -698,22 +698,7 @@ export const make = (config: CatalogConfig) =>
       Effect.forEach(chunk(latestPerTriple(rows), 1000), (part) =>
         sql`
           INSERT INTO ${sql(S(project))}.mesa_current_avus AS c ${
-          sql.insert(part.map((r) => ({
-            irods_path: r.irodsPath,
-            attribute: r.attribute,
-            value: r.value,
-            unit: r.unit,
-            op: r.op,
-            ts: r.ts,
-            snapshot_id: r.snapshotId,
-            change_seq: r.changeSeq,
-            actor: r.actor,
-            source: r.source,
-            via_ticket: r.viaTicket,
-            rule_invocation: r.ruleInvocation,
-            target_type: r.targetType,
-            object_id: r.objectId
-          })))
+          sql.insert(part.map(currentAvuRow))
         }
           ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
             op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
@@ -1075,8 +1060,26 @@ export const make = (config: CatalogConfig) =>
     })
   })
 
+/** A `mesa_current_avus` row for a change (the latest of its triple). */
+export const currentAvuRow = (r: ChangeRow) => ({
+  irods_path: r.irodsPath,
+  attribute: r.attribute,
+  value: r.value,
+  unit: r.unit,
+  op: r.op,
+  ts: r.ts,
+  snapshot_id: r.snapshotId,
+  change_seq: r.changeSeq,
+  actor: r.actor,
+  source: r.source,
+  via_ticket: r.viaTicket,
+  rule_invocation: r.ruleInvocation,
+  target_type: r.targetType,
+  object_id: r.objectId
+})
+
 /** `ducklake_file_column_stats` rows of one data file. */
-const fileStatsRows = (fileId: number, stats: ReadonlyArray<ColumnStats>) =>
+export const fileStatsRows = (fileId: number, stats: ReadonlyArray<ColumnStats>) =>
   stats.map((c) => ({
     data_file_id: fileId,
     table_id: TABLE_ID,
@@ -1091,7 +1094,7 @@ const fileStatsRows = (fileId: number, stats: ReadonlyArray<ColumnStats>) =>
   }))
 
 /** One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. */
-const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
+export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
   const latest = new Map<string, ChangeRow>()
   const later = (a: ChangeRow, b: ChangeRow) =>
     a.ts.getTime() !== b.ts.getTime()

@@ -16,7 +16,14 @@ import { Effect, Option } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import type { CatalogService, ColumnStats, CommitRecord } from "../Catalog.js"
+import {
+  type CatalogService,
+  type ColumnStats,
+  type CommitRecord,
+  currentAvuRow,
+  fileStatsRows,
+  latestPerTriple
+} from "../Catalog.js"
 import type { ChangeRow } from "../domain.js"
 import type { DuckDbService, WrittenFile } from "../DuckDb.js"
 import { MARKER_DIR } from "../DuckLakeClient.js"
@@ -507,24 +514,6 @@ export const scanLake = (
     } satisfies RebuildPlan
   }).pipe(Effect.scoped)
 
-/** The latest change per (path, attribute, value, unit) by (ts, snapshot id, position in the batch). */
-export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
-  const latest = new Map<string, ChangeRow>()
-  for (const r of rows) {
-    const key = JSON.stringify([r.irodsPath, r.attribute, r.value, r.unit])
-    const seen = latest.get(key)
-    if (
-      seen === undefined ||
-      (r.ts.getTime() !== seen.ts.getTime()
-        ? r.ts > seen.ts
-        : r.snapshotId !== seen.snapshotId
-        ? r.snapshotId > seen.snapshotId
-        : r.changeSeq > seen.changeSeq)
-    ) latest.set(key, r)
-  }
-  return [...latest.values()]
-}
-
 const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n))
@@ -616,22 +605,8 @@ export const writePlan = (
       let nextFileId = plan.snapshots.filter((p) => p.coveredBy === undefined).length
       const compactionFileIds = new Map(plan.compactions.map((c) => [c.snapshotId, nextFileId++] as const))
       let fileCounter = 0
-      const addFileStats = (fileId: number, stats: ReadonlyArray<ColumnStats>) => {
-        for (const c of stats) {
-          statRows.push({
-            data_file_id: fileId,
-            table_id: TABLE_ID,
-            column_id: c.columnId,
-            column_size_bytes: c.columnSizeBytes,
-            value_count: c.valueCount,
-            null_count: c.nullCount,
-            min_value: c.min,
-            max_value: c.max,
-            contains_nan: null,
-            extra_stats: null
-          })
-        }
-      }
+      const addFileStats = (fileId: number, stats: ReadonlyArray<ColumnStats>) =>
+        statRows.push(...fileStatsRows(fileId, stats))
       for (const c of plan.compactions) {
         const fileId = compactionFileIds.get(c.snapshotId)!
         snapshotRows.push({
@@ -671,65 +646,39 @@ export const writePlan = (
         bytes += c.fileSizeBytes
       }
       plan.snapshots.forEach((p) => {
-        if (p.coveredBy !== undefined) {
-          snapshotRows.push({
-            snapshot_id: p.snapshotId,
-            snapshot_time: p.snapshotTime,
-            schema_version: 1,
-            next_catalog_id: 2,
-            next_file_id: fileCounter
+        // A snapshot covered by a compaction has no file of its own: its rows are in the merged file.
+        let dataFileId: number
+        if (p.coveredBy !== undefined) dataFileId = compactionFileIds.get(p.coveredBy)!
+        else {
+          dataFileId = fileCounter++
+          fileRows.push({
+            data_file_id: dataFileId,
+            table_id: TABLE_ID,
+            begin_snapshot: p.snapshotId,
+            end_snapshot: null,
+            file_order: null,
+            path: p.fileName,
+            path_is_relative: true,
+            file_format: "parquet",
+            record_count: p.recordCount,
+            file_size_bytes: p.fileSizeBytes,
+            footer_size: p.footerSize,
+            row_id_start: rowId,
+            partition_id: null,
+            encryption_key: null,
+            mapping_id: null,
+            partial_max: null
           })
-          changeRows.push({
-            snapshot_id: p.snapshotId,
-            changes_made: `inserted_into_table:${TABLE_ID}`,
-            author: p.actor,
-            commit_message: p.note,
-            commit_extra_info: JSON.stringify({ tool: "mesa-ducklake", changes: p.recordCount })
-          })
-          mesaRows.push({
-            snapshot_id: p.snapshotId,
-            data_file_id: compactionFileIds.get(p.coveredBy)!,
-            file_path: p.fileName,
-            checksum: p.checksum,
-            change_count: p.recordCount,
-            actor: p.actor,
-            note: p.note,
-            min_ts: p.minTs,
-            max_ts: p.maxTs,
-            idempotency_key: p.idempotencyKey,
-            content_hash: p.contentHash,
-            marker_written: true
-          })
-          rowId += p.recordCount
-          return
+          addFileStats(dataFileId, p.stats)
+          bytes += p.fileSizeBytes
         }
-        const fileId = fileCounter++
         snapshotRows.push({
           snapshot_id: p.snapshotId,
           snapshot_time: p.snapshotTime,
           schema_version: 1,
           next_catalog_id: 2,
-          next_file_id: fileId + 1
+          next_file_id: fileCounter
         })
-        fileRows.push({
-          data_file_id: fileId,
-          table_id: TABLE_ID,
-          begin_snapshot: p.snapshotId,
-          end_snapshot: null,
-          file_order: null,
-          path: p.fileName,
-          path_is_relative: true,
-          file_format: "parquet",
-          record_count: p.recordCount,
-          file_size_bytes: p.fileSizeBytes,
-          footer_size: p.footerSize,
-          row_id_start: rowId,
-          partition_id: null,
-          encryption_key: null,
-          mapping_id: null,
-          partial_max: null
-        })
-        addFileStats(fileId, p.stats)
         changeRows.push({
           snapshot_id: p.snapshotId,
           changes_made: `inserted_into_table:${TABLE_ID}`,
@@ -739,7 +688,7 @@ export const writePlan = (
         })
         mesaRows.push({
           snapshot_id: p.snapshotId,
-          data_file_id: fileId,
+          data_file_id: dataFileId,
           file_path: p.fileName,
           checksum: p.checksum,
           change_count: p.recordCount,
@@ -752,7 +701,6 @@ export const writePlan = (
           marker_written: p.confirmed
         })
         rowId += p.recordCount
-        bytes += p.fileSizeBytes
       })
       const insert = (table: string, rows: ReadonlyArray<Record<string, unknown>>) =>
         Effect.forEach(chunk(rows, 500), (part) => sql`INSERT INTO ${s}.${sql(table)} ${sql.insert(part as any)}`, {
@@ -771,22 +719,7 @@ export const writePlan = (
       yield* insert("mesa_snapshot", mesaRows)
       yield* insert(
         "mesa_current_avus",
-        plan.current.map((r) => ({
-          irods_path: r.irodsPath,
-          attribute: r.attribute,
-          value: r.value,
-          unit: r.unit,
-          op: r.op,
-          ts: r.ts,
-          snapshot_id: r.snapshotId,
-          change_seq: r.changeSeq,
-          actor: r.actor,
-          source: r.source,
-          via_ticket: r.viaTicket,
-          rule_invocation: r.ruleInvocation,
-          target_type: r.targetType,
-          object_id: r.objectId
-        }))
+        plan.current.map(currentAvuRow)
       )
       // Renames travel in their snapshot file's metadata: the lineage that lets a path's history follow its object.
       yield* insert(
