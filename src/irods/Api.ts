@@ -19,10 +19,12 @@ export const API = {
   DATA_OBJ_WRITE: 676,
   RM_COLL: 679,
   COLL_CREATE: 681,
+  GENERAL_ADMIN: 701,
   GEN_QUERY: 702,
   AUTH_REQUEST: 703,
   AUTH_RESPONSE: 704,
   MOD_AVU_METADATA: 706,
+  MOD_ACCESS_CONTROL: 707,
   GET_FILE_DESCRIPTOR_INFO: 20000,
   AUTHENTICATION: 110000
 } as const
@@ -33,6 +35,14 @@ export const OPR_TYPE = { NONE: 0, PUT: 1, GET: 2 } as const
 
 /** GenQuery column numbers (`rodsGenQuery.h`). */
 export const COL = {
+  USER_ID: 201,
+  USER_NAME: 202,
+  USER_TYPE: 203,
+  USER_ZONE: 204,
+  USER_INFO: 206,
+  USER_COMMENT: 207,
+  USER_CREATE_TIME: 208,
+  USER_MODIFY_TIME: 209,
   D_DATA_ID: 401,
   D_COLL_ID: 402,
   DATA_NAME: 403,
@@ -75,7 +85,43 @@ export const COL = {
   META_COLL_ATTR_UNITS: 612,
   META_COLL_ATTR_ID: 613,
   META_COLL_CREATE_TIME: 614,
-  META_COLL_MODIFY_TIME: 615
+  META_COLL_MODIFY_TIME: 615,
+  /** R_OBJT_ACCESS of data objects (alias r_data_access; the name comes from R_TOKN_MAIN, e.g. "read object"). */
+  DATA_ACCESS_TYPE: 700,
+  DATA_ACCESS_NAME: 701,
+  DATA_TOKEN_NAMESPACE: 702,
+  DATA_ACCESS_USER_ID: 703,
+  DATA_ACCESS_DATA_ID: 704,
+  /** R_OBJT_ACCESS of collections (alias r_coll_access). */
+  COLL_ACCESS_TYPE: 710,
+  COLL_ACCESS_NAME: 711,
+  COLL_TOKEN_NAMESPACE: 712,
+  COLL_ACCESS_USER_ID: 713,
+  COLL_ACCESS_COLL_ID: 714,
+  /** R_USER_GROUP.group_user_id and the group's name (every user and group is also a member of itself). */
+  USER_GROUP_ID: 900,
+  USER_GROUP_NAME: 901,
+  /** Members of the grantees of collection / data object ACLs (joined through R_USER_GROUP, so groups expand). */
+  COLL_USER_NAME: 1300,
+  COLL_USER_ZONE: 1301,
+  DATA_USER_NAME: 1310,
+  DATA_USER_ZONE: 1311
+} as const
+
+/**
+ * Access levels as R_TOKN_MAIN stores them (namespace `access_type`, 4.2.8 `icatSysInserts.sql`); a user's level on
+ * an object is the highest token id over the ACL rows of the user and of the groups the user is in.
+ */
+export const ACCESS_TYPE = {
+  null: 1000,
+  "read metadata": 1040,
+  "read object": 1050,
+  "create metadata": 1070,
+  "modify metadata": 1080,
+  "delete metadata": 1090,
+  "modify object": 1120,
+  "delete object": 1130,
+  own: 1200
 } as const
 
 /** GenQuery select flags and options. */
@@ -163,6 +209,29 @@ export const openedDataObjInp = (p: {
 
 export const collInp = (path: string, kv: Readonly<Record<string, string>> = {}): XmlElement =>
   el("CollInpNew_PI", [["collName", path], ["flags", 0], ["oprType", 0], ["KeyValPair_PI", keyValPair(kv)]])
+
+/**
+ * `modAccessControlInp_PI{recursiveFlag, accessLevel, userName, zone, path}` (MOD_ACCESS_CONTROL 707). 4.2.8 accepts
+ * the levels `null`, `read`, `write`, `own`, `inherit`, `noinherit`, optionally prefixed with `admin:` (rodsadmin only).
+ */
+export const modAccessControlInp = (p: {
+  readonly recursive: boolean
+  readonly accessLevel: string
+  readonly userName: string
+  readonly zone: string
+  readonly path: string
+}): XmlElement =>
+  el("modAccessControlInp_PI", [
+    ["recursiveFlag", p.recursive ? 1 : 0],
+    ["accessLevel", p.accessLevel],
+    ["userName", p.userName],
+    ["zone", p.zone],
+    ["path", p.path]
+  ])
+
+/** `generalAdminInp_PI{arg0..arg9}` (GENERAL_ADMIN 701, rodsadmin only). */
+export const generalAdminInp = (args: ReadonlyArray<string>): XmlElement =>
+  el("generalAdminInp_PI", args.slice(0, 10).map((a, i) => [`arg${i}`, a] as const))
 
 /** `ModAVUMetadataInp_PI{arg0..arg9}`, without the KeyValPair_PI that only 4.3 knows. */
 export const modAvuInp = (args: ReadonlyArray<string>): XmlElement =>
