@@ -7,7 +7,7 @@
  *
  * Covered: OBJ_STAT 633, COLL_CREATE 681, GEN_QUERY 702 (with continueInx paging), DATA_OBJ_CREATE 601 /
  * OPEN 602 / WRITE 676 / READ 675 / CLOSE 673 (streamed put and get), DATA_OBJ_UNLINK 615, DATA_OBJ_CHKSUM 629,
- * MOD_AVU_METADATA 706.
+ * MOD_AVU_METADATA 706, MOD_ACCESS_CONTROL 707 (ACLs and inheritance) and ACL / user / group GenQueries.
  */
 import { Context, Duration, Effect, Layer, Option, Pool, Redacted, Schedule, type Scope } from "effect"
 import type * as Config from "effect/Config"
@@ -18,6 +18,7 @@ import { basename as localBasename, dirname as localDirname, join as localJoin, 
 import { ChecksumMismatch } from "../errors.js"
 import { type Checksum, parseIrodsChecksum } from "../LakeStorage.js"
 import {
+  ACCESS_TYPE,
   API,
   COL,
   collInp,
@@ -26,6 +27,7 @@ import {
   type GenQueryInput,
   genQueryInp,
   KW,
+  modAccessControlInp,
   modAvuInp,
   OBJ_TYPE,
   type ObjStat,
@@ -93,6 +95,44 @@ export interface AvuTarget {
   readonly path: string
 }
 
+/** Access levels as `ichmod` names them; iRODS stores them as "own", "modify object", "read object". */
+export type AccessLevel = "own" | "modify" | "read"
+
+export interface AccessEntry {
+  /** The grantee: a user or a group. */
+  readonly name: string
+  readonly zone: string
+  /** "rodsuser" | "rodsadmin" | "rodsgroup" | "groupadmin" as the catalog has it. */
+  readonly type: "rodsuser" | "rodsadmin" | "rodsgroup" | (string & {})
+  readonly access: AccessLevel
+  /** The access name as stored (e.g. "read object"; 4.3 spells it "read_object"). */
+  readonly accessName: string
+}
+
+export interface AccessControl {
+  readonly kind: "data_object" | "collection"
+  /** Grantees with at least read access, sorted by name then zone. */
+  readonly entries: ReadonlyArray<AccessEntry>
+  /** The collection's inheritance flag (always false for data objects). */
+  readonly inherit: boolean
+}
+
+export interface UserInfo {
+  readonly id: number
+  readonly name: string
+  readonly zone: string
+  readonly type: "rodsuser" | "rodsadmin" | "rodsgroup" | "groupadmin" | (string & {})
+  /** Groups the user is in (including `public`), sorted; not the user itself. */
+  readonly groups: ReadonlyArray<string>
+}
+
+export interface SetAccessOptions {
+  /** Apply to the collection, all collections under it and their data objects (`ichmod -r`). */
+  readonly recursive?: boolean
+  /** `ichmod -M`: a rodsadmin changes ACLs of objects it does not own (sends the `admin:` prefix). */
+  readonly admin?: boolean
+}
+
 /** A GenQuery: selected columns (plain numbers select, pairs carry flags), conditions as iRODS text. */
 export interface GenQuery {
   readonly select: ReadonlyArray<number | readonly [column: number, flags: number]>
@@ -136,6 +176,28 @@ export interface IrodsClientService {
   readonly listAvus: (target: AvuTarget) => Effect.Effect<ReadonlyArray<Avu>, IrodsError>
   /** Runs a GenQuery to the end (all pages on one connection); no rows → []. */
   readonly genQuery: (query: GenQuery) => Effect.Effect<ReadonlyArray<ReadonlyArray<string>>, IrodsError>
+  /**
+   * The ACL of a data object or collection (as the catalog has it: one entry per user or group, groups not
+   * expanded) and, for collections, the inheritance flag. None when nothing is at `path` (or, under the STRICT
+   * ACL policy, when the caller may not see it). Rows naming deleted users are left out (irods/irods#6921).
+   */
+  readonly getAccess: (path: string) => Effect.Effect<Option.Option<AccessControl>, IrodsError>
+  /** A user's (or group's) type and the groups it is in, `public` included. None when unknown. */
+  readonly userInfo: (name: string, zone?: string) => Effect.Effect<Option.Option<UserInfo>, IrodsError>
+  /** MOD_ACCESS_CONTROL: grants `level` to a user or group, or removes its entry with "null". */
+  readonly setAccess: (
+    path: string,
+    name: string,
+    zone: string,
+    level: AccessLevel | "null",
+    options?: SetAccessOptions
+  ) => Effect.Effect<void, IrodsError>
+  /** MOD_ACCESS_CONTROL `inherit` / `noinherit` on a collection (and, `recursive`, every collection under it). */
+  readonly setInheritance: (
+    collPath: string,
+    on: boolean,
+    options?: SetAccessOptions
+  ) => Effect.Effect<void, IrodsError>
 }
 
 /** `= 'v'` condition text. */
@@ -144,6 +206,26 @@ export const eq = (value: string): string => `= '${value}'`
 export const like = (pattern: string): string => `like '${pattern}'`
 
 const DEFAULT_CHUNK = 4 * 1024 * 1024
+
+/**
+ * An ACL row's level from its access type id (COL_*_ACCESS_TYPE, token ids shared by 4.2 and 4.3): own from 1200,
+ * modify from "modify object" (1120, also "delete object" 1130), read from "read object" (1050); finer levels
+ * below read (e.g. 4.3's "read_metadata") grant no read and give undefined.
+ */
+export const accessLevelOf = (typeId: number): AccessLevel | undefined =>
+  typeId >= ACCESS_TYPE.own
+    ? "own"
+    : typeId >= ACCESS_TYPE["modify object"]
+    ? "modify"
+    : typeId >= ACCESS_TYPE["read object"]
+    ? "read"
+    : undefined
+
+/** `in ('a','b')` condition text. */
+const inList = (values: ReadonlyArray<string>): string => `in (${values.map((v) => `'${v}'`).join(",")})`
+
+const byNameThenZone = (a: { name: string; zone: string }, b: { name: string; zone: string }) =>
+  a.name < b.name ? -1 : a.name > b.name ? 1 : a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0
 
 const isNoRows = (e: IrodsError) => e.is("CAT_NO_ROWS_FOUND")
 
@@ -510,6 +592,106 @@ export const make = (options: IrodsClientOptions): Effect.Effect<IrodsClientServ
       return yield* withConnection((conn) => runGenQuery(conn, "genQuery", "", query))
     })
 
+    const getAccess = Effect.fn("IrodsClient.getAccess")(function*(path: string) {
+      return yield* withConnection((conn) =>
+        Effect.gen(function*() {
+          const st = yield* objStatOn(conn, path)
+          if (Option.isNone(st)) return Option.none<AccessControl>()
+          const isColl = st.value.objType === OBJ_TYPE.COLL_OBJ
+          // One row per R_OBJT_ACCESS row of the object (the grantee by id; users are looked up below).
+          const aclRows = yield* runGenQuery(
+            conn,
+            "getAccess",
+            path,
+            isColl
+              ? {
+                select: [COL.COLL_ACCESS_TYPE, COL.COLL_ACCESS_NAME, COL.COLL_ACCESS_USER_ID],
+                where: [[COL.COLL_NAME, eq(path)]]
+              }
+              : {
+                select: [COL.DATA_ACCESS_TYPE, COL.DATA_ACCESS_NAME, COL.DATA_ACCESS_USER_ID],
+                where: [[COL.COLL_NAME, eq(posix.dirname(path))], [COL.DATA_NAME, eq(posix.basename(path))]]
+              }
+          )
+          const inheritRows = isColl
+            ? yield* runGenQuery(conn, "getAccess", path, {
+              select: [COL.COLL_INHERITANCE],
+              where: [[COL.COLL_NAME, eq(path)]]
+            })
+            : []
+          const ids = [...new Set(aclRows.map(([, , id]) => id!))]
+          const userRows = ids.length === 0 ? [] : yield* runGenQuery(conn, "getAccess", path, {
+            select: [COL.USER_ID, COL.USER_NAME, COL.USER_ZONE, COL.USER_TYPE],
+            where: [[COL.USER_ID, ids.length === 1 ? eq(ids[0]!) : inList(ids)]]
+          })
+          const users = new Map(userRows.map(([id, name, zone, type]) => [id!, { name: name!, zone: zone!, type: type! }]))
+          // A grantee may hold one row per object; keep the highest level if a catalog ever has two.
+          const best = new Map<string, AccessEntry & { typeId: number }>()
+          for (const [typeId, accessName, id] of aclRows) {
+            const user = users.get(id!)
+            const access = accessLevelOf(Number(typeId))
+            if (user === undefined || access === undefined) continue
+            const prev = best.get(id!)
+            if (prev !== undefined && prev.typeId >= Number(typeId)) continue
+            best.set(id!, { ...user, access, accessName: accessName!, typeId: Number(typeId) })
+          }
+          const entries = [...best.values()].map(({ typeId: _t, ...e }): AccessEntry => e).sort(byNameThenZone)
+          const inherit = (inheritRows[0]?.[0] ?? "") === "1"
+          return Option.some<AccessControl>({ kind: isColl ? "collection" : "data_object", entries, inherit })
+        })
+      )
+    })
+
+    const userInfo = Effect.fn("IrodsClient.userInfo")(function*(name: string, zone?: string) {
+      const userZone = zone === undefined || zone === "" ? options.zone : zone
+      return yield* withConnection((conn) =>
+        Effect.gen(function*() {
+          const where = [[COL.USER_NAME, eq(name)], [COL.USER_ZONE, eq(userZone)]] as const
+          const found = yield* runGenQuery(conn, "userInfo", name, { select: [COL.USER_ID, COL.USER_TYPE], where })
+          const row = found[0]
+          if (row === undefined) return Option.none<UserInfo>()
+          const [id, type] = row
+          // R_USER_GROUP holds a row of every user in itself: leave that one out.
+          const groupRows = yield* runGenQuery(conn, "userInfo", name, {
+            select: [COL.USER_GROUP_ID, COL.USER_GROUP_NAME],
+            where
+          })
+          const groups = [...new Set(groupRows.filter(([gid]) => gid !== id).map(([, g]) => g!))].sort()
+          return Option.some<UserInfo>({ id: Number(id), name, zone: userZone, type: type!, groups })
+        })
+      )
+    })
+
+    const modAccess = (operation: string, path: string, accessLevel: string, userName: string, zone: string, opts?: SetAccessOptions) =>
+      withConnection((conn) =>
+        conn.call(
+          operation,
+          path,
+          API.MOD_ACCESS_CONTROL,
+          modAccessControlInp({
+            recursive: opts?.recursive ?? false,
+            accessLevel: `${opts?.admin ? "admin:" : ""}${accessLevel}`,
+            userName,
+            zone,
+            path
+          })
+        )
+      )
+
+    const setAccess = Effect.fn("IrodsClient.setAccess")(
+      function*(path: string, name: string, zone: string, level: AccessLevel | "null", opts?: SetAccessOptions) {
+        // 4.2.8 takes ichmod's words: read, write, own, null (not "modify object").
+        const word = level === "modify" ? "write" : level
+        yield* modAccess("setAccess", path, word, name, zone, opts)
+      }
+    )
+
+    const setInheritance = Effect.fn("IrodsClient.setInheritance")(
+      function*(collPath: string, on: boolean, opts?: SetAccessOptions) {
+        yield* modAccess("setInheritance", collPath, on ? "inherit" : "noinherit", "", "", opts)
+      }
+    )
+
     return {
       serverVersion,
       objStat,
@@ -523,7 +705,11 @@ export const make = (options: IrodsClientOptions): Effect.Effect<IrodsClientServ
       removeAvu: modAvu("rm"),
       setAvu: modAvu("set"),
       listAvus,
-      genQuery
+      genQuery,
+      getAccess,
+      userInfo,
+      setAccess,
+      setInheritance
     } satisfies IrodsClientService
   })
 

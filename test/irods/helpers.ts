@@ -29,3 +29,21 @@ export const fakeAndClient = (
     const home = `/${server.zone}/home/rods`
     return { server, client: irods, home }
   })
+
+/** A client of an already running fake, logged in as another user. */
+export const clientAs = (
+  server: { readonly host: string; readonly port: number; readonly zone: string },
+  user: string,
+  password: string,
+  client: Partial<IrodsClientOptions> = {}
+) =>
+  make({
+    host: server.host,
+    port: server.port,
+    zone: server.zone,
+    user,
+    password: Redacted.make(password),
+    retryBase: "10 millis",
+    requestTimeout: "5 seconds",
+    ...client
+  })
