@@ -136,7 +136,10 @@ export interface CatalogService {
   readonly reserveSnapshot: (
     project: Project,
     input: {
-      readonly localFileFor: (snapshotId: number) => { readonly localFile: string; readonly fileName: string }
+      /** Random part of the file name (`snapshot_<id>_<suffix>.parquet`), so a retried id never reuses a name. */
+      readonly fileSuffix: string
+      /** Local directory the Parquet file is written to before it is pushed. */
+      readonly localDir: string
       readonly actor: string
       readonly note: string | null
       readonly idempotencyKey: string | null
@@ -509,7 +512,8 @@ export const make = (config: CatalogConfig) =>
                 Schedule.union(Schedule.spaced("50 millis")),
                 Schedule.jittered
               )
-            })
+            }),
+            Effect.withSpan("write.lock")
           )
           yield* Effect.addFinalizer(() =>
             conn.executeValues(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [key]).pipe(Effect.ignore)
@@ -563,29 +567,36 @@ export const make = (config: CatalogConfig) =>
 
     const reserveSnapshot: CatalogService["reserveSnapshot"] = (project, input) =>
       withSql((sql) =>
-        sql.withTransaction(Effect.gen(function*() {
+        Effect.flatMap(
+          // One statement (atomic on its own): the id, the clock and the write-ahead row in a single round trip.
           // Ids are never reused, not even those of failed writes: their files may still exist in storage.
-          const [row] = yield* sql<any>`
-            UPDATE mesa_ducklake.projects p
-            SET last_snapshot_id = GREATEST(p.last_snapshot_id,
-                  (SELECT max(snapshot_id) FROM ${sql(S(project))}.ducklake_snapshot)) + 1
-            WHERE project_id = ${project.projectId}
-            RETURNING last_snapshot_id::text AS id,
-              GREATEST(date_trunc('milliseconds', clock_timestamp()),
-                (SELECT max(snapshot_time) FROM ${sql(S(project))}.ducklake_snapshot) + interval '1 millisecond',
-                (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
-                  + interval '1 millisecond') AS clock`
-          const snapshotId = Number(row.id)
-          const { fileName, localFile } = input.localFileFor(snapshotId)
-          const remotePath = `${project.ducklakePath}/main/${TABLE_NAME}/${fileName}`
-          const [pending] = yield* sql<any>`
+          sql<any>`
+            WITH r AS (
+              UPDATE mesa_ducklake.projects p
+              SET last_snapshot_id = GREATEST(p.last_snapshot_id,
+                    (SELECT max(snapshot_id) FROM ${sql(S(project))}.ducklake_snapshot)) + 1
+              WHERE project_id = ${project.projectId}
+              RETURNING p.project_id, last_snapshot_id AS id,
+                GREATEST(date_trunc('milliseconds', clock_timestamp()),
+                  -- The latest snapshot's time by key (snapshot times only grow), not a scan of every snapshot.
+                  (SELECT snapshot_time FROM ${sql(S(project))}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1)
+                    + interval '1 millisecond',
+                  (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
+                    + interval '1 millisecond') AS clock
+            ),
+            named AS (SELECT r.*, 'snapshot_' || lpad(r.id::text, 10, '0') || '_' || ${input.fileSuffix} || '.parquet' AS f FROM r)
             INSERT INTO mesa_ducklake.pending_writes (project_id, snapshot_id, state, local_file, remote_path,
               file_name, clock, actor, note, idempotency_key, content_hash, host)
-            VALUES (${project.projectId}, ${snapshotId}, 'pending', ${localFile}, ${remotePath}, ${fileName},
-              ${row.clock}, ${input.actor}, ${input.note}, ${input.idempotencyKey}, ${input.contentHash}, ${hostname()})
-            RETURNING *`
-          return pendingFromRow(pending)
-        })), "reserveSnapshot")
+            SELECT project_id, id, 'pending', ${input.localDir} || '/' || f,
+              ${`${project.ducklakePath}/main/${TABLE_NAME}/`} || f, f, clock,
+              ${input.actor}, ${input.note}, ${input.idempotencyKey}, ${input.contentHash}, ${hostname()}
+            FROM named
+            RETURNING *`,
+          (rows) =>
+            rows.length === 1
+              ? Effect.succeed(pendingFromRow(rows[0]))
+              : Effect.fail(new CatalogError({ operation: "reserveSnapshot", cause: new Error(`project ${project.projectId} is not registered`) }))
+        ), "reserveSnapshot")
 
     const markPushed: CatalogService["markPushed"] = (projectId, snapshotId, checksum) =>
       withSql((sql) =>
@@ -601,7 +612,9 @@ export const make = (config: CatalogConfig) =>
           yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
           const [prev] = yield* sql<any>`
             SELECT snapshot_id::text AS id, snapshot_time, schema_version::text AS sv, next_catalog_id::text AS nc,
-                   next_file_id::text AS nf
+                   next_file_id::text AS nf,
+                   (SELECT next_row_id::text FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}) AS r,
+                   EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS have_stats
             FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`
           if (Number(prev.id) >= write.snapshotId) {
             return yield* Effect.fail(
@@ -612,35 +625,47 @@ export const make = (config: CatalogConfig) =>
             )
           }
           const fileId = Number(prev.nf)
-          const [stats] = yield* sql<any>`SELECT next_row_id::text AS r FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}`
-          const rowIdStart = Number(stats.r)
+          const rowIdStart = Number(prev.r)
+          const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
+          const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
+          const [first = [], ...rest] = chunk(latestPerTriple(rows), 1000)
+          const newStats = JSON.stringify(file.stats.map((c) => ({
+            column_id: c.columnId,
+            contains_null: c.nullCount > 0,
+            min_value: c.min,
+            max_value: c.max
+          })))
+          // Everything else in one statement (one round trip): data-modifying CTEs all run, against the same
+          // snapshot of the tables, so each part reads only rows that were committed before this statement.
           const [{ t }] = (yield* sql<any>`
-            INSERT INTO ${s}.ducklake_snapshot
-            VALUES (${write.snapshotId},
-              GREATEST(date_trunc('milliseconds', clock_timestamp()), ${write.clock}::timestamptz,
-                       ${prev.snapshot_time}::timestamptz + interval '1 millisecond'),
-              ${prev.sv}::int8, ${prev.nc}::int8, ${fileId + 1})
-            RETURNING snapshot_time AS t`) as any
-          yield* sql`
-            INSERT INTO ${s}.ducklake_data_file VALUES (${fileId}, ${TABLE_ID}, ${write.snapshotId}, NULL, NULL,
-              ${file.fileName}, true, 'parquet', ${file.recordCount}, ${file.fileSizeBytes}, ${file.footerSize},
-              ${rowIdStart}, NULL, NULL, NULL, NULL)`
-          yield* sql`INSERT INTO ${s}.ducklake_file_column_stats ${
-            sql.insert(fileStatsRows(fileId, file.stats))
-          }`
-          // Table-level column statistics, as the extension keeps them: the new file's merged into the table's, with
-          // a typed order (numbers, times, bytes). A lake without them yet (written before we kept them) gets them
-          // from all its live files: merging with only the new file would give bounds that are too tight.
-          yield* sql`
-            WITH have AS (SELECT EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS yes),
+            WITH snap AS (
+              INSERT INTO ${s}.ducklake_snapshot
+              VALUES (${write.snapshotId},
+                GREATEST(date_trunc('milliseconds', clock_timestamp()), ${write.clock}::timestamptz,
+                         ${prev.snapshot_time}::timestamptz + interval '1 millisecond'),
+                ${prev.sv}::int8, ${prev.nc}::int8, ${fileId + 1})
+              RETURNING snapshot_time AS t
+            ),
+            data_file AS (
+              INSERT INTO ${s}.ducklake_data_file VALUES (${fileId}, ${TABLE_ID}, ${write.snapshotId}, NULL, NULL,
+                ${file.fileName}, true, 'parquet', ${file.recordCount}, ${file.fileSizeBytes}, ${file.footerSize},
+                ${rowIdStart}, NULL, NULL, NULL, NULL)
+            ),
+            file_stats AS (INSERT INTO ${s}.ducklake_file_column_stats ${sql.insert(fileStatsRows(fileId, file.stats))}),
+            -- Table-level column statistics, as the extension keeps them: the new file's merged into the table's,
+            -- with a typed order (numbers, times, bytes). A lake without them yet (written before we kept them) gets
+            -- them from all its live files: merging with only the new file would give bounds that are too tight.
             source AS (
               SELECT t.column_id, t.contains_null, t.min_value, t.max_value
               FROM ${s}.ducklake_table_column_stats t WHERE t.table_id = ${TABLE_ID}
               UNION ALL
+              SELECT x.column_id, x.contains_null, x.min_value, x.max_value
+              FROM jsonb_to_recordset(${newStats}::jsonb)
+                AS x(column_id int8, contains_null boolean, min_value varchar, max_value varchar)
+              UNION ALL
               SELECT f.column_id, f.null_count > 0, f.min_value, f.max_value
               FROM ${s}.ducklake_file_column_stats f JOIN ${s}.ducklake_data_file d ON d.data_file_id = f.data_file_id
-              WHERE f.table_id = ${TABLE_ID} AND d.end_snapshot IS NULL
-                AND (f.data_file_id = ${fileId} OR NOT (SELECT yes FROM have))
+              WHERE f.table_id = ${TABLE_ID} AND d.end_snapshot IS NULL AND NOT ${prev.have_stats === true}
             ),
             keyed AS (
               SELECT src.*, c.column_type AS t FROM source src
@@ -656,25 +681,27 @@ export const make = (config: CatalogConfig) =>
                                               max_value COLLATE "C" DESC) FILTER (WHERE max_value IS NOT NULL))[1] AS max_value
               FROM keyed GROUP BY column_id
             ),
-            cleared AS (DELETE FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID})
-            INSERT INTO ${s}.ducklake_table_column_stats
-            SELECT ${TABLE_ID}, column_id, contains_null, NULL, min_value, max_value, NULL FROM merged`
-          yield* sql`
-            UPDATE ${s}.ducklake_table_stats SET record_count = record_count + ${file.recordCount},
-              next_row_id = next_row_id + ${file.recordCount}, file_size_bytes = file_size_bytes + ${file.fileSizeBytes}
-            WHERE table_id = ${TABLE_ID}`
-          yield* sql`
-            INSERT INTO ${s}.ducklake_snapshot_changes VALUES (${write.snapshotId}, ${`inserted_into_table:${TABLE_ID}`},
-              ${write.actor}, ${write.note}, ${JSON.stringify({ tool: "mesa-ducklake", changes: file.recordCount })})`
-          const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
-          const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
-          yield* sql`
-            INSERT INTO ${s}.mesa_snapshot VALUES (${write.snapshotId}, ${fileId}, ${file.fileName}, ${file.checksum},
-              ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
-              ${write.contentHash})`
-          yield* upsertCurrent(sql, project, rows)
-          if (renames.length > 0) {
-            yield* sql`INSERT INTO ${s}.mesa_renames ${
+            cleared AS (DELETE FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}),
+            table_column_stats AS (
+              INSERT INTO ${s}.ducklake_table_column_stats
+              SELECT ${TABLE_ID}, column_id, contains_null, NULL, min_value, max_value, NULL FROM merged
+            ),
+            table_stats AS (
+              UPDATE ${s}.ducklake_table_stats SET record_count = record_count + ${file.recordCount},
+                next_row_id = next_row_id + ${file.recordCount}, file_size_bytes = file_size_bytes + ${file.fileSizeBytes}
+              WHERE table_id = ${TABLE_ID}
+            ),
+            changes AS (
+              INSERT INTO ${s}.ducklake_snapshot_changes VALUES (${write.snapshotId}, ${`inserted_into_table:${TABLE_ID}`},
+                ${write.actor}, ${write.note}, ${JSON.stringify({ tool: "mesa-ducklake", changes: file.recordCount })})
+            ),
+            mesa_snapshot AS (
+              INSERT INTO ${s}.mesa_snapshot VALUES (${write.snapshotId}, ${fileId}, ${file.fileName}, ${file.checksum},
+                ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
+                ${write.contentHash})
+            ),
+            ${first.length === 0 ? sql`` : sql`current_avus AS (${upsertCurrentSql(sql, project, first)}),`}
+            ${renames.length === 0 ? sql`` : sql`renames AS (INSERT INTO ${s}.mesa_renames ${
               sql.insert(renames.map((r, seq) => ({
                 snapshot_id: write.snapshotId,
                 seq,
@@ -685,28 +712,24 @@ export const make = (config: CatalogConfig) =>
                 object_id: r.objectId,
                 actor: r.actor
               })))
-            }`
-          }
-          // The write-ahead row goes with the commit: a committed snapshot never needs recovery.
-          yield* sql`DELETE FROM mesa_ducklake.pending_writes
-                     WHERE project_id = ${project.projectId} AND snapshot_id = ${write.snapshotId}`
+            }),`}
+            -- The write-ahead row goes with the commit: a committed snapshot never needs recovery.
+            wal AS (DELETE FROM mesa_ducklake.pending_writes
+                    WHERE project_id = ${project.projectId} AND snapshot_id = ${write.snapshotId})
+            SELECT t FROM snap`) as any
+          yield* Effect.forEach(rest, (part) => upsertCurrentSql(sql, project, part), { discard: true })
           return new Date(t)
         })), "commitSnapshot")
 
-    /** Keep the latest change per triple (by valid time, then snapshot, then position in the batch). */
-    const upsertCurrent = (sql: SqlClient.SqlClient, project: Project, rows: ReadonlyArray<ChangeRow>) =>
-      Effect.forEach(chunk(latestPerTriple(rows), 1000), (part) =>
-        sql`
-          INSERT INTO ${sql(S(project))}.mesa_current_avus AS c ${
-          sql.insert(part.map(currentAvuRow))
-        }
-          ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
-            op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
-            actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
-            rule_invocation = EXCLUDED.rule_invocation, target_type = EXCLUDED.target_type, object_id = EXCLUDED.object_id
-          WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq)`, {
-        discard: true
-      })
+    /** Upsert of current-state rows (at most one per triple): keeps the latest by valid time, snapshot, position. */
+    const upsertCurrentSql = (sql: SqlClient.SqlClient, project: Project, rows: ReadonlyArray<ChangeRow>) =>
+      sql`
+        INSERT INTO ${sql(S(project))}.mesa_current_avus AS c ${sql.insert(rows.map(currentAvuRow))}
+        ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
+          op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
+          actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
+          rule_invocation = EXCLUDED.rule_invocation, target_type = EXCLUDED.target_type, object_id = EXCLUDED.object_id
+        WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq)`
 
     const dropPending: CatalogService["dropPending"] = (projectId, snapshotId) =>
       withSql((sql) =>

@@ -6,6 +6,7 @@
 import { DuckDBInstance, type DuckDBConnection, DuckDBTimestampTZValue } from "@duckdb/node-api"
 import { Context, Effect, Layer, Pool } from "effect"
 import * as fsp from "node:fs/promises"
+import { batchStats } from "./catalog/stats.js"
 import { COLUMNS, columnId } from "./catalog/ducklakeSchema.js"
 import type { ColumnStats } from "./Catalog.js"
 import type { Avu, ChangeRow } from "./domain.js"
@@ -197,12 +198,18 @@ export const make = (options: DuckDbOptions = {}) =>
           }).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
       )
 
+    /** Connections whose staging table exists and is empty. */
+    const staged = new WeakSet<DuckDBConnection>()
     const writeSnapshotFile: DuckDbService["writeSnapshotFile"] = (file, rows, projectId, metadata) =>
       withConnection(async (con) => {
-        const table = `batch_${Math.random().toString(36).slice(2)}`
-        await con.run(`CREATE TABLE ${table} (${COLUMNS.map((c) => `${c.name} ${c.duck}`).join(", ")})`)
+        // One staging table per pooled connection, left empty after each batch (cheaper than one table per batch).
+        if (!staged.has(con)) {
+          await con.run(`CREATE TEMP TABLE IF NOT EXISTS mesa_batch (${COLUMNS.map((c) => `${c.name} ${c.duck}`).join(", ")})`)
+          await con.run(`TRUNCATE mesa_batch`)
+          staged.add(con)
+        }
         try {
-          const app = await con.createAppender(table)
+          const app = await con.createAppender("mesa_batch", "main", "temp")
           for (const r of rows) {
             app.appendBigInt(BigInt(r.snapshotId))
             app.appendInteger(r.changeSeq)
@@ -228,9 +235,12 @@ export const make = (options: DuckDbOptions = {}) =>
           app.closeSync()
           const fieldIds = COLUMNS.map((c) => `${c.name}: ${c.id}`).join(", ")
           const kv = Object.entries(metadata).map(([k, v]) => `${k}: ${lit(v)}`).join(", ")
-          const agg = await con.runAndReadAll(`SELECT ${aggregates} FROM ${table}`)
+          const fromJs = batchStats(rows, projectId)
+          const agg = fromJs === undefined
+            ? (await con.runAndReadAll(`SELECT ${aggregates} FROM mesa_batch`)).getRows()[0] as Array<any>
+            : fromJs.flatMap((c) => [c.min, c.max, c.valueCount])
           const copied = await con.runAndReadAll(
-            `COPY (SELECT * FROM ${table} ORDER BY ts, attribute, value, unit, change_seq) TO ${lit(file)}
+            `COPY (SELECT * FROM mesa_batch ORDER BY ts, attribute, value, unit, change_seq) TO ${lit(file)}
              (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${fieldIds}}, KV_METADATA {${kv}}, RETURN_STATS true)`
           )
           const out = copied.getRowObjectsJson()[0] as any
@@ -245,10 +255,11 @@ export const make = (options: DuckDbOptions = {}) =>
             recordCount,
             fileSizeBytes: Number(out.file_size_bytes),
             footerSize: Number(out.footer_size_bytes),
-            stats: statsFrom(agg.getRows()[0] as Array<any>, recordCount, sizes)
+            stats: statsFrom(agg, recordCount, sizes)
           }
         } finally {
-          await con.run(`DROP TABLE IF EXISTS ${table}`)
+          // Leave the staging table empty; if that fails, the next batch on this connection empties it first.
+          await con.run(`TRUNCATE mesa_batch`).catch(() => staged.delete(con))
         }
       })
 

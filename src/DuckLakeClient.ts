@@ -8,7 +8,7 @@
  *   WAL state in one transaction → drop the WAL row.
  * A failure before the commit leaves nothing visible; `recoverPendingPushes` finishes writes whose process died.
  */
-import { Context, Effect, Layer, Option, Schedule } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Queue, Schedule } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -151,6 +151,11 @@ export interface DuckLakeClientService {
     projectId: string,
     snapshotId: number
   ) => Effect.Effect<ReadonlyArray<ChangeRow>, ReadError | SnapshotNotFound>
+  /**
+   * Waits until the commit markers of the snapshots this client has committed so far are stored (or deferred to
+   * recovery after a failure). Markers are written in the background; closing the client also waits for them.
+   */
+  readonly flushMarkers: Effect.Effect<void>
   /** Finish or fail writes whose writer died. */
   readonly recoverPendingPushes: (options?: {
     readonly maxAttempts?: number
@@ -289,7 +294,7 @@ export const make = Effect.gen(function*() {
         verifiedSchemas.add(p.metadataSchema)
       }
       return p
-    })
+    }).pipe(Effect.withSpan("project.lookup"))
 
   const remoteOf = (p: Project, relative: string) => `${p.ducklakePath}/${relative}`
 
@@ -387,6 +392,44 @@ export const make = Effect.gen(function*() {
       yield* catalog.markerWritten(p, snapshotId)
     }).pipe(Effect.withSpan("write.marker"))
 
+  /**
+   * Commit markers of new snapshots are written off the caller's path, by one background fiber in the client's
+   * scope: a committed snapshot is already durable in the catalog, and a marker that never lands (a crash, a storage
+   * fault) is written by `recoverPendingPushes`. Closing the client waits for the queue to drain (bounded), and
+   * `flushMarkers` waits for it on demand (before a rebuild test, a backup, a job's exit).
+   */
+  const markerQueue = yield* Queue.unbounded<{ readonly p: Project; readonly snapshotId: number }>()
+  let markersInFlight = 0
+  const markersDone = yield* Effect.makeLatch(true)
+  const writeQueuedMarkers = (batch: Iterable<{ readonly p: Project; readonly snapshotId: number }>) =>
+    Effect.forEach(batch, ({ p, snapshotId }) =>
+      writeMarker(p, snapshotId).pipe(
+        Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e)),
+        Effect.ensuring(Effect.suspend(() => --markersInFlight === 0 ? markersDone.open : Effect.void))
+      ), { discard: true })
+  const markerWorker = yield* Effect.forkScoped(Effect.forever(
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(Queue.takeBetween(markerQueue, 1, 256)), writeQueuedMarkers)
+    )
+  ))
+  yield* Effect.addFinalizer(() =>
+    Fiber.interrupt(markerWorker).pipe(
+      Effect.zipRight(Effect.flatMap(Queue.takeAll(markerQueue), writeQueuedMarkers)),
+      Effect.timeout("30 seconds"),
+      Effect.ignore
+    )
+  )
+  const enqueueMarker = (p: Project, snapshotId: number) =>
+    Effect.suspend(() =>
+      Effect.zipRight(
+        markersInFlight++ === 0 ? markersDone.close : Effect.void,
+        Queue.offer(markerQueue, { p, snapshotId })
+      )
+    )
+  const flushMarkers: DuckLakeClientService["flushMarkers"] = markersDone.await.pipe(
+    Effect.withSpan("DuckLakeClient.flushMarkers")
+  )
+
   /** Stores a marker file under `_mesa_log/`, staged through the cache. */
   const putMarker = (p: Project, name: string, record: unknown) =>
     Effect.gen(function*() {
@@ -458,11 +501,16 @@ export const make = Effect.gen(function*() {
       readonly note: string | null
       readonly key: string | null
       readonly hash: string
-      readonly build: (
-        snapshotId: number,
-        clock: Date
-      ) => Effect.Effect<
-        { readonly rows: ReadonlyArray<ChangeRow>; readonly unmatchedDeletes: number; readonly renames: ReadonlyArray<Rename> },
+      /**
+       * Reads what the rows depend on (under the lock, concurrently with the reservation) and returns how to build
+       * them once the snapshot id and clock are known.
+       */
+      readonly build: Effect.Effect<
+        (snapshotId: number, clock: Date) => {
+          readonly rows: ReadonlyArray<ChangeRow>
+          readonly unmatchedDeletes: number
+          readonly renames: ReadonlyArray<Rename>
+        },
         E
       >
     }
@@ -490,30 +538,25 @@ export const make = Effect.gen(function*() {
           }
         }
       }
-      const suffix = randomBytes(4).toString("hex")
-      let localFile = ""
-      const w = yield* catalog.reserveSnapshot(p, {
-        localFileFor: (id) => {
-          const fileName = `snapshot_${String(id).padStart(10, "0")}_${suffix}.parquet`
-          localFile = `${cache.directory}/${p.projectId}/${fileName}`
-          return { fileName, localFile }
-        },
+      const [w, prepared] = yield* Effect.all([catalog.reserveSnapshot(p, {
+        fileSuffix: randomBytes(4).toString("hex"),
+        localDir: `${cache.directory}/${p.projectId}`,
         actor,
         note,
         idempotencyKey: key,
         contentHash: hash
-      }).pipe(Effect.withSpan("write.reserve"))
+      }).pipe(Effect.withSpan("write.reserve")), Effect.either(build)], { concurrency: 2 })
       yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
       yield* probe("reserved", w.snapshotId)
       // From here a failure must leave the snapshot failed (never committed later) and its file removed.
       const attempt = Effect.gen(function*() {
-        const { renames, rows, unmatchedDeletes } = yield* build(w.snapshotId, w.clock)
+        const { renames, rows, unmatchedDeletes } = (yield* prepared)(w.snapshotId, w.clock)
         yield* cache.pathFor(p.projectId, w.fileName)
         const metadata = {
           ...fileMetadata(p, w, rows.length),
           ...(renames.length === 0 ? {} : { renames: JSON.stringify(renames) })
         }
-        const written = yield* duck.writeSnapshotFile(localFile, rows, p.projectId, metadata)
+        const written = yield* duck.writeSnapshotFile(w.localFile, rows, p.projectId, metadata)
           .pipe(Effect.mapError((e) =>
             new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
           ), Effect.withSpan("write.parquet"))
@@ -541,13 +584,13 @@ export const make = Effect.gen(function*() {
             )
         )
       )
-      // The snapshot is committed: a marker that fails to land now is written by recovery later.
-      yield* writeMarker(p, w.snapshotId).pipe(
-        Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e))
-      )
-      yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([localFile])))).pipe(
-        Effect.withSpan("write.evictCache")
-      )
+      // The snapshot is committed: its marker is written in the background (by recovery if it never lands).
+      yield* enqueueMarker(p, w.snapshotId)
+      if (yield* cache.overCap) {
+        yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([w.localFile])))).pipe(
+          Effect.withSpan("write.evictCache")
+        )
+      }
       return {
         recorded: true as const,
         projectId: p.projectId,
@@ -597,16 +640,15 @@ export const make = Effect.gen(function*() {
         note,
         key,
         hash,
-        build: (snapshotId, clock) =>
-          Effect.map(
-            catalog.currentRows(p, [...new Set(changes.map((c) => c.irodsPath))]).pipe(Effect.withSpan("write.currentRows")),
-            (current) => {
-              const present = new Set(
-                current.filter((r) => r.op === "add").map((r) => tripleKey(r.irodsPath, r.attribute, r.value, r.unit))
-              )
-              return { ...expandChanges(withIds, present, snapshotId, clock), renames: [] }
-            }
-          )
+        build: Effect.map(
+          catalog.currentRows(p, [...new Set(changes.map((c) => c.irodsPath))]).pipe(Effect.withSpan("write.currentRows")),
+          (current) => {
+            const present = new Set(
+              current.filter((r) => r.op === "add").map((r) => tripleKey(r.irodsPath, r.attribute, r.value, r.unit))
+            )
+            return (snapshotId: number, clock: Date) => ({ ...expandChanges(withIds, present, snapshotId, clock), renames: [] })
+          }
+        )
       })
     }
   )
@@ -678,8 +720,7 @@ export const make = Effect.gen(function*() {
       note,
       key,
       hash,
-      build: (snapshotId, clock) =>
-        Effect.sync(() => {
+      build: Effect.succeed((snapshotId: number, clock: Date) => {
           const when = ts ?? clock
           const rows: Array<ChangeRow> = []
           const row = (r: (typeof adds)[number], path: string, op: "add" | "delete"): ChangeRow => ({
@@ -1096,6 +1137,7 @@ export const make = Effect.gen(function*() {
     deleteScheduledFiles,
     setProjectStatus,
     getSnapshotChanges,
+    flushMarkers,
     recoverPendingPushes
   })
 })
@@ -1112,6 +1154,7 @@ export const notConfigured: DuckLakeClientService = (() => {
     getProject: () => unavailable,
     findProjectByPath: () => unavailable,
     listProjects: unavailable,
+    flushMarkers: Effect.void,
     recordChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     recordRename: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     getAvus: () => unavailable,
@@ -1128,6 +1171,6 @@ export const notConfigured: DuckLakeClientService = (() => {
 })()
 
 /** The client over a Catalog, LakeStorage, DuckDb and LocalCache provided by a composition root. */
-export const layer = Layer.effect(DuckLakeClient, make)
+export const layer = Layer.scoped(DuckLakeClient, make)
 /** Modes B/C. */
 export const layerNotConfigured = Layer.succeed(DuckLakeClient, notConfigured)

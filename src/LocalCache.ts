@@ -30,6 +30,8 @@ export interface LocalCacheService {
    * under the cap: the directory is only walked when it is over.
    */
   readonly evict: (pinned: ReadonlySet<string>) => Effect.Effect<number>
+  /** True when the running total says the cache is over its cap (so an eviction, and its pin list, is worth it). */
+  readonly overCap: Effect.Effect<boolean>
   readonly sizeBytes: Effect.Effect<number>
 }
 
@@ -93,6 +95,7 @@ export const make = (config: LocalCacheConfig) =>
         Effect.sync(() => {
           approxBytes += bytes
         }),
+      overCap: Effect.sync(() => approxBytes > maxBytes),
       evict: (pinned) =>
         Effect.promise(async () => {
           if (approxBytes <= maxBytes) return 0

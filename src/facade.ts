@@ -68,6 +68,7 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     deleteScheduledFiles: (projectId, opts) => call((s) => s.deleteScheduledFiles(projectId, opts)),
     setProjectStatus: (projectId, status) => call((s) => s.setProjectStatus(projectId, status)),
     getSnapshotChanges: (projectId, id) => call((s) => s.getSnapshotChanges(projectId, id)),
+    flushMarkers: () => call((s) => s.flushMarkers),
     recoverPendingPushes: (opts) => call((s) => s.recoverPendingPushes(opts)),
     close,
     [Symbol.asyncDispose]: close

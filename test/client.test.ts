@@ -141,7 +141,8 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
           sql<any>`SELECT row_id_start::int AS r FROM ${sql(p.metadataSchema)}.ducklake_data_file WHERE begin_snapshot = 3`
         )
         expect(row2.r).toBe(2)
-        // Its commit marker is in storage: what a rebuild from storage alone trusts.
+        // Its commit marker is in storage (written in the background): what a rebuild from storage alone trusts.
+        yield* (yield* DuckLakeClient).flushMarkers
         const marker = JSON.parse(fs.readFileSync(yield* fetchLocal(`${p.ducklakePath}/_mesa_log/snapshot_0000000002.json`), "utf8"))
         expect(marker).toMatchObject({ format: "mesa-ducklake-commit/1", projectId: p.projectId, snapshotId: 2, fileName: r.parquetFile.split("/").pop(), recordCount: 2, actor: "bob", note: "first" })
         const snaps = yield* (yield* DuckLakeClient).listSnapshots(p.projectId)

@@ -58,7 +58,8 @@ layer(Live, { timeout: "180 seconds", excludeTestServices: true })("rebuild afte
       const paths = [a, b, moved]
       const before = yield* answers(p, paths)
 
-      // Lose the catalog: schema and registry row.
+      // Lose the catalog: schema and registry row (after the background commit markers have landed).
+      yield* (yield* DuckLakeClient).flushMarkers
       yield* (yield* Catalog).withSql((sql) =>
         Effect.all([
           sql`DROP SCHEMA ${sql(p.metadataSchema)} CASCADE`,

@@ -1,0 +1,118 @@
+/**
+ * Exact per-column statistics of a batch, computed in JS from the rows we are about to write, in the text form
+ * DuckDB gives them (`CAST(min(col) AS VARCHAR)`). Writing them from JS saves an aggregate query per snapshot
+ * (about 4 ms of a 10-change write); `test/stats.test.ts` checks them against DuckDB's own aggregates.
+ *
+ * Orders: integers numerically, timestamps by instant, text by UTF-8 bytes (DuckDB compares strings bytewise).
+ */
+import type { ChangeRow } from "../domain.js"
+import { COLUMNS } from "./ducklakeSchema.js"
+
+export interface BatchColumnStats {
+  readonly columnId: number
+  readonly valueCount: number
+  readonly min: string | null
+  readonly max: string | null
+}
+
+const pad = (n: number, width: number) => String(n).padStart(width, "0")
+
+/** DuckDB's VARCHAR form of a TIMESTAMPTZ in UTC: `2026-01-01 00:00:00.12+00` (fraction without trailing zeros). */
+export const duckTimestampText = (d: Date): string | undefined => {
+  const y = d.getUTCFullYear()
+  if (y < 1 || y > 9999) return undefined
+  const ms = d.getUTCMilliseconds()
+  const frac = ms === 0 ? "" : `.${pad(ms, 3).replace(/0+$/, "")}`
+  return `${pad(y, 4)}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)} ` +
+    `${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}${frac}+00`
+}
+
+type Value = string | number | Date | null
+
+const valueOf = (r: ChangeRow, projectId: string, name: (typeof COLUMNS)[number]["name"]): Value => {
+  switch (name) {
+    case "snapshot_id":
+      return r.snapshotId
+    case "change_seq":
+      return r.changeSeq
+    case "ts":
+      return r.ts
+    case "irods_path":
+      return r.irodsPath
+    case "target_type":
+      return r.targetType
+    case "object_id":
+      return r.objectId
+    case "attribute":
+      return r.attribute
+    case "value":
+      return r.value
+    case "unit":
+      return r.unit
+    case "op":
+      return r.op
+    case "actor":
+      return r.actor
+    case "source":
+      return r.source
+    case "via_ticket":
+      return r.viaTicket
+    case "rule_invocation":
+      return r.ruleInvocation
+    case "on_behalf_of":
+      return r.onBehalfOf
+    case "project_id":
+      return projectId
+  }
+}
+
+/**
+ * UTF-8 byte order is code point order; JS compares UTF-16 code units, which differs only where a surrogate
+ * (U+D800–DFFF, half of a code point above U+FFFF) meets a unit in U+E000–FFFF. Shift those apart and compare.
+ */
+const codePointOrder = (c: number) => (c >= 0xe000 ? c - 0x800 : c >= 0xd800 ? c + 0x2000 : c)
+export const compareUtf8 = (a: string, b: string): number => {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return codePointOrder(x) - codePointOrder(y)
+  }
+  return a.length - b.length
+}
+
+const compare = (a: Value, b: Value): number => {
+  if (typeof a === "number" && typeof b === "number") return a - b
+  if (a instanceof Date && b instanceof Date) return a.getTime() - b.getTime()
+  return compareUtf8(a as string, b as string)
+}
+
+/**
+ * Stats of every column, or `undefined` when a value has no text form we reproduce exactly (a timestamp outside
+ * years 1–9999), in which case the caller asks DuckDB.
+ */
+export const batchStats = (
+  rows: ReadonlyArray<ChangeRow>,
+  projectId: string
+): ReadonlyArray<BatchColumnStats> | undefined => {
+  const out: Array<BatchColumnStats> = []
+  for (const c of COLUMNS) {
+    let min: Value = null
+    let max: Value = null
+    let count = 0
+    for (const r of rows) {
+      const v = valueOf(r, projectId, c.name)
+      if (v === null) continue
+      count++
+      if (min === null || compare(v, min) < 0) min = v
+      if (max === null || compare(v, max) > 0) max = v
+    }
+    const text = (v: Value): string | null | undefined =>
+      v === null ? null : v instanceof Date ? duckTimestampText(v) : String(v)
+    const lo = text(min)
+    const hi = text(max)
+    if (lo === undefined || hi === undefined) return undefined
+    out.push({ columnId: c.id, valueCount: count, min: lo, max: hi })
+  }
+  return out
+}
