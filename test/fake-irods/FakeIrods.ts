@@ -752,6 +752,9 @@ export const startFakeIrods = async (options: FakeIrodsOptions = {}): Promise<Fa
   const apiCounts = new Map<number, number>()
 
   const server: Server = createServer((socket) => {
+    // A reply goes out as several writes (header, body, bs): without this, Nagle's algorithm and the client's
+    // delayed ACK hold each reply ~40 ms (python-irodsclient's many small queries felt it).
+    socket.setNoDelay(true)
     sockets.add(socket)
     socket.on("close", () => sockets.delete(socket))
     socket.on("error", () => socket.destroy())
