@@ -9,8 +9,9 @@ import { createHash, randomBytes } from "node:crypto"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { beforeAll } from "vitest"
-import { startFakeIrods } from "../fake-irods/FakeIrods.js"
-import { fakeAndClient, tempDir } from "./helpers.js"
+import type { IrodsClientService } from "../../src/irods/IrodsClient.js"
+import { type FakeIrodsServer, startFakeIrods } from "../fake-irods/FakeIrods.js"
+import { clientAs, fakeAndClient, tempDir } from "./helpers.js"
 
 const root = resolve(import.meta.dirname, "../..")
 const python = join(root, ".venv", "bin", "python")
@@ -27,7 +28,22 @@ const runPython = (args: ReadonlyArray<string>) =>
   })
 
 /** The number of checks scripts/irods-crosscheck.py makes; keep in step with the script. */
-const EXPECTED_CHECKS = 28
+const EXPECTED_CHECKS = 28 + 41
+
+/** What the script read with python-irodsclient (WORKDIR/acls.json). */
+interface PrcDump {
+  readonly acls: Record<string, {
+    readonly kind: "collection" | "data_object"
+    readonly inherit: boolean
+    /** [user, zone, access name, user type], sorted. */
+    readonly entries: Array<[string, string, string, string]>
+  }>
+  readonly members: Record<string, Array<string>>
+}
+
+/** Runs an Effect with our client logged in as rods (a scope of its own). */
+const withOurClient = <A>(server: FakeIrodsServer, f: (c: IrodsClientService) => Effect.Effect<A, unknown>) =>
+  Effect.runPromise(Effect.scoped(Effect.flatMap(clientAs(server, "rods", "rods"), f)))
 
 describe("python-irodsclient cross-check", () => {
   beforeAll(() => {
@@ -36,9 +52,26 @@ describe("python-irodsclient cross-check", () => {
     if (!existsSync(python)) throw new Error(".venv/bin/python missing after scripts/python-venv.sh")
   }, 300_000)
 
-  it("PRC drives the fake through connect, put/get, checksum, listing, AVUs and errors", async () => {
+  it("PRC drives the fake through connect, put/get, checksum, listing, AVUs, errors and access control", async () => {
     const server = await startFakeIrods()
     try {
+      const zone = server.zone
+      const home = `/${zone}/home/rods`
+      server.addUser("alice", { password: "alice-pw" })
+      server.addUser("bob", { password: "bob-pw" })
+      // Our client writes ACLs first; the script checks that python-irodsclient reads them back.
+      await withOurClient(server, (c) =>
+        Effect.gen(function*() {
+          const ours = `${home}/ours`
+          yield* c.collCreate(ours)
+          yield* c.setAccess(ours, "alice", zone, "read")
+          yield* c.setAccess(ours, "public", zone, "read")
+          yield* c.setInheritance(ours, true)
+          const local = join(tempDir(), "ours.txt")
+          writeFileSync(local, "ours\n")
+          yield* c.put(local, `${ours}/x.txt`)
+        }))
+      const workdir = tempDir("prc-")
       // An async child: spawnSync would block the event loop the fake server runs on.
       const run = await runPython([
         join(root, "scripts", "irods-crosscheck.py"),
@@ -47,7 +80,9 @@ describe("python-irodsclient cross-check", () => {
         server.zone,
         "rods",
         "rods",
-        tempDir("prc-")
+        workdir,
+        "alice-pw",
+        "bob-pw"
       ])
       const stdout = run.stdout
       expect(run.stderr).toBe("")
@@ -56,15 +91,43 @@ describe("python-irodsclient cross-check", () => {
       expect(last).toBe(`irods crosscheck: ${EXPECTED_CHECKS} checks passed`)
 
       // What PRC 3.3 actually sent to a server announcing rods4.2.8.
-      const first = server.connections[0]!
+      const first = server.connections.find((c) => c.option === "python-irodsclient")!
       expect(first.relVersion).toBe("rods5.0.2")
       expect(first.option).toBe("python-irodsclient")
       expect(server.connections.every((c) => c.auth === "legacy")).toBe(true)
       expect(first.usernameSent).toBe("rods")
       const apis = new Set(server.connections.flatMap((c) => c.apis))
-      for (const api of [703, 704, 681, 702, 602, 674, 676, 673, 675, 629, 706, 615]) expect(apis).toContain(api)
+      for (const api of [703, 704, 681, 702, 602, 674, 676, 673, 675, 629, 706, 615, 707, 701]) expect(apis).toContain(api)
       expect(apis).not.toContain(110000)
       expect(server.state.collections.has("/tempZone/home/rods/crosscheck/sub/deeper")).toBe(true)
+      expect(server.connections.some((c) => c.usernameSent === "alice")).toBe(true)
+
+      // Our client reads the ACLs python-irodsclient wrote (and read) exactly as python-irodsclient read them.
+      const dump = JSON.parse(readFileSync(join(workdir, "acls.json"), "utf8")) as PrcDump
+      expect(Object.keys(dump.acls)).toHaveLength(11)
+      const ours = await withOurClient(server, (c) =>
+        Effect.forEach(Object.keys(dump.acls), (path) =>
+          Effect.map(c.getAccess(path), (acl) => {
+            const a = Option.getOrThrow(acl)
+            return [path, {
+              kind: a.kind,
+              inherit: a.inherit,
+              entries: a.entries.map((e) => [e.name, e.zone, e.accessName, e.type]).sort()
+            }] as const
+          })))
+      for (const [path, acl] of ours) {
+        const prc = dump.acls[path]!
+        expect({ path, ...acl }).toEqual({ path, ...prc, entries: [...prc.entries].sort() })
+      }
+      // Group membership: our userInfo and PRC's group members agree both ways.
+      const infos = await withOurClient(server, (c) =>
+        Effect.forEach(["rods", "alice", "bob", "anonymous"], (u) => Effect.map(c.userInfo(u), Option.getOrThrow)))
+      for (const info of infos) {
+        for (const [group, members] of Object.entries(dump.members)) {
+          expect([info.name, group, info.groups.includes(group)]).toEqual([info.name, group, members.includes(info.name)])
+        }
+      }
+      expect(infos.find((i) => i.name === "alice")?.groups).toEqual(["lab", "public"])
     } finally {
       await server.stop()
     }
