@@ -3,6 +3,12 @@
  * StartupPack → Version_PI, native challenge-response auth 703/704 and the 4.3 plugin flow 110000) over an
  * in-memory zone with users, collections, data objects (ids, sizes, times, MD5 or `sha2:` checksums) and AVUs.
  *
+ * Access control as 4.2.8 applies it (src/irods/NOTES.md): users and groups (`public`, `rodsadmin`, `anonymous`),
+ * ACL rows per object, inheritance copied at creation time, MOD_ACCESS_CONTROL 707, GENERAL_ADMIN 701 (users,
+ * groups, membership), GenQuery over ACL / user / group columns joined as iRODS joins them (./Tables.ts), the
+ * STRICT ACL policy and permission checks on data operations. The test API (`server.addUser`, `setAccess`, ...)
+ * changes the catalog directly.
+ *
  * Listens on 127.0.0.1 on an ephemeral port. Fault switches (`server.faults`) drop connections, delay replies,
  * corrupt or blank checksums and refuse authentication.
  */

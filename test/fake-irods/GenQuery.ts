@@ -1,6 +1,6 @@
 /**
- * GenQuery evaluation for the fake iRODS server: builds virtual rows (data objects × their collection × their
- * AVUs, or collections × their AVUs), filters them with iRODS condition text, projects, de-duplicates and sorts.
+ * GenQuery evaluation for the fake iRODS server: over the joined rows ./Tables.ts builds for the query's columns,
+ * filters with iRODS condition text, projects, de-duplicates and sorts.
  */
 import { GENQUERY } from "../../src/irods/Api.js"
 
