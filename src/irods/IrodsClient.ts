@@ -182,7 +182,7 @@ export interface IrodsClientService {
    * ACL policy, when the caller may not see it). Rows naming deleted users are left out (irods/irods#6921).
    */
   readonly getAccess: (path: string) => Effect.Effect<Option.Option<AccessControl>, IrodsError>
-  /** A user's (or group's) type and the groups it is in, `public` included. None when unknown. */
+  /** A user's (or group's) type and the groups it is in, `public` included. None when unknown. `name` may be `name#zone`. */
   readonly userInfo: (name: string, zone?: string) => Effect.Effect<Option.Option<UserInfo>, IrodsError>
   /** MOD_ACCESS_CONTROL: grants `level` to a user or group, or removes its entry with "null". */
   readonly setAccess: (
@@ -642,8 +642,10 @@ export const make = (options: IrodsClientOptions): Effect.Effect<IrodsClientServ
       )
     })
 
-    const userInfo = Effect.fn("IrodsClient.userInfo")(function*(name: string, zone?: string) {
-      const userZone = zone === undefined || zone === "" ? options.zone : zone
+    const userInfo = Effect.fn("IrodsClient.userInfo")(function*(qualified: string, zone?: string) {
+      // "name#zone" is accepted too, as iRODS commands take it.
+      const [name, zoneInName] = qualified.includes("#") ? qualified.split("#", 2) as [string, string] : [qualified, ""]
+      const userZone = zone !== undefined && zone !== "" ? zone : zoneInName !== "" ? zoneInName : options.zone
       return yield* withConnection((conn) =>
         Effect.gen(function*() {
           const where = [[COL.USER_NAME, eq(name)], [COL.USER_ZONE, eq(userZone)]] as const

@@ -69,6 +69,7 @@ describe("fake iRODS: users and groups", () => {
       expect(Option.getOrThrow(yield* client.userInfo("public")).type).toBe("rodsgroup")
       expect(yield* client.userInfo("nobody")).toEqual(Option.none())
       expect(yield* client.userInfo("alice", "otherZone")).toEqual(Option.none())
+      expect(Option.getOrThrow(yield* client.userInfo(`alice#${zone}`)).groups).toEqual(["lab", "public"])
       expect(server.state.collections.has(`/${zone}/home/lab`)).toBe(true)
       expect(server.state.collections.has(`/${zone}/home/anonymous`)).toBe(false)
       expect(entries(yield* client.getAccess(`/${zone}/home/alice`))).toEqual([`alice#${zone}:own`])
