@@ -18,6 +18,8 @@ export interface ClientOptions {
   readonly dsn: Redacted.Redacted<string>
   readonly cacheDir: string
   readonly cacheMaxBytes?: number
+  /** Compact a project in the background after every N-th snapshot (0 or absent: never). */
+  readonly autoCompactEvery?: number
 }
 
 /**
@@ -25,7 +27,9 @@ export interface ClientOptions {
  * provided alongside, for maintenance jobs in the same process.
  */
 export const client = <E, R>(options: ClientOptions, storage: Layer.Layer<LakeStorage, E, R>) =>
-  DuckLakeClient.layer.pipe(
+  DuckLakeClient.layerWith(
+    options.autoCompactEvery === undefined ? {} : { autoCompactEvery: options.autoCompactEvery }
+  ).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         Catalog.layer({ dsn: options.dsn }),

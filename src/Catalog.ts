@@ -132,6 +132,11 @@ export interface CatalogService {
     project: Project,
     paths: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
+  /** Current-state rows of the given (path, attribute) pairs: all a batch of changes needs to be expanded. */
+  readonly currentRowsOf: (
+    project: Project,
+    keys: ReadonlyArray<readonly [path: string, attribute: string]>
+  ) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
   /** Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. */
   readonly reserveSnapshot: (
     project: Project,
@@ -548,6 +553,16 @@ export const make = (config: CatalogConfig) =>
           (rows) => rows.map(currentRowOf)
         ), "currentRows")
 
+    const currentRowsOf: CatalogService["currentRowsOf"] = (project, keys) =>
+      keys.length === 0 ? Effect.succeed([]) : withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.object_id::text AS oid
+                   FROM unnest(${keys.map((k) => k[0])}::text[], ${keys.map((k) => k[1])}::text[]) AS k(p, a)
+                   JOIN ${sql(S(project))}.mesa_current_avus c
+                     ON c.irods_path = k.p COLLATE "C" AND c.attribute = k.a COLLATE "C"`,
+          (rows) => rows.map(currentRowOf)
+        ), "currentRowsOf")
+
     const pendingFromRow = (r: any): PendingWrite => ({
       projectId: r.project_id,
       snapshotId: Number(r.snapshot_id),
@@ -628,7 +643,7 @@ export const make = (config: CatalogConfig) =>
           const rowIdStart = Number(prev.r)
           const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
           const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
-          const [first = [], ...rest] = chunk(latestPerTriple(rows), 1000)
+          const current = latestPerTriple(rows)
           const newStats = JSON.stringify(file.stats.map((c) => ({
             column_id: c.columnId,
             contains_null: c.nullCount > 0,
@@ -700,7 +715,7 @@ export const make = (config: CatalogConfig) =>
                 ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
                 ${write.contentHash})
             ),
-            ${first.length === 0 ? sql`` : sql`current_avus AS (${upsertCurrentSql(sql, project, first)}),`}
+            current_avus AS (${upsertCurrentSql(sql, project, current)}),
             ${renames.length === 0 ? sql`` : sql`renames AS (INSERT INTO ${s}.mesa_renames ${
               sql.insert(renames.map((r, seq) => ({
                 snapshot_id: write.snapshotId,
@@ -717,14 +732,24 @@ export const make = (config: CatalogConfig) =>
             wal AS (DELETE FROM mesa_ducklake.pending_writes
                     WHERE project_id = ${project.projectId} AND snapshot_id = ${write.snapshotId})
             SELECT t FROM snap`) as any
-          yield* Effect.forEach(rest, (part) => upsertCurrentSql(sql, project, part), { discard: true })
           return new Date(t)
         })), "commitSnapshot")
 
-    /** Upsert of current-state rows (at most one per triple): keeps the latest by valid time, snapshot, position. */
+    /**
+     * Upsert of current-state rows (at most one per triple): keeps the latest by valid time, snapshot, position.
+     * The rows travel as one array per column (`unnest`), so a batch of any size is one statement with 14
+     * parameters: a multi-row VALUES list costs a parameter per field and tops out at 65,535 of them.
+     */
     const upsertCurrentSql = (sql: SqlClient.SqlClient, project: Project, rows: ReadonlyArray<ChangeRow>) =>
       sql`
-        INSERT INTO ${sql(S(project))}.mesa_current_avus AS c ${sql.insert(rows.map(currentAvuRow))}
+        INSERT INTO ${sql(S(project))}.mesa_current_avus AS c (irods_path, attribute, value, unit, op, ts, snapshot_id,
+          change_seq, actor, source, via_ticket, rule_invocation, target_type, object_id)
+        SELECT * FROM unnest(${rows.map((r) => r.irodsPath)}::text[], ${rows.map((r) => r.attribute)}::text[],
+          ${rows.map((r) => r.value)}::text[], ${rows.map((r) => r.unit)}::text[], ${rows.map((r) => r.op)}::text[],
+          ${rows.map((r) => r.ts.toISOString())}::timestamptz[], ${rows.map((r) => r.snapshotId)}::int8[],
+          ${rows.map((r) => r.changeSeq)}::int4[], ${rows.map((r) => r.actor)}::text[], ${rows.map((r) => r.source)}::text[],
+          ${rows.map((r) => r.viaTicket)}::text[], ${rows.map((r) => r.ruleInvocation)}::text[],
+          ${rows.map((r) => r.targetType)}::text[], ${rows.map((r) => r.objectId)}::int8[])
         ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
           op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
           actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
@@ -1054,6 +1079,7 @@ export const make = (config: CatalogConfig) =>
       withWriteLock,
       findIdempotent,
       currentRows,
+      currentRowsOf,
       reserveSnapshot,
       markPushed,
       commitSnapshot,
@@ -1131,12 +1157,6 @@ export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow
     if (seen === undefined || later(r, seen)) latest.set(key, r)
   }
   return [...latest.values()]
-}
-
-const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n))
-  return out
 }
 
 /** Creates the shared schema if needed, refuses a catalog newer than this build, and runs our migrations. */

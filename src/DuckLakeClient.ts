@@ -22,6 +22,7 @@ import {
   type AvuChange,
   type ChangeRow,
   decodeChange,
+  decodeChangeFast,
   type HistoryFilter,
   isWithin,
   MAX_BATCH,
@@ -71,6 +72,31 @@ export interface RecordInput {
   readonly idempotencyKey?: string
 }
 
+/** Default and largest number of changes per snapshot in a bulk ingest. */
+export const DEFAULT_INGEST_SNAPSHOT = 50_000
+export const MAX_INGEST_SNAPSHOT = 200_000
+
+export interface IngestInput {
+  readonly projectId: string
+  readonly actor: string
+  readonly changes: Iterable<unknown> | AsyncIterable<unknown>
+  readonly note?: string
+  /** Changes per snapshot (default 50,000, at most 200,000). */
+  readonly snapshotSize?: number
+  readonly idempotencyKey?: string
+}
+
+export interface IngestReport {
+  readonly recorded: true
+  readonly projectId: string
+  readonly changeCount: number
+  /** The snapshot ids written (or replayed), in order. */
+  readonly snapshots: ReadonlyArray<number>
+  /** Snapshots an earlier run with the same idempotency key had already recorded. */
+  readonly replayed: number
+  readonly unmatchedDeletes: number
+}
+
 export type RecordError =
   | InvalidChange
   | ProjectNotFound
@@ -102,6 +128,14 @@ export interface DuckLakeClientService {
    * new one, and its history follows it (queries by the new path include the time before the move; the old path
    * still answers for that time). A collection's move carries every path below it.
    */
+  /**
+   * Bulk ingest (an import, a backfill): a long sequence of changes, read from an iterable or async iterable, is
+   * recorded as consecutive snapshots of at most `snapshotSize` changes, each through the same write protocol as
+   * `recordChanges`. Each snapshot is atomic; on an error the snapshots before it stay recorded (the error's index
+   * is the position in the whole sequence). With an `idempotencyKey` the n-th snapshot uses `<key>#<n>`, so
+   * running the same ingest again after a failure resumes where it stopped and records nothing twice.
+   */
+  readonly ingestChanges: (input: IngestInput) => Effect.Effect<IngestReport | NotRecorded, RecordError>
   readonly recordRename: (input: RenameInput) => Effect.Effect<RecordResult | NotRecorded, RecordError>
   /** AVUs in effect on a path now (the latest recorded state). */
   readonly getAvus: (projectId: string, irodsPath: string) => Effect.Effect<ReadonlyArray<Avu>, ReadError>
@@ -152,10 +186,11 @@ export interface DuckLakeClientService {
     snapshotId: number
   ) => Effect.Effect<ReadonlyArray<ChangeRow>, ReadError | SnapshotNotFound>
   /**
-   * Waits until the commit markers of the snapshots this client has committed so far are stored (or deferred to
-   * recovery after a failure). Markers are written in the background; closing the client also waits for them.
+   * Waits until this client's background work is done: the commit markers of the snapshots committed so far are
+   * stored (or deferred to recovery after a failure) and automatic compactions have finished. Closing the client
+   * also waits for it.
    */
-  readonly flushMarkers: Effect.Effect<void>
+  readonly flush: Effect.Effect<void>
   /** Finish or fail writes whose writer died. */
   readonly recoverPendingPushes: (options?: {
     readonly maxAttempts?: number
@@ -211,7 +246,12 @@ const snapshotArg = (field: string, value: unknown) =>
 /** Future valid times are refused beyond this allowance for clock skew between hosts. */
 const FUTURE_SKEW_MS = 5 * 60_000
 
-const tripleKey = (path: string, a: string, v: string, u: string) => JSON.stringify([path, a, v, u])
+/** The distinct (path, attribute) pairs of a batch. */
+const pathAttributePairs = (changes: ReadonlyArray<AvuChange>): Array<readonly [string, string]> => {
+  const seen = new Map<string, readonly [string, string]>()
+  for (const c of changes) seen.set(JSON.stringify([c.irodsPath, c.attribute]), [c.irodsPath, c.attribute])
+  return [...seen.values()]
+}
 
 /**
  * Expands `set` into explicit deletes plus one add, following iRODS (`imeta set` replaces every value of the
@@ -219,12 +259,22 @@ const tripleKey = (path: string, a: string, v: string, u: string) => JSON.string
  */
 const expandChanges = (
   changes: ReadonlyArray<AvuChange>,
-  present: Set<string>,
+  current: ReadonlyArray<{ readonly irodsPath: string; readonly attribute: string; readonly value: string; readonly unit: string }>,
   snapshotId: number,
   clock: Date
 ): { readonly rows: Array<ChangeRow>; readonly unmatchedDeletes: number } => {
   const rows: Array<ChangeRow> = []
   let unmatchedDeletes = 0
+  // The AVUs present, by (path, attribute): value+unit keys → [value, unit].
+  const present = new Map<string, Map<string, readonly [string, string]>>()
+  const slot = (path: string, attribute: string) => {
+    const k = JSON.stringify([path, attribute])
+    let m = present.get(k)
+    if (m === undefined) present.set(k, m = new Map())
+    return m
+  }
+  const vu = (value: string, unit: string) => JSON.stringify([value, unit])
+  for (const r of current) slot(r.irodsPath, r.attribute).set(vu(r.value, r.unit), [r.value, r.unit])
   const emit = (c: AvuChange, op: "add" | "delete", value: string, unit: string) => {
     rows.push({
       snapshotId,
@@ -243,23 +293,23 @@ const expandChanges = (
       ruleInvocation: c.ruleInvocation,
       onBehalfOf: c.onBehalfOf
     })
-    const key = tripleKey(c.irodsPath, c.attribute, value, unit)
-    if (op === "add") present.add(key)
-    else present.delete(key)
+    const m = slot(c.irodsPath, c.attribute)
+    if (op === "add") m.set(vu(value, unit), [value, unit])
+    else m.delete(vu(value, unit))
   }
   for (const c of changes) {
     if (c.op === "add") emit(c, "add", c.value, c.unit)
     else if (c.op === "delete") {
-      if (!present.has(tripleKey(c.irodsPath, c.attribute, c.value, c.unit))) unmatchedDeletes++
+      if (!slot(c.irodsPath, c.attribute).has(vu(c.value, c.unit))) unmatchedDeletes++
       emit(c, "delete", c.value, c.unit)
     } else {
-      const prefix = JSON.stringify([c.irodsPath, c.attribute]).slice(0, -1) + ","
+      const m = slot(c.irodsPath, c.attribute)
       // Sorted, so the order of the recorded deletes does not depend on how the catalog returned rows.
-      const existing = [...present].filter((k) => k.startsWith(prefix)).sort().map((k) => JSON.parse(k) as Array<string>)
-      for (const [, , value, unit] of existing) {
-        if (value !== c.value || unit !== c.unit) emit(c, "delete", value!, unit!)
+      const existing = [...m.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)).map((e) => e[1])
+      for (const [value, unit] of existing) {
+        if (value !== c.value || unit !== c.unit) emit(c, "delete", value, unit)
       }
-      if (!present.has(tripleKey(c.irodsPath, c.attribute, c.value, c.unit))) emit(c, "add", c.value, c.unit)
+      if (!m.has(vu(c.value, c.unit))) emit(c, "add", c.value, c.unit)
     }
   }
   return { rows, unmatchedDeletes }
@@ -273,7 +323,15 @@ const contentHash = (actor: string, note: string | null, changes: ReadonlyArray<
     changes: changes.map((c) => ({ ...c, ts: c.ts?.toISOString() ?? null }))
   })).digest("hex")
 
-export const make = Effect.gen(function*() {
+export interface ClientSettings {
+  /**
+   * Compact a project in the background after every N-th snapshot (0: never, the default here; the hosted layer
+   * reads `MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). The compaction holds the writer lock while it runs.
+   */
+  readonly autoCompactEvery?: number
+}
+
+export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   const catalog = yield* Catalog
   const storage = yield* LakeStorage
   const duck = yield* DuckDb
@@ -393,19 +451,22 @@ export const make = Effect.gen(function*() {
     }).pipe(Effect.withSpan("write.marker"))
 
   /**
-   * Commit markers of new snapshots are written off the caller's path, by one background fiber in the client's
-   * scope: a committed snapshot is already durable in the catalog, and a marker that never lands (a crash, a storage
-   * fault) is written by `recoverPendingPushes`. Closing the client waits for the queue to drain (bounded), and
-   * `flushMarkers` waits for it on demand (before a rebuild test, a backup, a job's exit).
+   * Background work in the client's scope: commit markers of new snapshots, and automatic compaction. A committed
+   * snapshot is already durable in the catalog; a marker that never lands (a crash, a storage fault) is written by
+   * `recoverPendingPushes`. `flush` waits until the background is idle; closing the client waits too (bounded).
    */
+  const scope = yield* Effect.scope
+  let inFlight = 0
+  const idle = yield* Effect.makeLatch(true)
+  const started = Effect.suspend(() => (inFlight++ === 0 ? idle.close : Effect.void))
+  const finished = Effect.suspend(() => (--inFlight === 0 ? idle.open : Effect.void))
+
   const markerQueue = yield* Queue.unbounded<{ readonly p: Project; readonly snapshotId: number }>()
-  let markersInFlight = 0
-  const markersDone = yield* Effect.makeLatch(true)
   const writeQueuedMarkers = (batch: Iterable<{ readonly p: Project; readonly snapshotId: number }>) =>
     Effect.forEach(batch, ({ p, snapshotId }) =>
       writeMarker(p, snapshotId).pipe(
         Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e)),
-        Effect.ensuring(Effect.suspend(() => --markersInFlight === 0 ? markersDone.open : Effect.void))
+        Effect.ensuring(finished)
       ), { discard: true })
   const markerWorker = yield* Effect.forkScoped(Effect.forever(
     Effect.uninterruptibleMask((restore) =>
@@ -415,20 +476,37 @@ export const make = Effect.gen(function*() {
   yield* Effect.addFinalizer(() =>
     Fiber.interrupt(markerWorker).pipe(
       Effect.zipRight(Effect.flatMap(Queue.takeAll(markerQueue), writeQueuedMarkers)),
+      Effect.zipRight(idle.await),
       Effect.timeout("30 seconds"),
       Effect.ignore
     )
   )
   const enqueueMarker = (p: Project, snapshotId: number) =>
-    Effect.suspend(() =>
-      Effect.zipRight(
-        markersInFlight++ === 0 ? markersDone.close : Effect.void,
-        Queue.offer(markerQueue, { p, snapshotId })
-      )
-    )
-  const flushMarkers: DuckLakeClientService["flushMarkers"] = markersDone.await.pipe(
-    Effect.withSpan("DuckLakeClient.flushMarkers")
-  )
+    Effect.zipRight(started, Queue.offer(markerQueue, { p, snapshotId }))
+
+  /** Projects with an automatic compaction running (one at a time per project). */
+  const compacting = new Set<string>()
+  const autoCompactEvery = settings.autoCompactEvery ?? 0
+  const maybeAutoCompact = (p: Project, snapshotId: number) =>
+    autoCompactEvery <= 0 || snapshotId % autoCompactEvery !== 0 || compacting.has(p.projectId)
+      ? Effect.void
+      : Effect.suspend(() => {
+        compacting.add(p.projectId)
+        return started.pipe(
+          Effect.zipRight(
+            compact(p.projectId, { actor: "mesa-ducklake:auto-compact" }).pipe(
+              Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
+              Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e)),
+              Effect.ensuring(Effect.zipRight(Effect.sync(() => compacting.delete(p.projectId)), finished)),
+              Effect.withSpan("DuckLakeClient.autoCompact"),
+              Effect.forkIn(scope)
+            )
+          ),
+          Effect.asVoid
+        )
+      })
+
+  const flush: DuckLakeClientService["flush"] = idle.await.pipe(Effect.withSpan("DuckLakeClient.flush"))
 
   /** Stores a marker file under `_mesa_log/`, staged through the cache. */
   const putMarker = (p: Project, name: string, record: unknown) =>
@@ -586,6 +664,7 @@ export const make = Effect.gen(function*() {
       )
       // The snapshot is committed: its marker is written in the background (by recovery if it never lands).
       yield* enqueueMarker(p, w.snapshotId)
+      yield* maybeAutoCompact(p, w.snapshotId)
       if (yield* cache.overCap) {
         yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([w.localFile])))).pipe(
           Effect.withSpan("write.evictCache")
@@ -603,6 +682,56 @@ export const make = Effect.gen(function*() {
     }))
   }
 
+  /**
+   * Checks decoded changes against the project (inside its root, not the lake's own files, not in the future) and
+   * writes them as one snapshot. `offset` is added to the index an error names (a bulk ingest's position).
+   */
+  const recordBatch = (
+    p: Project,
+    batch: {
+      readonly actor: string
+      readonly note: string | null
+      readonly key: string | null
+      readonly changes: ReadonlyArray<AvuChange>
+      readonly offset: number
+    }
+  ) =>
+    Effect.gen(function*() {
+      const { actor, changes, key, note, offset } = batch
+      const now = Date.now()
+      for (const [i, c] of changes.entries()) {
+        if (!isWithin(c.irodsPath, p.irodsPath)) {
+          return yield* new InvalidChange({
+            field: "irodsPath",
+            reason: `${c.irodsPath} is outside project root ${p.irodsPath}`,
+            index: offset + i
+          })
+        }
+        if (isWithin(c.irodsPath, p.ducklakePath)) {
+          return yield* new InvalidChange({ field: "irodsPath", reason: "the lake's own files are not tracked", index: offset + i })
+        }
+        if (c.ts !== null && c.ts.getTime() > now + FUTURE_SKEW_MS) {
+          return yield* new InvalidChange({ field: "ts", reason: `${c.ts.toISOString()} is in the future`, index: offset + i })
+        }
+      }
+      const hash = contentHash(actor, note, changes)
+      yield* Effect.annotateCurrentSpan({ projectId: p.projectId, changes: changes.length })
+      const withIds = yield* resolveObjectIds(changes)
+      return yield* writeSnapshot(p, {
+        actor,
+        note,
+        key,
+        hash,
+        build: Effect.map(
+          catalog.currentRowsOf(p, pathAttributePairs(changes)).pipe(Effect.withSpan("write.currentRows")),
+          (current) => {
+            const adds = current.filter((r) => r.op === "add")
+            return (snapshotId: number, clock: Date) => ({ ...expandChanges(withIds, adds, snapshotId, clock), renames: [] })
+          }
+        )
+      })
+    })
+
   const recordChanges: DuckLakeClientService["recordChanges"] = Effect.fn("DuckLakeClient.recordChanges")(
     function*(input) {
       const actor = yield* textArg("actor", input?.actor, { optional: false })
@@ -615,41 +744,72 @@ export const make = Effect.gen(function*() {
       const changes = yield* Effect.forEach(raw, (c, i) => decodeChange(c, i))
       const p = yield* project(input.projectId)
       if (p.status === "archived") return yield* new ProjectArchived({ projectId: p.projectId })
-      const now = Date.now()
-      for (const [i, c] of changes.entries()) {
-        if (!isWithin(c.irodsPath, p.irodsPath)) {
-          return yield* new InvalidChange({
-            field: "irodsPath",
-            reason: `${c.irodsPath} is outside project root ${p.irodsPath}`,
-            index: i
-          })
-        }
-        if (isWithin(c.irodsPath, p.ducklakePath)) {
-          return yield* new InvalidChange({ field: "irodsPath", reason: "the lake's own files are not tracked", index: i })
-        }
-        if (c.ts !== null && c.ts.getTime() > now + FUTURE_SKEW_MS) {
-          return yield* new InvalidChange({ field: "ts", reason: `${c.ts.toISOString()} is in the future`, index: i })
-        }
-      }
-      const hash = contentHash(actor!, note, changes)
-      yield* Effect.annotateCurrentSpan({ projectId: p.projectId, changes: changes.length })
-      const withIds = yield* resolveObjectIds(changes)
+      return yield* recordBatch(p, { actor: actor!, note, key, changes, offset: 0 })
+    }
+  )
 
-      return yield* writeSnapshot(p, {
-        actor: actor!,
-        note,
-        key,
-        hash,
-        build: Effect.map(
-          catalog.currentRows(p, [...new Set(changes.map((c) => c.irodsPath))]).pipe(Effect.withSpan("write.currentRows")),
-          (current) => {
-            const present = new Set(
-              current.filter((r) => r.op === "add").map((r) => tripleKey(r.irodsPath, r.attribute, r.value, r.unit))
-            )
-            return (snapshotId: number, clock: Date) => ({ ...expandChanges(withIds, present, snapshotId, clock), renames: [] })
+  const ingestChanges: DuckLakeClientService["ingestChanges"] = Effect.fn("DuckLakeClient.ingestChanges")(
+    function*(input) {
+      const actor = yield* textArg("actor", input?.actor, { optional: false })
+      const note = yield* textArg("note", input?.note, { optional: true })
+      const key = yield* textArg("idempotencyKey", input?.idempotencyKey, { optional: true })
+      const size = input?.snapshotSize ?? DEFAULT_INGEST_SNAPSHOT
+      if (!Number.isSafeInteger(size) || size < 1 || size > MAX_INGEST_SNAPSHOT) {
+        return yield* invalid("snapshotSize", `must be an integer from 1 to ${MAX_INGEST_SNAPSHOT}`)
+      }
+      const source = input?.changes as unknown
+      const iterable = source !== null && typeof source === "object" &&
+        (Symbol.iterator in source || Symbol.asyncIterator in source)
+      if (!iterable || typeof source === "string") return yield* invalid("changes", "must be an iterable or async iterable of changes")
+      const p = yield* project(input.projectId)
+      if (p.status === "archived") return yield* new ProjectArchived({ projectId: p.projectId })
+      const report = {
+        recorded: true as const,
+        projectId: p.projectId,
+        changeCount: 0,
+        snapshots: [] as Array<number>,
+        replayed: 0,
+        unmatchedDeletes: 0
+      }
+      let chunk: Array<AvuChange> = []
+      const flush = Effect.suspend(() => {
+        const changes = chunk
+        chunk = []
+        const part = report.snapshots.length
+        return Effect.map(
+          recordBatch(p, {
+            actor: actor!,
+            note,
+            key: key === null ? null : `${key}#${part}`,
+            changes,
+            offset: report.changeCount
+          }),
+          (r) => {
+            report.snapshots.push(r.snapshotId)
+            report.changeCount += changes.length
+            if (r.replayed) report.replayed++
+            report.unmatchedDeletes += r.unmatchedDeletes
           }
         )
       })
+      const iterator = Symbol.asyncIterator in (source as object)
+        ? (source as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+        : (source as Iterable<unknown>)[Symbol.iterator]()
+      let index = 0
+      while (true) {
+        const next = yield* Effect.tryPromise({
+          try: async () => await iterator.next(),
+          catch: (cause) => new InvalidChange({ field: "changes", reason: `reading the source failed: ${String(cause)}`, index })
+        })
+        if (next.done === true) break
+        // The plain-JS decoder answers for well-formed changes; the Schema decoder words any refusal.
+        chunk.push(decodeChangeFast(next.value) ?? (yield* decodeChange(next.value, index)))
+        index++
+        if (chunk.length >= size) yield* flush
+      }
+      if (chunk.length > 0) yield* flush
+      if (index === 0) return yield* invalid("changes", "an ingest needs at least one change")
+      return report
     }
   )
 
@@ -1127,6 +1287,7 @@ export const make = Effect.gen(function*() {
     findProjectByPath,
     listProjects: catalog.listProjects,
     recordChanges,
+    ingestChanges,
     recordRename,
     getAvus,
     getAvusAsOf,
@@ -1137,7 +1298,7 @@ export const make = Effect.gen(function*() {
     deleteScheduledFiles,
     setProjectStatus,
     getSnapshotChanges,
-    flushMarkers,
+    flush,
     recoverPendingPushes
   })
 })
@@ -1154,8 +1315,9 @@ export const notConfigured: DuckLakeClientService = (() => {
     getProject: () => unavailable,
     findProjectByPath: () => unavailable,
     listProjects: unavailable,
-    flushMarkers: Effect.void,
+    flush: Effect.void,
     recordChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
+    ingestChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     recordRename: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     getAvus: () => unavailable,
     getAvusAsOf: () => unavailable,
@@ -1171,6 +1333,7 @@ export const notConfigured: DuckLakeClientService = (() => {
 })()
 
 /** The client over a Catalog, LakeStorage, DuckDb and LocalCache provided by a composition root. */
-export const layer = Layer.scoped(DuckLakeClient, make)
+export const layerWith = (settings: ClientSettings) => Layer.scoped(DuckLakeClient, make(settings))
+export const layer = layerWith({})
 /** Modes B/C. */
 export const layerNotConfigured = Layer.succeed(DuckLakeClient, notConfigured)

@@ -58,6 +58,7 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     findProjectByPath: (path) => call((s) => s.findProjectByPath(path)),
     listProjects: () => call((s) => s.listProjects),
     recordChanges: (input: RecordInput) => call((s) => s.recordChanges(input)),
+    ingestChanges: (input) => call((s) => s.ingestChanges(input)),
     recordRename: (input) => call((s) => s.recordRename(input)),
     getAvus: (projectId, path) => call((s) => s.getAvus(projectId, path)),
     getAvusAsOf: (projectId, path, at, opts?: AsOfOptions) => call((s) => s.getAvusAsOf(projectId, path, at, opts)),
@@ -68,7 +69,7 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     deleteScheduledFiles: (projectId, opts) => call((s) => s.deleteScheduledFiles(projectId, opts)),
     setProjectStatus: (projectId, status) => call((s) => s.setProjectStatus(projectId, status)),
     getSnapshotChanges: (projectId, id) => call((s) => s.getSnapshotChanges(projectId, id)),
-    flushMarkers: () => call((s) => s.flushMarkers),
+    flush: () => call((s) => s.flush),
     recoverPendingPushes: (opts) => call((s) => s.recoverPendingPushes(opts)),
     close,
     [Symbol.asyncDispose]: close

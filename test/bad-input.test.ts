@@ -92,7 +92,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("bad input", 
       const client = yield* DuckLakeClient
       const p = yield* registerFresh("bad")
       yield* record(p.projectId, [good(p.irodsPath)])
-      yield* client.flushMarkers
+      yield* client.flush
       const before = yield* catalogState(p.metadataSchema)
       const treeBefore = listTree(dirs.zoneDir)
       const avusBefore = yield* client.getAvus(p.projectId, `${p.irodsPath}/obj`)

@@ -142,7 +142,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
         )
         expect(row2.r).toBe(2)
         // Its commit marker is in storage (written in the background): what a rebuild from storage alone trusts.
-        yield* (yield* DuckLakeClient).flushMarkers
+        yield* (yield* DuckLakeClient).flush
         const marker = JSON.parse(fs.readFileSync(yield* fetchLocal(`${p.ducklakePath}/_mesa_log/snapshot_0000000002.json`), "utf8"))
         expect(marker).toMatchObject({ format: "mesa-ducklake-commit/1", projectId: p.projectId, snapshotId: 2, fileName: r.parquetFile.split("/").pop(), recordCount: 2, actor: "bob", note: "first" })
         const snaps = yield* (yield* DuckLakeClient).listSnapshots(p.projectId)

@@ -6,9 +6,12 @@ import { expect, layer } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { Catalog } from "../src/Catalog.js"
 import type { Project } from "../src/domain.js"
+import { DuckDb } from "../src/DuckDb.js"
+import * as DuckLakeClientModule from "../src/DuckLakeClient.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
 import { LakeStorage } from "../src/LakeStorage.js"
-import { change, embedded, record, registerFresh } from "./support.js"
+import { LocalCache } from "../src/LocalCache.js"
+import { change, embedded, freshRoot, record, registerFresh } from "./support.js"
 
 const { layer: Live } = embedded("compaction")
 
@@ -124,6 +127,50 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("compaction",
       expect(history.length).toBe(snaps.reduce((n, s) => n + s.changeCount, 0))
       expect(new Set(history.map((r) => `${r.snapshotId}.${r.changeSeq}`)).size).toBe(history.length)
     }))
+
+  it.effect("automatic compaction after every N-th snapshot keeps every answer", () =>
+    Effect.gen(function*() {
+      const catalog = yield* Catalog
+      const parts = yield* Effect.context<Catalog | LakeStorage | DuckDb | LocalCache>()
+      // A second client over the same parts, compacting after every 8th snapshot.
+      const auto = yield* DuckLakeClientModule.make({ autoCompactEvery: 8 }).pipe(Effect.provide(parts))
+      const p = yield* auto.registerProject({ irodsPath: freshRoot("auto-compact"), actor: "alice" })
+      const paths = ["a", "b"].map((x) => `${p.irodsPath}/${x}`)
+      for (let i = 0; i < 13; i++) {
+        yield* auto.recordChanges({ projectId: p.projectId, actor: "alice", changes: [change(paths[i % 2]!, `k${i % 3}`, `v${i}`)] })
+      }
+      yield* auto.flush
+      // Snapshots 2..14 were written; the 8th id triggered a compaction of the files before it.
+      const live = yield* catalog.liveFiles(p)
+      expect(live.length).toBeLessThan(13)
+      const compactions = yield* catalog.withSql((sql) =>
+        sql<any>`SELECT count(*)::int AS n FROM ${sql(p.metadataSchema)}.ducklake_snapshot_changes WHERE changes_made LIKE 'merge_adjacent%'`
+      )
+      expect(compactions[0].n).toBe(1)
+      // The same writes into a project that is never compacted give the same answers, at every snapshot.
+      const c = yield* DuckLakeClient
+      const ref = yield* registerFresh("auto-compact-ref")
+      for (let i = 0; i < 13; i++) {
+        yield* record(ref.projectId, [change(`${ref.irodsPath}/${["a", "b"][i % 2]}`, `k${i % 3}`, `v${i}`)])
+      }
+      expect((yield* catalog.liveFiles(ref)).length).toBe(13)
+      const view = (q: Project) =>
+        Effect.gen(function*() {
+          // Snapshot ids differ (a compaction takes one), so snapshots are compared by their rank.
+          const out: Array<unknown> = []
+          const snaps = yield* c.listSnapshots(q.projectId, { limit: 100 })
+          const rank = new Map(snaps.map((s, i) => [s.snapshotId, i]))
+          for (const s of snaps) {
+            for (const x of ["a", "b"]) {
+              const avus = yield* c.getAvusAsOf(q.projectId, `${q.irodsPath}/${x}`, new Date(8e12), { knownAt: s.snapshotId })
+              out.push([rank.get(s.snapshotId), x, avus.map((v) => `${v.attribute}=${v.value}`).sort()])
+            }
+          }
+          out.push((yield* c.getHistory(q.projectId, { limit: 100 })).map((r) => [rank.get(r.snapshotId), r.attribute, r.value, r.op]))
+          return out
+        })
+      expect(yield* view(p)).toEqual(yield* view(ref))
+    }).pipe(Effect.scoped))
 
   it.effect("bad compaction options are typed errors and change nothing", () =>
     Effect.gen(function*() {

@@ -59,7 +59,7 @@ layer(Live, { timeout: "180 seconds", excludeTestServices: true })("rebuild afte
       const before = yield* answers(p, paths)
 
       // Lose the catalog: schema and registry row (after the background commit markers have landed).
-      yield* (yield* DuckLakeClient).flushMarkers
+      yield* (yield* DuckLakeClient).flush
       yield* (yield* Catalog).withSql((sql) =>
         Effect.all([
           sql`DROP SCHEMA ${sql(p.metadataSchema)} CASCADE`,

@@ -106,7 +106,7 @@ const catalogRows = (p: Project) =>
 
 const dropCatalog = (p: Project) =>
   // Commit markers are written in the background: let them land before the catalog is lost.
-  Effect.zipRight(Effect.flatMap(DuckLakeClient, (c) => c.flushMarkers), Effect.flatMap(Catalog, (catalog) =>
+  Effect.zipRight(Effect.flatMap(DuckLakeClient, (c) => c.flush), Effect.flatMap(Catalog, (catalog) =>
     catalog.withSql((sql) =>
       Effect.all([
         sql`DROP SCHEMA ${sql(p.metadataSchema)} CASCADE`,
@@ -184,7 +184,7 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("rebuild from
       const ids: Array<number> = []
       for (let i = 0; i < 6; i++) ids.push((yield* record(p.projectId, [change(obj, "n", String(i))])).snapshotId)
       yield* record(other.projectId, [change(`${other.irodsPath}/y`, "owner", "B")])
-      yield* client.flushMarkers
+      yield* client.flush
       const files = parquetFiles(p)
       const marker = (id: number) => nodePath.join(lakeDir(p), MARKER_DIR, `snapshot_${String(id).padStart(10, "0")}.json`)
       const [s2, s3, s4, s5, s6, s7] = ids as [number, number, number, number, number, number]

@@ -116,7 +116,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       expect(wal.map((w) => w.state)).toEqual(["failed"])
       const ok = yield* attempt(p.projectId, p.irodsPath, "2")
       expect(ok.recorded && ok.snapshotId).toBe(3) // 2 went to the failed write and is never reused
-      yield* c.flushMarkers
+      yield* c.flush
       const report = yield* c.recoverPendingPushes()
       expect(report).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0, markers: 0 })
       expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/obj`)).map((a) => a.value)).toEqual(["2"])

@@ -274,7 +274,7 @@ layer(Live, { timeout: "240 seconds", excludeTestServices: true })("DuckDB duckl
 
         // 4b. After losing the catalog and rebuilding it from storage alone (Parquet files + commit markers), the
         //     extension reads the rebuilt catalog: the same rows, and the same answer at every version.
-        yield* (yield* DuckLakeClient).flushMarkers
+        yield* (yield* DuckLakeClient).flush
         yield* withCatalogSql(dsn, (c) =>
           c.withSql((sql) =>
             Effect.all([
