@@ -8,7 +8,7 @@
  *   WAL state in one transaction → drop the WAL row.
  * A failure before the commit leaves nothing visible; `recoverPendingPushes` finishes writes whose process died.
  */
-import { Context, Effect, Fiber, Layer, Option, Queue, Schedule } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Queue, Redacted, Schedule } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -73,7 +73,7 @@ export interface RecordInput {
 }
 
 /** Default and largest number of changes per snapshot in a bulk ingest. */
-export const DEFAULT_INGEST_SNAPSHOT = 50_000
+export const DEFAULT_INGEST_SNAPSHOT = 20_000
 export const MAX_INGEST_SNAPSHOT = 200_000
 
 export interface IngestInput {
@@ -81,7 +81,7 @@ export interface IngestInput {
   readonly actor: string
   readonly changes: Iterable<unknown> | AsyncIterable<unknown>
   readonly note?: string
-  /** Changes per snapshot (default 50,000, at most 200,000). */
+  /** Changes per snapshot (default 20,000, at most 200,000). */
   readonly snapshotSize?: number
   readonly idempotencyKey?: string
 }
@@ -191,6 +191,15 @@ export interface DuckLakeClientService {
    * also waits for it.
    */
   readonly flush: Effect.Effect<void>
+  /**
+   * Creates (or updates) a PostgreSQL login role that can read this project's lake schema and nothing else, so an
+   * analyst can ATTACH one project's history with DuckDB. `role`: a lower-case identifier; `password`: 12+ chars.
+   */
+  readonly grantProjectReader: (
+    projectId: string,
+    role: string,
+    password: Redacted.Redacted<string>
+  ) => Effect.Effect<{ readonly role: string; readonly schema: string }, InvalidChange | ProjectNotFound | CatalogFailure>
   /** Finish or fail writes whose writer died. */
   readonly recoverPendingPushes: (options?: {
     readonly maxAttempts?: number
@@ -505,6 +514,20 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           Effect.asVoid
         )
       })
+
+  const grantProjectReader: DuckLakeClientService["grantProjectReader"] = Effect.fn("DuckLakeClient.grantProjectReader")(
+    function*(projectId, role, password) {
+      if (typeof role !== "string" || !/^[a-z_][a-z0-9_]{0,62}$/.test(role) || role.startsWith("pg_")) {
+        return yield* invalid("role", "must be a lower-case identifier (a-z, 0-9, _), not starting with pg_")
+      }
+      if (!Redacted.isRedacted(password) || typeof Redacted.value(password) !== "string" || Redacted.value(password).length < 12) {
+        return yield* invalid("password", "must be a Redacted string of at least 12 characters")
+      }
+      const p = yield* project(projectId)
+      yield* catalog.grantReader(p, role, password)
+      return { role, schema: p.metadataSchema }
+    }
+  )
 
   const flush: DuckLakeClientService["flush"] = idle.await.pipe(Effect.withSpan("DuckLakeClient.flush"))
 
@@ -1299,6 +1322,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     setProjectStatus,
     getSnapshotChanges,
     flush,
+    grantProjectReader,
     recoverPendingPushes
   })
 })
@@ -1316,6 +1340,7 @@ export const notConfigured: DuckLakeClientService = (() => {
     findProjectByPath: () => unavailable,
     listProjects: unavailable,
     flush: Effect.void,
+    grantProjectReader: () => unavailable,
     recordChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     ingestChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     recordRename: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),

@@ -165,3 +165,24 @@ export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>
 
 /** Errors of writes: anything that means "this batch was not committed", other than the catalog being down. */
 export type WriteFailure = LakeWriteError | ChecksumMismatch | StorageError | CatalogError
+
+/** The caller may not do this in iRODS (write needs modify on the path; registering needs own on the root). */
+export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
+  caller: Schema.String,
+  irodsPath: Schema.String,
+  needed: Schema.Literal("read", "modify", "own")
+}) {
+  override get message() {
+    return `${this.caller} needs ${this.needed} permission on ${this.irodsPath}`
+  }
+}
+
+/** iRODS could not be asked what the caller may do; nothing is answered or written (fail closed). */
+export class AccessCheckFailed extends Schema.TaggedError<AccessCheckFailed>()("AccessCheckFailed", {
+  irodsPath: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message() {
+    return `cannot check permissions on ${this.irodsPath} in iRODS`
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * `DuckLakeAccess`: the client as one iRODS user sees it. In hosted mode one catalog holds every project's history
+ * under one service account; a view made with `forCaller` answers only with what that caller may read in iRODS
+ * now, and records only what it may modify, under its own name.
+ *
+ * - Reads: a project whose root the caller cannot read is `ProjectNotFound`; a path it cannot read looks exactly
+ *   like a path with no history (empty answers, left out of history, snapshot lists and diffs). A path that no
+ *   longer exists in iRODS (deleted or moved away) has no ACL to go by: only an owner of the project root sees it.
+ * - Writes: every path needs modify (own for a path that no longer exists); registering a project needs own on its
+ *   root. The recorded actor is the caller; a service acting for a user is the actor, the user is `onBehalfOf` and
+ *   the tool is the `source`.
+ * - Permissions are checked as they are now, not as they were at the historical time asked about.
+ * - `trusted` is the explicit way around all of this, for operators and batch jobs.
+ */
+import { Config, Context, Effect, Layer } from "effect"
+import type {
+  AsOfOptions,
+  Avu,
+  ChangeRow,
+  HistoryFilter,
+  NotRecorded,
+  PathDiff,
+  Project,
+  RecordResult,
+  Snapshot
+} from "./domain.js"
+import { decodeChange, parseIrodsPath } from "./domain.js"
+import {
+  DuckLakeClient,
+  type DuckLakeClientService,
+  type IngestReport,
+  type RecordError
+} from "./DuckLakeClient.js"
+import { AccessCheckFailed, InvalidChange, PermissionDenied, ProjectNotFound, SnapshotNotFound } from "./errors.js"
+import type { AccessLevel } from "./irods/IrodsClient.js"
+import { atLeast, type Caller, callerName, parseCaller, Permissions, type PermissionsService } from "./Permissions.js"
+
+type Err<F> = F extends (...args: any) => Effect.Effect<any, infer E, any> ? E : F extends Effect.Effect<any, infer E, any> ? E
+  : never
+type Denied = PermissionDenied | AccessCheckFailed
+
+/** A service acting for the caller (mesa-mcp's service account, a rule engine). */
+export interface Agent {
+  /** The service's own iRODS identity, `user#zone`: recorded as the actor. */
+  readonly identity: string
+  /** The tool or agent name, recorded as each change's `source`. */
+  readonly tool?: string
+}
+
+export interface CallerRecordInput {
+  readonly projectId: string
+  readonly changes: ReadonlyArray<unknown>
+  readonly note?: string
+  readonly idempotencyKey?: string
+}
+
+export interface CallerRenameInput {
+  readonly projectId: string
+  readonly from: string
+  readonly to: string
+  readonly targetType?: "data_object" | "collection"
+  readonly ts?: unknown
+  readonly objectId?: number
+  readonly note?: string
+  readonly idempotencyKey?: string
+}
+
+/** The client as one caller sees it. */
+export interface CallerView {
+  readonly caller: Caller
+  readonly registerProject: (input: { readonly irodsPath: string; readonly zone?: string }) => Effect.Effect<
+    Project,
+    Err<DuckLakeClientService["registerProject"]> | Denied
+  >
+  readonly getProject: (projectId: string) => Effect.Effect<Project, Err<DuckLakeClientService["getProject"]> | Denied>
+  readonly findProjectByPath: (
+    irodsPath: string
+  ) => Effect.Effect<Project, Err<DuckLakeClientService["findProjectByPath"]> | Denied>
+  readonly listProjects: Effect.Effect<ReadonlyArray<Project>, Err<DuckLakeClientService["listProjects"]> | Denied>
+  readonly recordChanges: (input: CallerRecordInput) => Effect.Effect<RecordResult | NotRecorded, RecordError | Denied>
+  readonly ingestChanges: (
+    input: Omit<CallerRecordInput, "changes"> & {
+      readonly changes: Iterable<unknown> | AsyncIterable<unknown>
+      readonly snapshotSize?: number
+    }
+  ) => Effect.Effect<IngestReport | NotRecorded, RecordError | Denied>
+  readonly recordRename: (input: CallerRenameInput) => Effect.Effect<RecordResult | NotRecorded, RecordError | Denied>
+  readonly getAvus: (
+    projectId: string,
+    irodsPath: string
+  ) => Effect.Effect<ReadonlyArray<Avu>, Err<DuckLakeClientService["getAvus"]> | Denied>
+  readonly getAvusAsOf: (
+    projectId: string,
+    irodsPath: string,
+    at: unknown,
+    options?: AsOfOptions
+  ) => Effect.Effect<ReadonlyArray<Avu>, Err<DuckLakeClientService["getAvusAsOf"]> | Denied>
+  readonly getHistory: (
+    projectId: string,
+    filter?: HistoryFilter
+  ) => Effect.Effect<ReadonlyArray<ChangeRow>, Err<DuckLakeClientService["getHistory"]> | Denied>
+  readonly listSnapshots: (
+    projectId: string,
+    options?: { readonly limit?: number }
+  ) => Effect.Effect<ReadonlyArray<Snapshot>, Err<DuckLakeClientService["listSnapshots"]> | Denied>
+  readonly diff: (
+    projectId: string,
+    fromSnapshot: number,
+    toSnapshot: number
+  ) => Effect.Effect<ReadonlyArray<PathDiff>, Err<DuckLakeClientService["diff"]> | Denied>
+  readonly getSnapshotChanges: (
+    projectId: string,
+    snapshotId: number
+  ) => Effect.Effect<ReadonlyArray<ChangeRow>, Err<DuckLakeClientService["getSnapshotChanges"]> | Denied>
+}
+
+export interface DuckLakeAccessService {
+  /** `"enforced"` (the default) filters by iRODS permissions; `"trusted"` only stamps the caller as the actor. */
+  readonly mode: "enforced" | "trusted"
+  /** The client as `caller` (`user#zone`) sees it, optionally through a service acting for it. */
+  readonly forCaller: (caller: unknown, agent?: Agent) => Effect.Effect<CallerView, InvalidChange>
+  /** The unfiltered client, for operators and batch jobs: the explicit way around access control. */
+  readonly trusted: DuckLakeClientService
+}
+
+export class DuckLakeAccess extends Context.Tag("mesa-ducklake/DuckLakeAccess")<DuckLakeAccess, DuckLakeAccessService>() {}
+
+/** Permissions for trusted mode: everyone may do everything (and nothing is asked of iRODS). */
+const everyone: PermissionsService = { levelOf: () => Effect.succeed("own"), invalidate: () => Effect.void }
+
+/** Upper bound on rows read to filter an unfiltered history or snapshot list (the limit callers may ask for). */
+const SCAN_ROWS = 1_000_000
+
+export const view = (
+  root: DuckLakeClientService,
+  perms: PermissionsService,
+  caller: Caller,
+  agent?: Agent
+): CallerView => {
+  const me = callerName(caller)
+  const level = (path: string) => perms.levelOf(caller, path)
+
+  /** May the caller see `path` of project `p`? (A path gone from iRODS: only owners of the root.) */
+  const canRead = (p: Project, path: string) =>
+    Effect.flatMap(level(path), (lvl) =>
+      lvl === undefined ? Effect.map(level(p.irodsPath), (r) => r !== "none" && atLeast(r, "own")) : Effect.succeed(lvl !== "none" && atLeast(lvl, "read")))
+  /** A memo of canRead over one call, for answers that mention many paths. */
+  const reader = (p: Project) => {
+    const memo = new Map<string, boolean>()
+    return (path: string) =>
+      Effect.suspend(() => {
+        const hit = memo.get(path)
+        return hit !== undefined ? Effect.succeed(hit) : Effect.tap(canRead(p, path), (ok) => Effect.sync(() => memo.set(path, ok)))
+      })
+  }
+  const require = (p: Project, path: string, needed: Exclude<AccessLevel, "read">) =>
+    Effect.flatMap(level(path), (lvl) =>
+      Effect.flatMap(
+        lvl === undefined ? Effect.map(level(p.irodsPath), (r) => r !== "none" && atLeast(r, "own")) : Effect.succeed(lvl !== "none" && atLeast(lvl, needed)),
+        (ok) => (ok ? Effect.void : Effect.fail(new PermissionDenied({ caller: me, irodsPath: path, needed: lvl === undefined ? "own" : needed })))
+      ))
+
+  const visibleProject = (p: Project) => Effect.map(level(p.irodsPath), (lvl) => lvl !== undefined && lvl !== "none")
+  const project = (projectId: string) =>
+    Effect.flatMap(root.getProject(projectId), (p) =>
+      Effect.flatMap(visibleProject(p), (ok) => (ok ? Effect.succeed(p) : Effect.fail(new ProjectNotFound({ projectId })))))
+
+  const actor = agent?.identity ?? me
+  /** The changes as recorded: the caller (or the agent) as actor, the user on whose behalf, the agent's tool. */
+  const stamp = (raw: unknown): unknown =>
+    raw !== null && typeof raw === "object" && !Array.isArray(raw)
+      ? {
+        ...(raw as object),
+        actor,
+        ...(agent === undefined ? {} : { onBehalfOf: me }),
+        ...(agent?.tool === undefined ? {} : { source: agent.tool })
+      }
+      : raw
+
+  /** Checks modify on every path of a batch (decoded as the client decodes it), then forgets their cached ACLs. */
+  const checkBatch = (p: Project, raw: ReadonlyArray<unknown>, offset: number) =>
+    Effect.gen(function*() {
+      const paths = new Set<string>()
+      for (const [i, c] of raw.entries()) paths.add((yield* decodeChange(c, offset + i)).irodsPath)
+      for (const path of paths) yield* require(p, path, "modify")
+      return [...paths]
+    })
+
+  const recordChanges: CallerView["recordChanges"] = (input) =>
+    Effect.gen(function*() {
+      const p = yield* project(input?.projectId)
+      const raw = Array.isArray(input?.changes) ? input.changes : undefined
+      if (raw === undefined) return yield* new InvalidChange({ field: "changes", reason: "must be an array" })
+      const paths = yield* checkBatch(p, raw, 0)
+      const r = yield* root.recordChanges({ ...input, actor, changes: raw.map(stamp) })
+      yield* perms.invalidate(paths, [caller])
+      return r
+    }).pipe(Effect.withSpan("DuckLakeAccess.recordChanges", { attributes: { caller: me } }))
+
+  const ingestChanges: CallerView["ingestChanges"] = (input) =>
+    Effect.gen(function*() {
+      const p = yield* project(input?.projectId)
+      const source = input?.changes as unknown
+      if (source === null || typeof source !== "object" || !(Symbol.iterator in source || Symbol.asyncIterator in source)) {
+        return yield* new InvalidChange({ field: "changes", reason: "must be an iterable or async iterable of changes" })
+      }
+      // Checked as they stream past: a path the caller may not modify stops the ingest before its snapshot.
+      const seen = new Set<string>()
+      let index = 0
+      let denial: PermissionDenied | AccessCheckFailed | undefined
+      const checked = async function*(): AsyncGenerator<unknown> {
+        for await (const c of source as AsyncIterable<unknown>) {
+          const decoded = await Effect.runPromise(Effect.either(decodeChange(c, index)))
+          if (decoded._tag === "Right" && !seen.has(decoded.right.irodsPath)) {
+            const path = decoded.right.irodsPath
+            const checkedPath = await Effect.runPromise(Effect.either(require(p, path, "modify")))
+            if (checkedPath._tag === "Left") {
+              denial = checkedPath.left
+              throw denial
+            }
+            seen.add(path)
+          }
+          index++
+          yield stamp(c)
+        }
+      }
+      const r = yield* root.ingestChanges({ ...input, actor, changes: checked() }).pipe(
+        // A denial thrown by the checking source arrives as "reading the source failed": give it back as itself.
+        Effect.catchIf(
+          (e): e is InvalidChange => e._tag === "InvalidChange" && e.field === "changes" && denial !== undefined,
+          () => Effect.fail(denial!)
+        )
+      )
+      yield* perms.invalidate([...seen], [caller])
+      return r
+    })
+
+  const recordRename: CallerView["recordRename"] = (input) =>
+    Effect.gen(function*() {
+      const p = yield* project(input?.projectId)
+      const from = yield* parseIrodsPath(input?.from, "from")
+      const to = yield* parseIrodsPath(input?.to, "to")
+      yield* require(p, to, "modify")
+      // The old path is gone from iRODS: its history moves with the object only for an owner of the root.
+      yield* require(p, from, "modify")
+      const r = yield* root.recordRename({
+        ...input,
+        actor,
+        ...(agent?.tool === undefined ? {} : { source: agent.tool })
+      })
+      yield* perms.invalidate([from, to], [caller])
+      return r
+    })
+
+  const filterRows = (p: Project, rows: ReadonlyArray<ChangeRow>) =>
+    Effect.gen(function*() {
+      const ok = reader(p)
+      const out: Array<ChangeRow> = []
+      for (const r of rows) if (yield* ok(r.irodsPath)) out.push(r)
+      return out
+    })
+
+  return {
+    caller,
+    registerProject: (input) =>
+      Effect.gen(function*() {
+        const rootPath = yield* parseIrodsPath(input?.irodsPath)
+        const lvl = yield* level(rootPath)
+        if (lvl === undefined || lvl === "none" || !atLeast(lvl, "own")) {
+          return yield* new PermissionDenied({ caller: me, irodsPath: rootPath, needed: "own" })
+        }
+        return yield* root.registerProject({ ...input, actor })
+      }),
+    getProject: project,
+    findProjectByPath: (path) =>
+      Effect.flatMap(root.findProjectByPath(path), (p) =>
+        Effect.flatMap(visibleProject(p), (ok) => (ok ? Effect.succeed(p) : Effect.fail(new ProjectNotFound({ irodsPath: path }))))),
+    listProjects: Effect.flatMap(root.listProjects, (ps) => Effect.filter(ps, visibleProject)),
+    recordChanges,
+    ingestChanges,
+    recordRename,
+    getAvus: (projectId, path) =>
+      Effect.gen(function*() {
+        const p = yield* project(projectId)
+        const avus = yield* root.getAvus(projectId, path)
+        return (yield* canRead(p, (yield* parseIrodsPath(path)))) ? avus : []
+      }),
+    getAvusAsOf: (projectId, path, at, options) =>
+      Effect.gen(function*() {
+        const p = yield* project(projectId)
+        const avus = yield* root.getAvusAsOf(projectId, path, at, options)
+        return (yield* canRead(p, (yield* parseIrodsPath(path)))) ? avus : []
+      }),
+    getHistory: (projectId, filter) =>
+      Effect.gen(function*() {
+        const p = yield* project(projectId)
+        if (filter?.irodsPath !== undefined) {
+          const rows = yield* root.getHistory(projectId, filter)
+          return (yield* canRead(p, yield* parseIrodsPath(filter.irodsPath))) ? rows : []
+        }
+        // Unfiltered: read pages of growing size until `limit` visible rows are found or the history ends.
+        const limit = filter?.limit ?? 100
+        let ask = limit
+        while (true) {
+          const rows = yield* root.getHistory(projectId, { ...filter, limit: ask })
+          const visible = yield* filterRows(p, rows)
+          if (visible.length >= limit || rows.length < ask || ask >= SCAN_ROWS) return visible.slice(0, limit)
+          ask = Math.min(SCAN_ROWS, ask * 8)
+        }
+      }),
+    listSnapshots: (projectId, options) =>
+      Effect.gen(function*() {
+        const p = yield* project(projectId)
+        const limit = options?.limit ?? 100
+        // Validates the limit the way the client does, then counts each snapshot's rows the caller may see.
+        yield* root.listSnapshots(projectId, options)
+        const all = yield* root.listSnapshots(projectId, { limit: SCAN_ROWS })
+        const rows = yield* filterRows(p, yield* root.getHistory(projectId, { limit: SCAN_ROWS }))
+        const counts = new Map<number, number>()
+        for (const r of rows) counts.set(r.snapshotId, (counts.get(r.snapshotId) ?? 0) + 1)
+        return all.filter((s) => counts.has(s.snapshotId))
+          .map((s) => ({ ...s, changeCount: counts.get(s.snapshotId)! }))
+          .slice(0, limit)
+      }),
+    diff: (projectId, a, b) =>
+      Effect.gen(function*() {
+        const p = yield* project(projectId)
+        const ok = reader(p)
+        return yield* Effect.filter(yield* root.diff(projectId, a, b), (d) => ok(d.irodsPath))
+      }),
+    getSnapshotChanges: (projectId, snapshotId) =>
+      Effect.gen(function*() {
+        const p = yield* project(projectId)
+        const rows = yield* filterRows(p, yield* root.getSnapshotChanges(projectId, snapshotId))
+        if (rows.length === 0) return yield* new SnapshotNotFound({ projectId, snapshotId })
+        return rows
+      })
+  }
+}
+
+const service = (root: DuckLakeClientService, perms: PermissionsService, mode: "enforced" | "trusted") =>
+  DuckLakeAccess.of({
+    mode,
+    forCaller: (caller, agent) =>
+      Effect.gen(function*() {
+        const c = yield* parseCaller(caller)
+        if (agent !== undefined) yield* parseCaller(agent.identity, "agent.identity")
+        return view(root, perms, c, agent)
+      }),
+    trusted: root
+  })
+
+/** Enforced: every view checks the caller's iRODS permissions (needs `Permissions`). */
+export const make = Effect.gen(function*() {
+  return service(yield* DuckLakeClient, yield* Permissions, "enforced")
+})
+
+/** Trusted: views record the caller as the actor but filter nothing and ask iRODS nothing. */
+export const makeTrusted = Effect.map(DuckLakeClient, (root) => service(root, everyone, "trusted"))
+
+export const layer = Layer.effect(DuckLakeAccess, make)
+export const layerTrusted = Layer.effect(DuckLakeAccess, makeTrusted)
+
+/** `MESA_DUCKLAKE_ACCESS`: `enforced` (default) or `trusted`; `MESA_DUCKLAKE_ACCESS_TTL_MS` (default 10000). */
+export const AccessConfig = Config.all({
+  mode: Config.literal("enforced", "trusted")("MESA_DUCKLAKE_ACCESS").pipe(Config.withDefault("enforced" as const)),
+  ttlMs: Config.integer("MESA_DUCKLAKE_ACCESS_TTL_MS").pipe(Config.withDefault(10_000))
+})
