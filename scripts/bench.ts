@@ -1,21 +1,24 @@
 /**
- * `npm run bench`: latency of the write path and of reads as history grows, on the embedded default (real
- * PostgreSQL from npm, real DuckDB, a local directory standing in for the mounted zone). Not a test: it prints a
- * table, and the figures are compared within one run.
+ * `npm run bench`: the write path, bulk ingest and reads as history grows, on the embedded default (real
+ * PostgreSQL from npm, real DuckDB, a local directory standing in for the mounted zone). Not a test: it prints
+ * tables, each figure beside its target, and ratios computed within this one run.
  *
- *   MESA_BENCH_SNAPSHOTS=100,1000,10000   checkpoints for the read measurements
- *   MESA_BENCH_SEED=42                     generator seed (paths, values, query times)
+ *   MESA_BENCH_SNAPSHOTS=1000,10000   checkpoints for the read measurements (100000 works; it takes ~40 min)
+ *   MESA_BENCH_INGEST=1000000         changes in the bulk-ingest run (0 skips it)
+ *   MESA_BENCH_SEED=42                generator seed (paths, values, query times)
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect } from "effect"
+import { Console, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Embedded from "../layers/embedded.js"
 import type { AvuChangeInput } from "../src/domain.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import { makeProfile, tracerLayer } from "./bench/spanProfile.js"
 
-const checkpoints = (process.env.MESA_BENCH_SNAPSHOTS ?? "100,1000,10000").split(",").map(Number)
+const checkpoints = (process.env.MESA_BENCH_SNAPSHOTS ?? "1000,10000").split(",").map(Number)
+const ingestTotal = Number(process.env.MESA_BENCH_INGEST ?? 1_000_000)
 let seed = Number(process.env.MESA_BENCH_SEED ?? 42)
 const rand = (n: number) => {
   seed = (seed * 1103515245 + 12345) % 2147483648
@@ -27,12 +30,24 @@ const percentile = (xs: ReadonlyArray<number>, p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!
 }
 const fmt = (ms: number) => ms.toFixed(ms < 10 ? 2 : 1)
+const mb = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MB`
 
 const timed = <A, E, R>(e: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const t = performance.now()
     yield* e
     return performance.now() - t
+  })
+
+/** Peak resident set size while `e` runs, sampled every 20 ms (the process's own high-water mark is lifetime-wide). */
+const peakRss = <A, E, R>(e: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    let peak = process.memoryUsage.rss()
+    const timer = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage.rss())
+    }, 20)
+    const a = yield* e.pipe(Effect.ensuring(Effect.sync(() => clearInterval(timer))))
+    return [a, Math.max(peak, process.memoryUsage.rss())] as const
   })
 
 const changeOf = (root: string, i: number, paths: number): AvuChangeInput => ({
@@ -46,27 +61,82 @@ const changeOf = (root: string, i: number, paths: number): AvuChangeInput => ({
   source: "mesa-mcp:bench"
 })
 
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (r: ReadonlyArray<string>) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
+}
+const verdict = (ok: boolean) => (ok ? "met" : "MISSED")
+
+const profile = makeProfile()
+
 const program = Effect.gen(function*() {
   const client = yield* DuckLakeClient
   const rows: Array<Array<string>> = []
 
-  // 1. recordChanges latency by batch size.
+  // 1. recordChanges latency by batch size (one project, 500 objects).
   const lat = yield* client.registerProject({ irodsPath: "/benchZone/home/bench/latency", actor: "bench" })
-  for (const [size, runs] of [[1, 60], [10, 60], [100, 30], [1000, 12]] as const) {
+  let write10 = 0
+  // Where a 10-change write spends its time (median of each span over its runs).
+  const spans: Array<Array<string>> = []
+  const m0 = process.memoryUsage()
+  yield* Console.error(`  memory at start: rss ${mb(m0.rss)}, JS heap ${mb(m0.heapUsed)}, external ${mb(m0.external)}`)
+  for (const [size, runs] of [[1, 60], [10, 80], [100, 30], [1000, 12]] as const) {
     const times: Array<number> = []
+    if (size === 10) profile.reset()
     for (let r = 0; r < runs; r++) {
       const batch = Array.from({ length: size }, (_, i) => changeOf(lat.irodsPath, i, 500))
       times.push(yield* timed(client.recordChanges({ projectId: lat.projectId, actor: "bench", changes: batch })))
     }
-    rows.push([`recordChanges (${size} change${size > 1 ? "s" : ""})`, "-", fmt(percentile(times, 50)), fmt(percentile(times, 95)), `${Math.round(size / (percentile(times, 50) / 1000))}/s`])
+    const p50 = percentile(times, 50)
+    if (size === 10) {
+      write10 = p50
+      spans.push(...[...profile.durations]
+        .filter(([name]) => name.startsWith("write.") || name === "project.lookup" || name === "DuckLakeClient.recordChanges")
+        .map(([name, ds]) => [name, fmt(percentile(ds, 50)), String(ds.length)])
+        .sort((a, b) => Number(b[1]) - Number(a[1])))
+    }
+    rows.push([
+      `recordChanges (${size} change${size > 1 ? "s" : ""})`,
+      fmt(p50),
+      fmt(percentile(times, 95)),
+      `${Math.round(size / (p50 / 1000))}/s`,
+      size === 10 ? `p50 <= 25 ms: ${verdict(p50 <= 25)}` : ""
+    ])
+  }
+  const m = process.memoryUsage()
+  yield* Console.error(`  memory after the write runs: rss ${mb(m.rss)}, JS heap ${mb(m.heapUsed)}, external ${mb(m.external)}`)
+
+  // 2. Bulk ingest: changes over 100,000 objects, 20,000 per snapshot (the default), with the peak RSS while it runs.
+  if (ingestTotal > 0) {
+    const bulk = yield* client.registerProject({ irodsPath: "/benchZone/home/bench/bulk", actor: "bench" })
+    const source = function*() {
+      for (let i = 0; i < ingestTotal; i++) {
+        yield {
+          irodsPath: `${bulk.irodsPath}/c${i % 100}/o${rand(100_000)}.dat`,
+          targetType: "data_object",
+          attribute: `attr-${rand(10)}`,
+          value: `value-${rand(50)}`,
+          op: rand(10) === 0 ? "delete" : "add",
+          actor: "bench",
+          source: "import"
+        }
+      }
+    }
+    const t0 = performance.now()
+    const [, peak] = yield* peakRss(client.ingestChanges({ projectId: bulk.projectId, actor: "bench", changes: source() }))
+    const s = (performance.now() - t0) / 1000
+    const rate = ingestTotal / s
+    rows.push([`bulk ingest (${ingestTotal.toLocaleString("en")} changes)`, `${fmt(s * 1000)}`, "-", `${Math.round(rate)}/s`, `>= 100,000/s: ${verdict(rate >= 100_000)}`])
+    rows.push([`peak RSS during the ingest`, mb(peak), "-", "-", `<= 512 MB: ${verdict(peak <= 512 * 1024 * 1024)}`])
   }
 
-  // 2. Reads as history grows: one snapshot per mesa-mcp call (1–3 changes on one object).
+  // 3. Reads as history grows: one snapshot per mesa-mcp call (1–3 changes on one object).
   const big = yield* client.registerProject({ irodsPath: "/benchZone/home/bench/history", actor: "bench" })
   const paths = Array.from({ length: 200 }, (_, i) => `${big.irodsPath}/c${i % 10}/obj-${i}.dat`)
   const start = Date.now()
   let written = 0
-  const readRows: Array<{ n: number; avus: number; asOf: number; asOfP95: number; compactMs: number; files: string; asOfCompacted: number; asOfCompactedP95: number }> = []
+  const readRows: Array<{ n: number; avus: number; asOf: number; asOfP95: number; compactMs: number; files: string; asOfCompacted: number; asOfCompactedP95: number; rss: number }> = []
   for (const target of checkpoints) {
     const t0 = performance.now()
     while (written < target) {
@@ -84,20 +154,16 @@ const program = Effect.gen(function*() {
       yield* client.recordChanges({ projectId: big.projectId, actor: "bench", changes })
       written++
     }
-    const ingest = performance.now() - t0
-    yield* Console.error(`  ${written} snapshots written (${fmt(ingest / 1000)} s for this step)`)
+    yield* Console.error(`  ${written} snapshots written (${fmt((performance.now() - t0) / 1000)} s for this step)`)
     const span = Date.now() - start
-    const avus: Array<number> = []
-    const asOf: Array<number> = []
-    for (let q = 0; q < 40; q++) {
-      const path = paths[rand(paths.length)]!
-      avus.push(yield* timed(client.getAvus(big.projectId, path)))
-      asOf.push(yield* timed(client.getAvusAsOf(big.projectId, path, new Date(start + rand(span)))))
-    }
-    // The same queries after compacting the history (one run of compaction over everything so far).
     const queries = Array.from({ length: 40 }, () => ({ path: paths[rand(paths.length)]!, at: new Date(start + rand(span)) }))
+    const avus: Array<number> = []
     const before: Array<number> = []
-    for (const q of queries) before.push(yield* timed(client.getAvusAsOf(big.projectId, q.path, q.at)))
+    const [, rss] = yield* peakRss(Effect.forEach(queries, (q) =>
+      Effect.gen(function*() {
+        avus.push(yield* timed(client.getAvus(big.projectId, q.path)))
+        before.push(yield* timed(client.getAvusAsOf(big.projectId, q.path, q.at)))
+      }), { discard: true }))
     const t1 = performance.now()
     const report = yield* client.compact(big.projectId)
     const compactMs = performance.now() - t1
@@ -107,42 +173,52 @@ const program = Effect.gen(function*() {
     readRows.push({
       n: written,
       avus: percentile(avus, 50),
-      asOf: percentile([...asOf, ...before], 50),
-      asOfP95: percentile([...asOf, ...before], 95),
+      asOf: percentile(before, 50),
+      asOfP95: percentile(before, 95),
       compactMs,
       files: `${report.filesBefore}→${report.filesAfter}`,
       asOfCompacted: percentile(after, 50),
-      asOfCompactedP95: percentile(after, 95)
+      asOfCompactedP95: percentile(after, 95),
+      rss
     })
   }
-  for (const r of readRows) {
-    rows.push([`getAvus @ ${r.n} snapshots`, String(r.n), fmt(r.avus), "-", "-"])
-    rows.push([`getAvusAsOf @ ${r.n} snapshots (files as written)`, String(r.n), fmt(r.asOf), fmt(r.asOfP95), "-"])
-    rows.push([`compact ${r.files} files`, String(r.n), fmt(r.compactMs), "-", "-"])
-    rows.push([`getAvusAsOf @ ${r.n} snapshots (compacted)`, String(r.n), fmt(r.asOfCompacted), fmt(r.asOfCompactedP95), "-"])
-  }
-
-  const header = ["operation", "snapshots", "p50 ms", "p95 ms", "throughput"]
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (r: ReadonlyArray<string>) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
-  yield* Console.log(`\nmesa-ducklake benchmark (${os.cpus().length} cores, Node ${process.version}, seed ${process.env.MESA_BENCH_SEED ?? 42})\n`)
-  yield* Console.log(line(header))
-  yield* Console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const r of rows) yield* Console.log(line(r))
   const first = readRows[0]
   const last = readRows[readRows.length - 1]
+  for (const r of readRows) {
+    rows.push([`getAvus @ ${r.n} snapshots`, fmt(r.avus), "-", "-", ""])
+    rows.push([`getAvusAsOf @ ${r.n} snapshots (files as written)`, fmt(r.asOf), fmt(r.asOfP95), "-", ""])
+    rows.push([`compact ${r.files} files @ ${r.n} snapshots`, fmt(r.compactMs), "-", "-", ""])
+    const ratio = first === undefined ? 1 : r.asOfCompacted / first.asOfCompacted
+    rows.push([
+      `getAvusAsOf @ ${r.n} snapshots (compacted)`,
+      fmt(r.asOfCompacted),
+      fmt(r.asOfCompactedP95),
+      "-",
+      `p50 <= 50 ms: ${verdict(r.asOfCompacted <= 50)}` + (r === first ? "" : `; ${ratio.toFixed(2)}x of ${first!.n} (<= 3x: ${verdict(ratio <= 3)})`)
+    ])
+    rows.push([`peak RSS while querying @ ${r.n} snapshots`, mb(r.rss), "-", "-", ""])
+  }
+
+  yield* Console.log(`\nmesa-ducklake benchmark (${os.cpus().length} cores, Node ${process.version}, seed ${process.env.MESA_BENCH_SEED ?? 42})\n`)
+  yield* Console.log(table(["operation", "p50 ms", "p95 ms", "throughput", "target"], rows))
   if (first !== undefined && last !== undefined && last !== first) {
     yield* Console.log(
       `\nratio ${last.n}/${first.n} snapshots: getAvus ${(last.avus / first.avus).toFixed(2)}x, ` +
         `getAvusAsOf ${(last.asOf / first.asOf).toFixed(2)}x as written, ${(last.asOfCompacted / first.asOfCompacted).toFixed(2)}x compacted`
     )
   }
+  yield* Console.log(`\nwhere recordChanges (10 changes) spends its time (median per span, ms):\n`)
+  yield* Console.log(table(["span", "p50 ms", "count"], spans))
+  yield* Console.log(`(write path p50 ${fmt(write10)} ms; spans overlap: currentRows runs alongside reserve)`)
 })
 
 const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "mesa-bench-"))
 NodeRuntime.runMain(
   program.pipe(
-    Effect.provide(Embedded.layer({ zoneDir: nodePath.join(base, "zone"), cacheDir: nodePath.join(base, "cache") })),
+    Effect.provide(Layer.merge(
+      Embedded.layer({ zoneDir: nodePath.join(base, "zone"), cacheDir: nodePath.join(base, "cache") }),
+      tracerLayer(profile)
+    )),
     Effect.ensuring(Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
   )
 )
