@@ -51,7 +51,7 @@ describe("help", () => {
   it("lists every command and the exit codes; --help works on subcommands", async () => {
     const r = await runCli(["--help"], { env })
     expect(r.code).toBe(0)
-    for (const c of ["project register", "project list", "project show", "project find", "record", "avus", "as-of", "history", "snapshots", "diff", "recover", "migrate", "doctor", "backup", "restore", "rebuild", "compact", "drift"]) {
+    for (const c of ["project register", "project list", "project show", "project find", "project grant-reader", "record", "avus", "as-of", "history", "snapshots", "diff", "recover", "migrate", "doctor", "backup", "restore", "rebuild", "compact", "drift"]) {
       expect(r.stdout).toContain(`- ${c}`)
     }
     expect(r.stdout).toContain("exit codes")
@@ -165,6 +165,21 @@ describe("record and query", () => {
     expect(show.stdout).toContain(`root:           ${p.irods_path}`)
     const find = await runCli(["project", "find", "--json", `${p.irods_path}/deep/inside/x.csv`], { env })
     expect(JSON.parse(find.stdout).project_id).toBe(p.project_id)
+  })
+
+  it("project grant-reader makes a role for one project's schema; a bad role name exits 1 and makes nothing", async () => {
+    const p = await register()
+    const role = `cli_reader_${process.pid}`
+    const r = await runCli(["project", "grant-reader", "--role", role, "--json", p.project_id], {
+      env: { ...env, MESA_DUCKLAKE_READER_PASSWORD: "a long enough secret" }
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.role).toBe(role)
+    expect(out.schema).toMatch(/^lake_/)
+    expect(r.stdout + r.stderr).not.toContain("a long enough secret")
+    const bad = await runCli(["project", "grant-reader", "--role", "Robert'); DROP", "--password", "a long enough secret", p.project_id], { env })
+    expect(bad.code).toBe(1)
   })
 
   it("recover and migrate report; migrate --to beyond the latest is refused", async () => {

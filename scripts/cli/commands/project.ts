@@ -3,7 +3,7 @@
  * the `mesa.enabled` marker on the path or a parent collection, in iRODS — and registers it when new.
  */
 import { Command, Options } from "@effect/cli"
-import { Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option } from "effect"
 import * as Discovery from "../../../src/discovery.js"
 import type { Project } from "../../../src/domain.js"
 import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
@@ -81,7 +81,35 @@ const find = Command.make(
     }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("the registered project containing a path (--discover: as mesa-mcp finds it)"))
 
+const grantReader = Command.make(
+  "grant-reader",
+  {
+    role: Options.text("role").pipe(Options.withDescription("PostgreSQL role to create or update (a-z, 0-9, _)")),
+    password: Options.redacted("password").pipe(
+      Options.withDescription("its password (12+ characters); default: MESA_DUCKLAKE_READER_PASSWORD"),
+      Options.optional
+    ),
+    json,
+    project: projectArg
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const project = yield* resolveProject(o.project)
+      const password = yield* Option.match(o.password, {
+        onSome: Effect.succeed,
+        onNone: () => Config.redacted("MESA_DUCKLAKE_READER_PASSWORD")
+      })
+      const granted = yield* Effect.flatMap(DuckLakeClient, (c) => c.grantProjectReader(project.projectId, o.role, password))
+      yield* emit(o.json, { ...granted, projectId: project.projectId }, (g) =>
+        formatRecord([
+          ["role", g.role],
+          ["reads schema", g.schema],
+          ["attach with", `ATTACH 'ducklake:postgres:dbname=… user=${g.role}' AS lake (METADATA_SCHEMA '${g.schema}', READ_ONLY)`]
+        ]))
+    }).pipe(Effect.provide(ClientLive))
+).pipe(Command.withDescription("a read-only PostgreSQL role for one project's lake schema (for DuckDB ATTACH)"))
+
 export const project = Command.make("project").pipe(
-  Command.withDescription("register, list, show and find projects"),
-  Command.withSubcommands([register, list, show, find])
+  Command.withDescription("register, list, show and find projects, and grant read-only catalog roles"),
+  Command.withSubcommands([register, list, show, find, grantReader])
 )
