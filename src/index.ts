@@ -7,7 +7,18 @@
  */
 export * from "./domain.js"
 export * from "./errors.js"
-export { DuckLakeClient, type DuckLakeClientService, type RecordInput, type RecordError } from "./DuckLakeClient.js"
+export {
+  DuckLakeClient,
+  type DuckLakeClientService,
+  type IngestInput,
+  type IngestReport,
+  type RecordInput,
+  type RecordError
+} from "./DuckLakeClient.js"
+export { type Agent, type CallerView, DuckLakeAccess, type DuckLakeAccessService } from "./DuckLakeAccess.js"
+export * as DuckLakeAccessLayers from "./DuckLakeAccess.js"
+export { type Caller, Permissions, type PermissionsService } from "./Permissions.js"
+export * as PermissionsLayers from "./Permissions.js"
 export * as DuckLakeClientLayers from "./DuckLakeClient.js"
 export { Catalog, type CatalogConfig } from "./Catalog.js"
 export { LakeStorage, type LakeStorageService, type Checksum, parseIrodsChecksum, formatIrodsChecksum } from "./LakeStorage.js"
