@@ -227,6 +227,11 @@ export const checkProject = (p: Project, zoneDir: string, options: { readonly af
     for (const f of filesBelow(lakeDir)) {
       if (committedFiles.has(f) || markers.has(f)) continue
       if (reported.has(f)) continue
+      // A writer killed inside the mounted adapter's copy of a (background) commit marker leaves its temporary file;
+      // the marker itself is written by recovery. Listed in the README under "Not promised".
+      if (/^_mesa_log\/snapshot_\d{10}\.json\.part-[0-9a-f]{8}$/.test(f) && markers.has(f.replace(/\.part-[0-9a-f]{8}$/, ""))) {
+        continue
+      }
       problems.push(`unreported file in storage: ${f}`)
     }
     for (const w of view.wal) {

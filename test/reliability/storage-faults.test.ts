@@ -152,6 +152,8 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
         expect(parquetPuts).toBe(faults.length + 1)
         tried++
       }
+      // Commit markers are written in the background: let them land before checking for them.
+      yield* Effect.flatMap(DuckLakeClient, (c) => c.flush)
       const check = yield* checkProject(p, dirs.zoneDir, { afterRecovery: true })
       expect(check.problems).toEqual([])
       expect(check.view.snapshots.map((s) => s.note)).toEqual(["t1", "t2", "t3"])
@@ -186,6 +188,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
         expect((yield* catalogView(p)).snapshots).toEqual([])
         const ok = yield* write(p, "good")
         expect(ok.recorded).toBe(true)
+        yield* Effect.flatMap(DuckLakeClient, (c) => c.flush)
         const check = yield* checkProject(p, dirs.zoneDir, { afterRecovery: true })
         expect(check.problems).toEqual([])
         tried++
@@ -313,6 +316,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
         }
         tried++
       }
+      yield* c.flush
       expect(yield* c.recoverPendingPushes()).toMatchObject({ committed: 0, pushed: 0 })
       const check = yield* checkProject(p, dirs.zoneDir, { afterRecovery: true })
       expect(check.problems).toEqual([])
