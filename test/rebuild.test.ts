@@ -127,6 +127,7 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("rebuild from
       const grid = yield* recordHistory(p)
       const before = yield* answers(p.projectId, grid)
       const rowsBefore = yield* catalogRows(p)
+      yield* client.flush
       const storageBefore = listTree(lakeDir(p))
       yield* dropCatalog(p)
       expect((yield* Effect.flip(client.getProject(p.projectId)))._tag).toBe("ProjectNotFound")

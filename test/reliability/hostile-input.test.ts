@@ -127,14 +127,17 @@ const hostileChange = (root: string) =>
     ts: timestamp
   })
 
-/** What must not change when a call is refused: the project's catalog rows and its storage. */
+/**
+ * What must not change when a call is refused: the project's catalog rows and its storage (once the commit markers
+ * of earlier writes, written in the background, have landed).
+ */
 const footprint = (p: Project) =>
-  Effect.map(catalogView(p), (v) => ({
+  Effect.zipRight(Effect.flatMap(DuckLakeClient, (c) => c.flush), Effect.map(catalogView(p), (v) => ({
     snapshots: v.snapshots.length,
     wal: v.wal.length,
     last: v.lastSnapshotId,
     files: listTree(nodePath.join(dirs.zoneDir, p.ducklakePath)).length
-  }))
+  })))
 
 layer(Live, { timeout: "5 minutes", excludeTestServices: true })("hostile input", (it) => {
   it.effect(`random AVU fields, paths and timestamps (${RUNS} batches): typed refusal or exact round-trip`, () =>
