@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the write path, bulk ingest and reads as history grows, on the embedded default (real
  * PostgreSQL from npm, real DuckDB, a local directory standing in for the mounted zone). Not a test: it prints
- * tables, each figure beside its target, and ratios computed within this one run.
+ * tables, each figure beside its target, and ratios computed within this one run. It runs the compiled library
+ * (`dist/`), as users run it: under tsx the process starts about 100 MB larger, which skews the RSS figures.
  *
  *   MESA_BENCH_SNAPSHOTS=1000,10000   checkpoints for the read measurements (100000 works; it takes ~40 min)
  *   MESA_BENCH_INGEST=1000000         changes in the bulk-ingest run (0 skips it)
@@ -107,7 +108,7 @@ const program = Effect.gen(function*() {
   const m = process.memoryUsage()
   yield* Console.error(`  memory after the write runs: rss ${mb(m.rss)}, JS heap ${mb(m.heapUsed)}, external ${mb(m.external)}`)
 
-  // 2. Bulk ingest: changes over 100,000 objects, 20,000 per snapshot (the default), with the peak RSS while it runs.
+  // 2. Bulk ingest: changes over 100,000 objects, 10,000 per snapshot (the default), with the peak RSS while it runs.
   if (ingestTotal > 0) {
     const bulk = yield* client.registerProject({ irodsPath: "/benchZone/home/bench/bulk", actor: "bench" })
     const source = function*() {

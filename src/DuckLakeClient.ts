@@ -73,7 +73,7 @@ export interface RecordInput {
 }
 
 /** Default and largest number of changes per snapshot in a bulk ingest. */
-export const DEFAULT_INGEST_SNAPSHOT = 20_000
+export const DEFAULT_INGEST_SNAPSHOT = 10_000
 export const MAX_INGEST_SNAPSHOT = 200_000
 
 export interface IngestInput {
@@ -81,7 +81,7 @@ export interface IngestInput {
   readonly actor: string
   readonly changes: Iterable<unknown> | AsyncIterable<unknown>
   readonly note?: string
-  /** Changes per snapshot (default 20,000, at most 200,000). */
+  /** Changes per snapshot (default 10,000, at most 200,000). */
   readonly snapshotSize?: number
   readonly idempotencyKey?: string
 }
