@@ -152,6 +152,20 @@ layer(Live, { timeout: "180 seconds", excludeTestServices: true })("access contr
       const mine = (yield* trusted.getHistory(p.projectId, { irodsPath: b })).find((r) => r.value === "by-carol")
       expect(mine).toMatchObject({ actor: "rods#testZone", onBehalfOf: "carol#testZone", source: "mesa-mcp:set_metadata" })
 
+      // Bulk ingest through a view: checked path by path as the changes stream past; a path the caller may not
+      // modify stops it with PermissionDenied before that snapshot, and the snapshots before it stand.
+      const denied2 = yield* Effect.flip(carol.ingestChanges({
+        projectId: p.projectId,
+        changes: [change(b, "bulk", "1"), change(b, "bulk", "2"), change(a, "bulk", "3")],
+        snapshotSize: 2
+      }))
+      expect(denied2._tag).toBe("PermissionDenied")
+      expect((yield* trusted.getHistory(p.projectId, { attribute: "bulk" })).map((r) => r.value).sort()).toEqual(["1", "2"])
+      const bulk = yield* alice.ingestChanges({ projectId: p.projectId, changes: [change(a, "bulk", "4"), change(never, "bulk", "5")] })
+      expect(bulk.recorded && bulk.changeCount).toBe(2)
+      expect((yield* trusted.getHistory(p.projectId, { attribute: "bulk" })).filter((r) => r.value >= "4").every((r) => r.actor === "alice#testZone"))
+        .toBe(true)
+
       // A path removed from iRODS has no ACL left: only an owner of the root (alice) still sees its history.
       expect((yield* carol.getAvus(p.projectId, b)).map((x) => x.value)).toContain("by-carol")
       yield* Effect.flatMap(IrodsClient, (irods) => irods.unlink(b, { force: true })).pipe(Effect.provide(ctx))
