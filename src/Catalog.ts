@@ -330,7 +330,10 @@ const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EN
 const isConnectionProblem = (e: unknown): boolean => {
   for (let c: any = e, depth = 0; c !== undefined && c !== null && depth < 6; c = c.cause, depth++) {
     const code = typeof c.code === "string" ? c.code : ""
-    if (CONNECTION_CODES.has(code) || code.startsWith("08") || code === "57P01" || code === "57P03") return true
+    // 08P01 (protocol violation) comes from a statement we sent, not from the network: a CatalogError.
+    if (CONNECTION_CODES.has(code) || (code.startsWith("08") && code !== "08P01") || code === "57P01" || code === "57P03") {
+      return true
+    }
     const msg = typeof c.message === "string" ? c.message : ""
     if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(msg)) {
       return true
@@ -930,7 +933,7 @@ export const make = (config: CatalogConfig) =>
           yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
           const ids = input.sources.map((f) => f.dataFileId)
           const [live] = yield* sql<any>`SELECT count(*)::int AS n FROM ${s}.ducklake_data_file
-                                          WHERE data_file_id IN ${sql.in(ids)} AND end_snapshot IS NULL`
+                                          WHERE data_file_id = ANY(${ids}::int8[]) AND end_snapshot IS NULL`
           if (live.n !== ids.length) {
             return yield* Effect.fail(
               new CatalogError({ operation: "commitCompaction", cause: new Error("a source file is no longer live") })
@@ -964,9 +967,9 @@ export const make = (config: CatalogConfig) =>
           }`
           yield* sql`INSERT INTO ${s}.ducklake_files_scheduled_for_deletion
                      SELECT data_file_id, ${`main/${TABLE_NAME}/`} || path, true, now()
-                     FROM ${s}.ducklake_data_file WHERE data_file_id IN ${sql.in(ids)}`
-          yield* sql`DELETE FROM ${s}.ducklake_file_column_stats WHERE data_file_id IN ${sql.in(ids)}`
-          yield* sql`DELETE FROM ${s}.ducklake_data_file WHERE data_file_id IN ${sql.in(ids)}`
+                     FROM ${s}.ducklake_data_file WHERE data_file_id = ANY(${ids}::int8[])`
+          yield* sql`DELETE FROM ${s}.ducklake_file_column_stats WHERE data_file_id = ANY(${ids}::int8[])`
+          yield* sql`DELETE FROM ${s}.ducklake_data_file WHERE data_file_id = ANY(${ids}::int8[])`
           const removedBytes = input.sources.reduce((n, f) => n + f.fileSizeBytes, 0)
           yield* sql`UPDATE ${s}.ducklake_table_stats
                      SET file_size_bytes = file_size_bytes - ${removedBytes} + ${input.file.fileSizeBytes}
@@ -988,7 +991,7 @@ export const make = (config: CatalogConfig) =>
 
     const forgetScheduled: CatalogService["forgetScheduled"] = (project, ids) =>
       ids.length === 0 ? Effect.void : withSql((sql) =>
-        sql`DELETE FROM ${sql(S(project))}.ducklake_files_scheduled_for_deletion WHERE data_file_id IN ${sql.in(ids as Array<number>)}`, "forgetScheduled")
+        sql`DELETE FROM ${sql(S(project))}.ducklake_files_scheduled_for_deletion WHERE data_file_id = ANY(${ids as Array<number>}::int8[])`, "forgetScheduled")
         .pipe(Effect.asVoid)
 
 

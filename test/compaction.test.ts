@@ -172,6 +172,15 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("compaction",
       expect(yield* view(p)).toEqual(yield* view(ref))
     }).pipe(Effect.scoped))
 
+  it.effect("file-id lists travel as one array parameter: 70,000 ids in one statement (PostgreSQL caps a statement at 65,535 parameters)", () =>
+    Effect.gen(function*() {
+      const catalog = yield* Catalog
+      const p = yield* registerFresh("compact-many-ids")
+      const ids = Array.from({ length: 70_000 }, (_, i) => 1_000_000 + i)
+      yield* catalog.forgetScheduled(p, ids)
+      expect((yield* catalog.scheduledForDeletion(p, new Date())).length).toBe(0)
+    }))
+
   it.effect("bad compaction options are typed errors and change nothing", () =>
     Effect.gen(function*() {
       const c = yield* DuckLakeClient
