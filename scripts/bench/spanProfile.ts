@@ -2,7 +2,7 @@
  * A tracer that keeps the duration of every finished span by name, so the benchmark can print where a write's
  * time goes (the profile the issue asks for when a target is missed). In-process, no exporter.
  */
-import { Effect, Layer, Option, Tracer } from "effect"
+import { Layer, Option, Tracer } from "effect"
 
 export interface SpanProfile {
   readonly durations: Map<string, Array<number>>
@@ -48,6 +48,3 @@ export const tracerLayer = (profile: SpanProfile) =>
     },
     context: (f) => f()
   }))
-
-export const withProfile = <A, E, R>(profile: SpanProfile, e: Effect.Effect<A, E, R>) =>
-  e.pipe(Effect.provide(tracerLayer(profile)))
