@@ -27,20 +27,23 @@ const isWellFormed = (s: string): boolean =>
 const CONTROL = /[\u0000-\u001f\u007f]/
 
 /** Why a string is not an acceptable iRODS path, or undefined when it is (after normalisation). */
+/** A `.` or `..` segment anywhere in a path. */
+const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/
+
 export const irodsPathProblem = (s: string): string | undefined => {
   if (s.length === 0) return "is empty"
-  if (!s.startsWith("/")) return "must be absolute (start with /)"
+  if (s.charCodeAt(0) !== 47) return "must be absolute (start with /)"
   if (CONTROL.test(s)) return "contains NUL or control characters"
   if (!isWellFormed(s)) return "is not valid UTF-8 (lone surrogate)"
-  const segments = s.split("/").filter((x) => x.length > 0)
-  if (segments.some((x) => x === "." || x === "..")) return "must not contain . or .. segments"
-  if (utf8Bytes(s) > MAX_PATH_BYTES) return `is longer than ${MAX_PATH_BYTES} bytes`
+  if (DOT_SEGMENT.test(s)) return "must not contain . or .. segments"
+  // A UTF-16 unit is at most 3 UTF-8 bytes: count the bytes only when that bound is over the limit.
+  if (s.length * 3 > MAX_PATH_BYTES && utf8Bytes(s) > MAX_PATH_BYTES) return `is longer than ${MAX_PATH_BYTES} bytes`
   return undefined
 }
 
 /** Collapse repeated slashes and drop a trailing slash (the upstream library broke on `root/`). */
 export const normalisePath = (s: string): string => {
-  const collapsed = s.replace(/\/{2,}/g, "/")
+  const collapsed = s.includes("//") ? s.replace(/\/{2,}/g, "/") : s
   return collapsed.length > 1 && collapsed.endsWith("/") ? collapsed.slice(0, -1) : collapsed
 }
 
@@ -339,7 +342,9 @@ export const decodeChangeFast = (raw: unknown): AvuChange | undefined => {
   if (unit !== undefined && !okText(unit, MAX_AVU_BYTES, true)) return undefined
   if (!okText(actor, MAX_TEXT_BYTES, false)) return undefined
   if (source !== undefined && !okText(source, MAX_TEXT_BYTES, false)) return undefined
-  for (const v of [viaTicket, ruleInvocation, onBehalfOf]) if (v !== undefined && !okText(v, MAX_TEXT_BYTES, false)) return undefined
+  if (viaTicket !== undefined && !okText(viaTicket, MAX_TEXT_BYTES, false)) return undefined
+  if (ruleInvocation !== undefined && !okText(ruleInvocation, MAX_TEXT_BYTES, false)) return undefined
+  if (onBehalfOf !== undefined && !okText(onBehalfOf, MAX_TEXT_BYTES, false)) return undefined
   if (objectId !== undefined && !(Number.isSafeInteger(objectId) && (objectId as number) > 0)) return undefined
   let time: Date | null = null
   if (ts !== undefined && ts !== null) {
