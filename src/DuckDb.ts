@@ -3,10 +3,19 @@
  * (field ids = DuckLake column ids, zstd, key-value metadata that makes the file describe itself) and reads the
  * history back from the files the catalog lists.
  */
-import { DuckDBInstance, type DuckDBConnection, DuckDBTimestampTZValue } from "@duckdb/node-api"
+import {
+  DOUBLE,
+  DuckDBDataChunk,
+  DuckDBInstance,
+  type DuckDBConnection,
+  DuckDBTimestampTZValue,
+  type DuckDBType,
+  INTEGER,
+  VARCHAR
+} from "@duckdb/node-api"
 import { Context, Effect, Layer, Pool } from "effect"
 import * as fsp from "node:fs/promises"
-import { batchStats } from "./catalog/stats.js"
+import { batchStats, columnValue, type ColumnValue } from "./catalog/stats.js"
 import { COLUMNS, columnId } from "./catalog/ducklakeSchema.js"
 import type { ColumnStats } from "./Catalog.js"
 import type { Avu, ChangeRow } from "./domain.js"
@@ -47,6 +56,15 @@ export interface DuckDbService {
     validAt: Date,
     maxSnapshot: number
   ) => Effect.Effect<ReadonlyArray<Avu>, DuckDbError>
+  /**
+   * The latest change of every AVU triple on the given (path, attribute) pairs among snapshots after `afterSnapshot`
+   * (what a bulk ingest's `set` needs of the ingest's own earlier snapshots).
+   */
+  readonly latestOfPairs: (
+    files: ReadonlyArray<string>,
+    pairs: ReadonlyArray<readonly [string, string]>,
+    afterSnapshot: number
+  ) => Effect.Effect<ReadonlyArray<ChangeRow>, DuckDbError>
   /** Change rows matching a filter, newest first (valid time, snapshot, position), at most `limit`. */
   readonly changes: (
     files: ReadonlyArray<string>,
@@ -103,10 +121,80 @@ const toChangeRow = (r: Record<string, any>): ChangeRow => ({
   onBehalfOf: r.on_behalf_of ?? null
 })
 
+/** Rows per data chunk appended (DuckDB's vector size). */
+const CHUNK_ROWS = 2048
+/** Below this many rows a batch's statistics come from JS; from it up, from DuckDB. */
+const JS_STATS_MAX_ROWS = 2_000
+
+type Column = (typeof COLUMNS)[number]
+const isTime = (c: Column) => c.duck === "TIMESTAMPTZ"
+const isInt = (c: Column) => c.duck === "BIGINT" || c.duck === "INTEGER"
+/** How a varying column is staged: text as VARCHAR, numbers and times (epoch ms) as DOUBLE (exact for both). */
+const stageType = (c: Column) => (c.duck === "VARCHAR" ? "VARCHAR" : "DOUBLE")
+const stageDuckType = (c: Column): DuckDBType => (c.duck === "VARCHAR" ? VARCHAR : DOUBLE)
+const stageValue = (v: ColumnValue): string | number | null => (v instanceof Date ? v.getTime() : v)
+const sameValue = (a: ColumnValue, b: ColumnValue) =>
+  a === b || (a instanceof Date && b instanceof Date && a.getTime() === b.getTime())
+/** The SQL giving a column its type, from a staged column or a constant. */
+const typed = (c: Column, expr: string) =>
+  isTime(c) ? `CAST(epoch_ms(CAST(${expr} AS BIGINT)) AS TIMESTAMPTZ)` : isInt(c) ? `CAST(${expr} AS ${c.duck})` : expr
+const constantSql = (c: Column, v: ColumnValue) =>
+  v === null
+    ? `CAST(NULL AS ${c.duck})`
+    : typeof v === "string"
+    ? lit(v)
+    : typed(c, String(v instanceof Date ? v.getTime() : v))
+
+/**
+ * Which columns of a batch vary (they are staged) and the select list that rebuilds every column from the staging
+ * table and constants. Bulk batches mostly share actor, source, target type, unit and NULLs, so this stages a third
+ * of the values, through columnar data chunks rather than a call per value.
+ */
+const stagingPlan = (rows: ReadonlyArray<ChangeRow>, projectId: string) => {
+  const varying: Array<Column> = []
+  /** Text columns with few distinct values, staged as positions in a list literal (dictionary encoding). */
+  const dictionaries = new Map<Column, Map<string, number>>()
+  const select: Array<string> = []
+  // A SQL literal cannot hold NUL (our decoders refuse it; the staging path takes any string).
+  const literalOk = (v: ColumnValue) => !(typeof v === "string" && v.includes("\u0000"))
+  for (const c of COLUMNS) {
+    const first = columnValue(rows[0]!, projectId, c.name)
+    let constant = true
+    for (let i = 1; i < rows.length && constant; i++) constant = sameValue(columnValue(rows[i]!, projectId, c.name), first)
+    if (constant && literalOk(first)) {
+      select.push(`${constantSql(c, first)} AS ${c.name}`)
+      continue
+    }
+    varying.push(c)
+    const dict = c.duck === "VARCHAR" && rows.length >= 64 ? dictionaryOf(rows, projectId, c) : undefined
+    if (dict === undefined) {
+      select.push(`${typed(c, `s_${c.name}`)} AS ${c.name}`)
+      continue
+    }
+    dictionaries.set(c, dict)
+    select.push(`([${[...dict.keys()].map(lit).join(", ")}])[CAST(s_${c.name} AS INTEGER)] AS ${c.name}`)
+  }
+  const table = `mesa_stage_${varying.map((c) => `${c.id}${dictionaries.has(c) ? "d" : ""}`).join("_") || "none"}`
+  return { varying, dictionaries, select: select.join(", "), table }
+}
+
+/** Distinct values of a text column (value → 1-based position), unless there are too many to be worth it. */
+const dictionaryOf = (rows: ReadonlyArray<ChangeRow>, projectId: string, c: Column) => {
+  const limit = Math.min(1024, rows.length >> 3)
+  const dict = new Map<string, number>()
+  for (let i = 0; i < rows.length; i++) {
+    const v = columnValue(rows[i]!, projectId, c.name)
+    if (v === null || dict.has(v as string)) continue
+    if (dict.size >= limit || (v as string).includes("\u0000")) return undefined
+    dict.set(v as string, dict.size + 1)
+  }
+  return dict
+}
+
 /** Exact min, max and non-null count of every column, in one pass. */
-const aggregates = COLUMNS.map((c) =>
-  `CAST(min(${c.name}) AS VARCHAR), CAST(max(${c.name}) AS VARCHAR), CAST(count(${c.name}) AS DOUBLE)`
-).join(", ")
+const aggregateOf = (name: string) =>
+  `CAST(min(${name}) AS VARCHAR), CAST(max(${name}) AS VARCHAR), CAST(count(${name}) AS DOUBLE)`
+const aggregates = COLUMNS.map((c) => aggregateOf(c.name)).join(", ")
 
 const statsFrom = (
   row: ReadonlyArray<any>,
@@ -198,49 +286,70 @@ export const make = (options: DuckDbOptions = {}) =>
           }).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
       )
 
-    /** Connections whose staging table exists and is empty. */
-    const staged = new WeakSet<DuckDBConnection>()
+    /** Staging tables (by their column set) that exist, empty, on each pooled connection. */
+    const staged = new WeakMap<DuckDBConnection, Set<string>>()
     const writeSnapshotFile: DuckDbService["writeSnapshotFile"] = (file, rows, projectId, metadata) =>
       withConnection(async (con) => {
-        // One staging table per pooled connection, left empty after each batch (cheaper than one table per batch).
-        if (!staged.has(con)) {
-          await con.run(`CREATE TEMP TABLE IF NOT EXISTS mesa_batch (${COLUMNS.map((c) => `${c.name} ${c.duck}`).join(", ")})`)
-          await con.run(`TRUNCATE mesa_batch`)
-          staged.add(con)
+        const plan = stagingPlan(rows, projectId)
+        // One staging table per column set and pooled connection, left empty after each batch (cheaper than a
+        // table per batch). Only the columns whose value varies within the batch are staged; the rest are constants.
+        const tables = staged.get(con) ?? new Set<string>()
+        staged.set(con, tables)
+        if (!tables.has(plan.table)) {
+          const cols = plan.varying.map((c) => `s_${c.name} ${plan.dictionaries.has(c) ? "DOUBLE" : stageType(c)}`)
+          await con.run(`CREATE TEMP TABLE IF NOT EXISTS ${plan.table} (${cols.length === 0 ? "s_none INTEGER" : cols.join(", ")})`)
+          await con.run(`TRUNCATE ${plan.table}`)
+          tables.add(plan.table)
         }
         try {
-          const app = await con.createAppender("mesa_batch", "main", "temp")
-          for (const r of rows) {
-            app.appendBigInt(BigInt(r.snapshotId))
-            app.appendInteger(r.changeSeq)
-            app.appendTimestampTZ(new DuckDBTimestampTZValue(micros(r.ts)))
-            app.appendVarchar(r.irodsPath)
-            app.appendVarchar(r.targetType)
-            if (r.objectId === null) app.appendNull()
-            else app.appendBigInt(BigInt(r.objectId))
-            app.appendVarchar(r.attribute)
-            app.appendVarchar(r.value)
-            app.appendVarchar(r.unit)
-            app.appendVarchar(r.op)
-            app.appendVarchar(r.actor)
-            app.appendVarchar(r.source)
-            for (const v of [r.viaTicket, r.ruleInvocation, r.onBehalfOf]) {
-              if (v === null) app.appendNull()
-              else app.appendVarchar(v)
-            }
-            app.appendVarchar(projectId)
-            app.endRow()
+          const app = await con.createAppender(plan.table, "main", "temp")
+          const types = plan.varying.length === 0
+            ? [INTEGER]
+            : plan.varying.map((c) => (plan.dictionaries.has(c) ? DOUBLE : stageDuckType(c)))
+          for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
+            const n = Math.min(CHUNK_ROWS, rows.length - start)
+            const chunk = DuckDBDataChunk.create(types, n)
+            if (plan.varying.length === 0) chunk.setColumnValues(0, new Array(n).fill(0))
+            plan.varying.forEach((c, i) => {
+              const values: Array<string | number | null> = new Array(n)
+              const dict = plan.dictionaries.get(c)
+              for (let k = 0; k < n; k++) {
+                const v = columnValue(rows[start + k]!, projectId, c.name)
+                values[k] = dict === undefined ? stageValue(v) : v === null ? null : dict.get(v as string)!
+              }
+              chunk.setColumnValues(i, values)
+            })
+            app.appendDataChunk(chunk)
           }
           app.flushSync()
           app.closeSync()
+          const view = `SELECT ${plan.select} FROM ${plan.table}`
           const fieldIds = COLUMNS.map((c) => `${c.name}: ${c.id}`).join(", ")
           const kv = Object.entries(metadata).map(([k, v]) => `${k}: ${lit(v)}`).join(", ")
-          const fromJs = batchStats(rows, projectId)
-          const agg = fromJs === undefined
-            ? (await con.runAndReadAll(`SELECT ${aggregates} FROM mesa_batch`)).getRows()[0] as Array<any>
-            : fromJs.flatMap((c) => [c.min, c.max, c.valueCount])
+          // Small batches: statistics from JS (no extra statement). Large ones: DuckDB's aggregates are faster.
+          // Constant columns' statistics are those of any one row.
+          const fromJs = batchStats(rows.length < JS_STATS_MAX_ROWS ? rows : [rows[0]!], projectId)
+          let agg: Array<any>
+          if (fromJs === undefined) {
+            agg = (await con.runAndReadAll(`SELECT ${aggregates} FROM (${view})`)).getRows()[0] as Array<any>
+          } else if (rows.length < JS_STATS_MAX_ROWS) {
+            agg = fromJs.flatMap((c) => [c.min, c.max, c.valueCount])
+          } else if (plan.varying.length === 0) {
+            agg = fromJs.flatMap((c) => [c.min, c.max, c.valueCount === 0 ? 0 : rows.length])
+          } else {
+            const varied = (await con.runAndReadAll(
+              `SELECT ${plan.varying.map((c) => aggregateOf(c.name)).join(", ")} FROM (${view})`
+            )).getRows()[0] as Array<any>
+            agg = COLUMNS.flatMap((c, i) => {
+              const v = plan.varying.indexOf(c)
+              if (v >= 0) return varied.slice(3 * v, 3 * v + 3)
+              const k = fromJs[i]!
+              return [k.min, k.max, k.valueCount === 0 ? 0 : rows.length]
+            })
+          }
+          // Rows go in the order they were recorded (change_seq): sorting them bought nothing for one row group.
           const copied = await con.runAndReadAll(
-            `COPY (SELECT * FROM mesa_batch ORDER BY ts, attribute, value, unit, change_seq) TO ${lit(file)}
+            `COPY (${view}) TO ${lit(file)}
              (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${fieldIds}}, KV_METADATA {${kv}}, RETURN_STATS true)`
           )
           const out = copied.getRowObjectsJson()[0] as any
@@ -259,7 +368,7 @@ export const make = (options: DuckDbOptions = {}) =>
           }
         } finally {
           // Leave the staging table empty; if that fails, the next batch on this connection empties it first.
-          await con.run(`TRUNCATE mesa_batch`).catch(() => staged.delete(con))
+          await con.run(`TRUNCATE ${plan.table}`).catch(() => staged.get(con)?.delete(plan.table))
         }
       })
 
@@ -290,6 +399,19 @@ export const make = (options: DuckDbOptions = {}) =>
           viaTicket: r.via_ticket ?? null,
           ruleInvocation: r.rule_invocation ?? null
         }))
+      })
+
+    const latestOfPairs: DuckDbService["latestOfPairs"] = (files, pairs, afterSnapshot) =>
+      files.length === 0 || pairs.length === 0 ? Effect.succeed([]) : withConnection(async (con) => {
+        const wanted = pairs.map(([p, a]) => `(${lit(p)}, ${lit(a)})`).join(", ")
+        const result = await con.runAndReadAll(
+          `SELECT ${SELECT_ROW} FROM read_parquet(${fileList(files)}, union_by_name = true) r
+           SEMI JOIN (VALUES ${wanted}) q(p, a) ON r.irods_path = q.p AND r.attribute = q.a
+           WHERE snapshot_id > ${Math.floor(afterSnapshot)}
+           QUALIFY row_number() OVER (PARTITION BY irods_path, attribute, value, unit
+                                      ORDER BY ts DESC, snapshot_id DESC, change_seq DESC) = 1`
+        )
+        return (result.getRowObjectsJS() as Array<any>).map(toChangeRow)
       })
 
     const changes: DuckDbService["changes"] = (files, filter, opts) =>
@@ -351,7 +473,16 @@ export const make = (options: DuckDbOptions = {}) =>
 
     const describeFile: DuckDbService["describeFile"] = (file) => withConnection((con) => describe(con, file))
 
-    return DuckDb.of({ writeSnapshotFile, writeCompactedFile, describeFile, avusAsOf, changes, fileMetadata, query })
+    return DuckDb.of({
+      writeSnapshotFile,
+      writeCompactedFile,
+      describeFile,
+      avusAsOf,
+      latestOfPairs,
+      changes,
+      fileMetadata,
+      query
+    })
   })
 
 export const layer = (options?: DuckDbOptions) =>

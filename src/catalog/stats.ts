@@ -27,9 +27,11 @@ export const duckTimestampText = (d: Date): string | undefined => {
     `${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}${frac}+00`
 }
 
-type Value = string | number | Date | null
+export type ColumnValue = string | number | Date | null
+type Value = ColumnValue
 
-const valueOf = (r: ChangeRow, projectId: string, name: (typeof COLUMNS)[number]["name"]): Value => {
+/** A row's value of one column, as written to its Parquet file. */
+export const columnValue = (r: ChangeRow, projectId: string, name: (typeof COLUMNS)[number]["name"]): Value => {
   switch (name) {
     case "snapshot_id":
       return r.snapshotId
@@ -101,7 +103,7 @@ export const batchStats = (
     let max: Value = null
     let count = 0
     for (const r of rows) {
-      const v = valueOf(r, projectId, c.name)
+      const v = columnValue(r, projectId, c.name)
       if (v === null) continue
       count++
       if (min === null || compare(v, min) < 0) min = v
