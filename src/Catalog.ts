@@ -105,6 +105,21 @@ export interface IdempotentHit {
 
 type Failure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
 
+/**
+ * A reserved snapshot: the write-ahead row, the latest snapshot id at reservation (under the writer lock, so no
+ * one commits in between) and how far the current-state index reaches when it lags (null: it is complete).
+ */
+export interface Reservation extends PendingWrite {
+  readonly previousSnapshot: number
+  readonly indexThrough: number | null
+}
+
+/**
+ * `ducklake_metadata` key (scope NULL) present only while the current-state index lags: the last snapshot whose
+ * rows it holds. Every snapshot after it is a deferred bulk-ingest snapshot (other writers catch up first).
+ */
+export const INDEX_THROUGH_KEY = "mesa_index_through"
+
 export interface CatalogService {
   /**
    * Registers a project and creates its lake schema. `prepare` runs after the conflict checks and before the commit
@@ -155,7 +170,7 @@ export interface CatalogService {
       readonly idempotencyKey: string | null
       readonly contentHash: string
     }
-  ) => Effect.Effect<PendingWrite, Failure>
+  ) => Effect.Effect<Reservation, Failure>
   readonly markPushed: (projectId: string, snapshotId: number, checksum: string) => Effect.Effect<void, Failure>
   /** Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction. */
   readonly commitSnapshot: (
@@ -163,8 +178,29 @@ export interface CatalogService {
     write: PendingWrite,
     file: DataFileInfo,
     rows: ReadonlyArray<ChangeRow>,
-    renames?: ReadonlyArray<Rename>
+    renames?: ReadonlyArray<Rename>,
+    options?: {
+      /**
+       * Leave the current-state index behind (bulk ingest): the commit notes the last snapshot the index covers, and
+       * `applyIndex` catches it up later. Readers meanwhile answer from the Parquet files.
+       */
+      readonly deferIndex?: boolean
+    }
   ) => Effect.Effect<Date, Failure>
+  /** True when the current-state index holds no rows (a project that has recorded nothing, or only deferred). */
+  readonly indexEmpty: (project: Project) => Effect.Effect<boolean, Failure>
+  /** The last snapshot the current-state index covers when it is behind the committed snapshots, else null. */
+  readonly indexThrough: (project: Project) => Effect.Effect<number | null, Failure>
+  /**
+   * Catches the current-state index up through snapshot `through` with that range's change rows (read from its
+   * Parquet files), in one transaction. Call under the writer lock.
+   */
+  readonly applyIndex: (project: Project, rows: ReadonlyArray<ChangeRow>, through: number) => Effect.Effect<void, Failure>
+  /** Committed data snapshots after `after` with their change counts, oldest first (what a catch-up reads). */
+  readonly snapshotsAfter: (
+    project: Project,
+    after: number
+  ) => Effect.Effect<ReadonlyArray<{ readonly snapshotId: number; readonly changeCount: number }>, Failure>
   /** Renames recorded in the project, newest first (by valid time, then snapshot). */
   readonly renames: (project: Project, maxSnapshot?: number) => Effect.Effect<ReadonlyArray<Rename>, Failure>
   /** Current-state rows of a path and everything below it (for collection moves). */
@@ -189,7 +225,11 @@ export interface CatalogService {
   /** Every file referenced by a pending or failed write, across projects: never evicted from the local cache. */
   readonly pinnedLocalFiles: Effect.Effect<ReadonlySet<string>, Failure>
   readonly files: (project: Project, filter: FileFilter) => Effect.Effect<ReadonlyArray<LakeFile>, Failure>
-  readonly currentAvus: (project: Project, path: string) => Effect.Effect<ReadonlyArray<Avu>, Failure>
+  /** A path's current AVUs from the index; `behind` when the index lags the commits (then `avus` is not the answer). */
+  readonly currentAvus: (
+    project: Project,
+    path: string
+  ) => Effect.Effect<{ readonly avus: ReadonlyArray<Avu>; readonly behind: boolean }, Failure>
   readonly listSnapshots: (
     project: Project,
     options: { readonly limit: number }
@@ -279,9 +319,16 @@ export interface CurrentRow {
   readonly op: "add" | "delete"
   readonly targetType: TargetType
   readonly objectId: number | null
+  /** The change's order: valid time (ms), snapshot, position. */
+  readonly tsMs: number
+  readonly snapshotId: number
+  readonly changeSeq: number
 }
 
 const currentRowOf = (r: any): CurrentRow => ({
+  tsMs: new Date(r.ts).getTime(),
+  snapshotId: Number(r.snapshot_id),
+  changeSeq: r.change_seq,
   irodsPath: r.irods_path,
   attribute: r.attribute,
   value: r.value,
@@ -575,7 +622,8 @@ export const make = (config: CatalogConfig) =>
     const currentRows: CatalogService["currentRows"] = (project, paths) =>
       paths.length === 0 ? Effect.succeed([]) : withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid
+          sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid,
+                          ts, snapshot_id::text AS snapshot_id, change_seq
                    FROM ${sql(S(project))}.mesa_current_avus WHERE irods_path = ANY(${paths as Array<string>})`,
           (rows) => rows.map(currentRowOf)
         ), "currentRows")
@@ -583,7 +631,8 @@ export const make = (config: CatalogConfig) =>
     const currentRowsOf: CatalogService["currentRowsOf"] = (project, keys) =>
       keys.length === 0 ? Effect.succeed([]) : withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.object_id::text AS oid
+          sql<any>`SELECT c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.object_id::text AS oid,
+                          c.ts, c.snapshot_id::text AS snapshot_id, c.change_seq
                    FROM unnest(${keys.map((k) => k[0])}::text[], ${keys.map((k) => k[1])}::text[]) AS k(p, a)
                    JOIN ${sql(S(project))}.mesa_current_avus c
                      ON c.irods_path = k.p COLLATE "C" AND c.attribute = k.a COLLATE "C"`,
@@ -626,17 +675,28 @@ export const make = (config: CatalogConfig) =>
                   (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
                     + interval '1 millisecond') AS clock
             ),
-            named AS (SELECT r.*, 'snapshot_' || lpad(r.id::text, 10, '0') || '_' || ${input.fileSuffix} || '.parquet' AS f FROM r)
-            INSERT INTO mesa_ducklake.pending_writes (project_id, snapshot_id, state, local_file, remote_path,
-              file_name, clock, actor, note, idempotency_key, content_hash, host)
-            SELECT project_id, id, 'pending', ${input.localDir} || '/' || f,
-              ${`${project.ducklakePath}/main/${TABLE_NAME}/`} || f, f, clock,
-              ${input.actor}, ${input.note}, ${input.idempotencyKey}, ${input.contentHash}, ${hostname()}
-            FROM named
-            RETURNING *`,
+            named AS (SELECT r.*, 'snapshot_' || lpad(r.id::text, 10, '0') || '_' || ${input.fileSuffix} || '.parquet' AS f FROM r),
+            ins AS (
+              INSERT INTO mesa_ducklake.pending_writes (project_id, snapshot_id, state, local_file, remote_path,
+                file_name, clock, actor, note, idempotency_key, content_hash, host)
+              SELECT project_id, id, 'pending', ${input.localDir} || '/' || f,
+                ${`${project.ducklakePath}/main/${TABLE_NAME}/`} || f, f, clock,
+                ${input.actor}, ${input.note}, ${input.idempotencyKey}, ${input.contentHash}, ${hostname()}
+              FROM named
+              RETURNING *
+            )
+            SELECT ins.*,
+              (SELECT max(snapshot_id)::text FROM ${sql(S(project))}.ducklake_snapshot) AS previous_snapshot,
+              (SELECT value FROM ${sql(S(project))}.ducklake_metadata
+               WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL) AS index_through
+            FROM ins`,
           (rows) =>
             rows.length === 1
-              ? Effect.succeed(pendingFromRow(rows[0]))
+              ? Effect.succeed({
+                ...pendingFromRow(rows[0]),
+                previousSnapshot: Number(rows[0].previous_snapshot),
+                indexThrough: rows[0].index_through === null ? null : Number(rows[0].index_through)
+              })
               : Effect.fail(new CatalogError({ operation: "reserveSnapshot", cause: new Error(`project ${project.projectId} is not registered`) }))
         ), "reserveSnapshot")
 
@@ -646,7 +706,7 @@ export const make = (config: CatalogConfig) =>
             WHERE project_id = ${projectId} AND snapshot_id = ${snapshotId} AND state IN ('pending', 'pushed')`, "markPushed")
         .pipe(Effect.asVoid)
 
-    const commitSnapshot: CatalogService["commitSnapshot"] = (project, write, file, rows, renames = []) =>
+    const commitSnapshot: CatalogService["commitSnapshot"] = (project, write, file, rows, renames = [], options = {}) =>
       withSql((sql) =>
         sql.withTransaction(Effect.gen(function*() {
           const s = sql(S(project))
@@ -656,7 +716,9 @@ export const make = (config: CatalogConfig) =>
             SELECT snapshot_id::text AS id, snapshot_time, schema_version::text AS sv, next_catalog_id::text AS nc,
                    next_file_id::text AS nf,
                    (SELECT next_row_id::text FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}) AS r,
-                   EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS have_stats
+                   EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS have_stats,
+                   EXISTS (SELECT 1 FROM ${s}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL)
+                     AS index_behind
             FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`
           if (Number(prev.id) >= write.snapshotId) {
             return yield* Effect.fail(
@@ -666,11 +728,19 @@ export const make = (config: CatalogConfig) =>
               })
             )
           }
+          const deferIndex = options.deferIndex === true
+          if (prev.index_behind === true && !deferIndex) {
+            // Writers catch the index up (under the lock) before they build rows; committing past a lag would leave
+            // snapshots out of the index for good.
+            return yield* Effect.fail(
+              new CatalogError({ operation: "commitSnapshot", cause: new Error("the current-state index is behind") })
+            )
+          }
           const fileId = Number(prev.nf)
           const rowIdStart = Number(prev.r)
           const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
           const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
-          const current = latestPerTriple(rows)
+          const current = deferIndex ? [] : latestPerTriple(rows)
           const newStats = JSON.stringify(file.stats.map((c) => ({
             column_id: c.columnId,
             contains_null: c.nullCount > 0,
@@ -742,7 +812,13 @@ export const make = (config: CatalogConfig) =>
                 ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
                 ${write.contentHash})
             ),
-            current_avus AS (${upsertCurrentSql(sql, project, current)}),
+            ${deferIndex
+              ? sql`index_lag AS (
+                  INSERT INTO ${s}.ducklake_metadata (key, value, scope, scope_id)
+                  SELECT ${INDEX_THROUGH_KEY}, ${prev.id}, NULL, NULL
+                  WHERE NOT ${prev.index_behind === true}
+                ),`
+              : sql`current_avus AS (${upsertCurrentSql(sql, project, current)}),`}
             ${renames.length === 0 ? sql`` : sql`renames AS (INSERT INTO ${s}.mesa_renames ${
               sql.insert(renames.map((r, seq) => ({
                 snapshot_id: write.snapshotId,
@@ -782,6 +858,48 @@ export const make = (config: CatalogConfig) =>
           actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
           rule_invocation = EXCLUDED.rule_invocation, target_type = EXCLUDED.target_type, object_id = EXCLUDED.object_id
         WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq)`
+
+    const indexThrough: CatalogService["indexThrough"] = (project) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT value FROM ${sql(S(project))}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL`,
+          (rows) => (rows.length === 0 ? null : Number(rows[0].value))
+        ), "indexThrough")
+
+    const indexEmpty: CatalogService["indexEmpty"] = (project) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT NOT EXISTS (SELECT 1 FROM ${sql(S(project))}.mesa_current_avus) AS empty`,
+          (rows) => rows[0].empty === true
+        ), "indexEmpty")
+
+    const applyIndex: CatalogService["applyIndex"] = (project, rows, through) =>
+      withSql((sql) =>
+        sql.withTransaction(Effect.gen(function*() {
+          const s = sql(S(project))
+          const current = latestPerTriple(rows)
+          // Upserts keep the latest change per triple whatever the order they arrive in, so slices of any size apply.
+          for (let i = 0; i < current.length; i += 20_000) {
+            yield* upsertCurrentSql(sql, project, current.slice(i, i + 20_000))
+          }
+          yield* sql`
+            -- Compaction snapshots carry no rows: the index is complete once it covers the latest data snapshot.
+            WITH latest AS (SELECT max(snapshot_id) AS m FROM ${s}.mesa_snapshot),
+            done AS (
+              DELETE FROM ${s}.ducklake_metadata
+              WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL AND ${through} >= (SELECT m FROM latest)
+            )
+            UPDATE ${s}.ducklake_metadata SET value = ${String(through)}
+            WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL AND ${through} < (SELECT m FROM latest)`
+        })), "applyIndex").pipe(Effect.asVoid)
+
+    const snapshotsAfter: CatalogService["snapshotsAfter"] = (project, after) =>
+      withSql((sql) =>
+        Effect.map(
+          sql<any>`SELECT snapshot_id::text AS id, change_count FROM ${sql(S(project))}.mesa_snapshot
+                   WHERE snapshot_id > ${after} ORDER BY snapshot_id`,
+          (rows) => rows.map((r) => ({ snapshotId: Number(r.id), changeCount: Number(r.change_count) }))
+        ), "snapshotsAfter")
 
     const dropPending: CatalogService["dropPending"] = (projectId, snapshotId) =>
       withSql((sql) =>
@@ -1017,7 +1135,8 @@ export const make = (config: CatalogConfig) =>
     const currentRowsUnder: CatalogService["currentRowsUnder"] = (project, path) =>
       withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid
+          sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid,
+                          ts, snapshot_id::text AS snapshot_id, change_seq
                    FROM ${sql(S(project))}.mesa_current_avus
                    WHERE irods_path = ${path} OR starts_with(irods_path, ${path + "/"})
                    ORDER BY irods_path, attribute, value, unit`,
@@ -1027,12 +1146,17 @@ export const make = (config: CatalogConfig) =>
     const currentAvus: CatalogService["currentAvus"] = (project, path) =>
       withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT attribute, value, unit, actor, ts, snapshot_id::text AS snapshot_id, source, via_ticket,
-                          rule_invocation
-                   FROM ${sql(S(project))}.mesa_current_avus WHERE irods_path = ${path} AND op = 'add'
-                   ORDER BY attribute, value, unit`,
-          (rows) =>
-            rows.map((r) => ({
+          // One round trip: whether the index lags, and the path's rows (none when it lags).
+          sql<any>`SELECT l.behind, c.attribute, c.value, c.unit, c.actor, c.ts, c.snapshot_id::text AS snapshot_id,
+                          c.source, c.via_ticket, c.rule_invocation
+                   FROM (SELECT EXISTS (SELECT 1 FROM ${sql(S(project))}.ducklake_metadata
+                                        WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL) AS behind) l
+                   LEFT JOIN ${sql(S(project))}.mesa_current_avus c
+                     ON NOT l.behind AND c.irods_path = ${path} AND c.op = 'add'
+                   ORDER BY c.attribute, c.value, c.unit`,
+          (rows) => ({
+            behind: rows[0]?.behind === true,
+            avus: rows.filter((r) => r.attribute !== null).map((r) => ({
               attribute: r.attribute,
               value: r.value,
               unit: r.unit,
@@ -1043,6 +1167,7 @@ export const make = (config: CatalogConfig) =>
               viaTicket: r.via_ticket,
               ruleInvocation: r.rule_invocation
             }))
+          })
         ), "currentAvus")
 
     const listSnapshots: CatalogService["listSnapshots"] = (project, { limit }) =>
@@ -1109,6 +1234,10 @@ export const make = (config: CatalogConfig) =>
       currentRows,
       currentRowsOf,
       reserveSnapshot,
+      indexThrough,
+      indexEmpty,
+      applyIndex,
+      snapshotsAfter,
       markPushed,
       commitSnapshot,
       dropPending,

@@ -13,8 +13,9 @@ import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { Catalog, checkLakeSchema, type LakeFile, type LiveFile, type PendingWrite, type Rename } from "./Catalog.js"
+import { Catalog, checkLakeSchema, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
+import { laterThan, PairSet, TripleTable, type TripleState } from "./catalog/tripleTable.js"
 import {
   type AsOfOptions,
   type Avu,
@@ -187,10 +188,15 @@ export interface DuckLakeClientService {
   ) => Effect.Effect<ReadonlyArray<ChangeRow>, ReadError | SnapshotNotFound>
   /**
    * Waits until this client's background work is done: the commit markers of the snapshots committed so far are
-   * stored (or deferred to recovery after a failure) and automatic compactions have finished. Closing the client
-   * also waits for it.
+   * stored (or deferred to recovery after a failure), automatic compactions have finished, and the current-state
+   * index has caught up with this client's bulk ingests. Closing the client also waits for it (bounded).
    */
   readonly flush: Effect.Effect<void>
+  /**
+   * Brings the project's current-state index up to date with its committed snapshots (a bulk ingest leaves it
+   * behind and catches it up in the background; reads stay exact meanwhile). Returns how many snapshots it applied.
+   */
+  readonly catchUpIndex: (projectId: string) => Effect.Effect<number, ReadError>
   /**
    * Creates (or updates) a PostgreSQL login role that can read this project's lake schema and nothing else, so an
    * analyst can ATTACH one project's history with DuckDB. `role`: a lower-case identifier; `password`: 12+ chars.
@@ -252,15 +258,57 @@ const snapshotArg = (field: string, value: unknown) =>
     ? Effect.succeed(value)
     : Effect.fail(invalid(field, "must be a non-negative integer snapshot id"))
 
+/** Later than any valid time a change can have (they are refused beyond a few minutes in the future). */
+const END_OF_TIME = new Date("9999-12-31T23:59:59.999Z")
+
 /** Future valid times are refused beyond this allowance for clock skew between hosts. */
 const FUTURE_SKEW_MS = 5 * 60_000
 
 /** The distinct (path, attribute) pairs of a batch. */
 const pathAttributePairs = (changes: ReadonlyArray<AvuChange>): Array<readonly [string, string]> => {
   const seen = new Map<string, readonly [string, string]>()
-  for (const c of changes) seen.set(JSON.stringify([c.irodsPath, c.attribute]), [c.irodsPath, c.attribute])
+  for (const c of changes) seen.set(pairKey(c.irodsPath, c.attribute), [c.irodsPath, c.attribute])
   return [...seen.values()]
 }
+
+/**
+ * Map keys for (path, attribute) and (value, unit). A path never holds NUL, so the first key is unambiguous; values
+ * may, so the second is JSON unless neither part has one.
+ */
+const pairKey = (path: string, attribute: string) => path + "\u0000" + attribute
+const vuKey = (value: string, unit: string) =>
+  value.includes("\u0000") || unit.includes("\u0000") ? JSON.stringify([value, unit]) : value + "\u0000" + unit
+
+/**
+ * A bulk ingest in progress. Its snapshots leave the current-state index behind, so it keeps what it needs of its
+ * own rows: the latest change of every triple it wrote and which pairs it touched (typed arrays, see
+ * `TripleTable`), valid while no one else commits between its snapshots.
+ */
+interface IngestState {
+  /** The ingest's last committed snapshot. */
+  last: number | null
+  /** The latest snapshot before the tables started: the ingest's own rows are in the snapshots after it. */
+  since: number
+  indexEmpty: boolean
+  triples: TripleTable
+  pairs: PairSet
+}
+
+/** Changes pulled from an ingest's source between turns of the event loop. */
+const PULL_SLICE = 1_000
+
+/** Beyond this many triples the ingest catches the index up and starts its tables again (bounds their memory). */
+const INGEST_MAX_TRIPLES = 4_000_000
+
+/** How a write builds its rows once its snapshot id and clock are known. */
+type Builder = (snapshotId: number, clock: Date) => {
+  readonly rows: ReadonlyArray<ChangeRow>
+  readonly unmatchedDeletes: number
+  readonly renames: ReadonlyArray<Rename>
+}
+
+/** The AVUs present on (path, attribute) pairs: pair key → value+unit key → [value, unit]. */
+type PresentState = Map<string, Map<string, readonly [string, string]>>
 
 /**
  * Expands `set` into explicit deletes plus one add, following iRODS (`imeta set` replaces every value of the
@@ -275,16 +323,16 @@ const expandChanges = (
   const rows: Array<ChangeRow> = []
   let unmatchedDeletes = 0
   // The AVUs present, by (path, attribute): value+unit keys → [value, unit].
-  const present = new Map<string, Map<string, readonly [string, string]>>()
+  const present: PresentState = new Map()
   const slot = (path: string, attribute: string) => {
-    const k = JSON.stringify([path, attribute])
+    const k = pairKey(path, attribute)
     let m = present.get(k)
     if (m === undefined) present.set(k, m = new Map())
     return m
   }
-  const vu = (value: string, unit: string) => JSON.stringify([value, unit])
+  const vu = vuKey
   for (const r of current) slot(r.irodsPath, r.attribute).set(vu(r.value, r.unit), [r.value, r.unit])
-  const emit = (c: AvuChange, op: "add" | "delete", value: string, unit: string) => {
+  const emit = (c: AvuChange, m: Map<string, readonly [string, string]>, op: "add" | "delete", value: string, unit: string) => {
     rows.push({
       snapshotId,
       changeSeq: rows.length,
@@ -302,23 +350,24 @@ const expandChanges = (
       ruleInvocation: c.ruleInvocation,
       onBehalfOf: c.onBehalfOf
     })
-    const m = slot(c.irodsPath, c.attribute)
     if (op === "add") m.set(vu(value, unit), [value, unit])
     else m.delete(vu(value, unit))
   }
   for (const c of changes) {
-    if (c.op === "add") emit(c, "add", c.value, c.unit)
+    const m = slot(c.irodsPath, c.attribute)
+    if (c.op === "add") emit(c, m, "add", c.value, c.unit)
     else if (c.op === "delete") {
-      if (!slot(c.irodsPath, c.attribute).has(vu(c.value, c.unit))) unmatchedDeletes++
-      emit(c, "delete", c.value, c.unit)
+      if (!m.has(vu(c.value, c.unit))) unmatchedDeletes++
+      emit(c, m, "delete", c.value, c.unit)
     } else {
-      const m = slot(c.irodsPath, c.attribute)
       // Sorted, so the order of the recorded deletes does not depend on how the catalog returned rows.
-      const existing = [...m.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)).map((e) => e[1])
+      const existing = [...m.values()].sort((x, y) =>
+        x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0
+      )
       for (const [value, unit] of existing) {
-        if (value !== c.value || unit !== c.unit) emit(c, "delete", value, unit)
+        if (value !== c.value || unit !== c.unit) emit(c, m, "delete", value, unit)
       }
-      if (!m.has(vu(c.value, c.unit))) emit(c, "add", c.value, c.unit)
+      if (!m.has(vu(c.value, c.unit))) emit(c, m, "add", c.value, c.unit)
     }
   }
   return { rows, unmatchedDeletes }
@@ -338,6 +387,11 @@ export interface ClientSettings {
    * reads `MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). The compaction holds the writer lock while it runs.
    */
   readonly autoCompactEvery?: number
+  /**
+   * Catch the current-state index up in the background after each bulk ingest (default true). Off, the index lags
+   * until the next write to the project, a `catchUpIndex` call or a drift check; reads are exact either way.
+   */
+  readonly catchUpAfterIngest?: boolean
 }
 
 export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
@@ -496,8 +550,10 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   /** Projects with an automatic compaction running (one at a time per project). */
   const compacting = new Set<string>()
   const autoCompactEvery = settings.autoCompactEvery ?? 0
-  const maybeAutoCompact = (p: Project, snapshotId: number) =>
-    autoCompactEvery <= 0 || snapshotId % autoCompactEvery !== 0 || compacting.has(p.projectId)
+  /** Compacts in the background when snapshots `from..to` (just committed) include a multiple of the setting. */
+  const maybeAutoCompact = (p: Project, from: number, to: number = from) =>
+    autoCompactEvery <= 0 || Math.floor(to / autoCompactEvery) === Math.floor((from - 1) / autoCompactEvery) ||
+      compacting.has(p.projectId)
       ? Effect.void
       : Effect.suspend(() => {
         compacting.add(p.projectId)
@@ -567,7 +623,9 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     Effect.gen(function*() {
       const described = yield* duck.describeFile(file)
       const rows = yield* duck.changes([file], {}, { order: "oldest" })
-      return yield* catalog.commitSnapshot(p, w, { ...described, fileName: w.fileName, checksum }, rows)
+      // Rows fixed by the file need no state: behind an unfinished bulk ingest's index, this one joins the catch-up.
+      const deferIndex = (yield* catalog.indexThrough(p)) !== null
+      return yield* catalog.commitSnapshot(p, w, { ...described, fileName: w.fileName, checksum }, rows, [], { deferIndex })
     })
 
   /**
@@ -591,6 +649,64 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       return changes.map((c) => (c.objectId === null ? { ...c, objectId: ids.get(c.irodsPath) ?? null } : c))
     }).pipe(Effect.withSpan("write.resolveObjectIds"))
 
+  /** Snapshots' worth of change rows a catch-up applies per transaction. */
+  const CATCH_UP_ROWS = 50_000
+
+  /**
+   * Catches the current-state index up with the committed snapshots a bulk ingest left out of it: their rows are
+   * read from their Parquet files (through the cache) and applied in transactions of about CATCH_UP_ROWS rows, each
+   * moving the catalog's mark forward. Call under the writer lock. Returns how many snapshots it applied.
+   */
+  const catchUp = (p: Project) =>
+    Effect.gen(function*() {
+      let through = yield* catalog.indexThrough(p)
+      let applied = 0
+      while (through !== null) {
+        const after = yield* catalog.snapshotsAfter(p, through)
+        let end = 0
+        let rows = 0
+        while (end < after.length && (end === 0 || rows + after[end]!.changeCount <= CATCH_UP_ROWS)) {
+          rows += after[end]!.changeCount
+          end++
+        }
+        const last = end === 0 ? through : after[end - 1]!.snapshotId
+        const changes = end === 0 ? [] : yield* Effect.flatMap(
+          catalog.files(p, { afterSnapshot: through, maxSnapshot: last }),
+          (files) => readableAll(p, files)
+        ).pipe(
+          Effect.flatMap((local) => duck.changes(local, { afterSnapshot: through!, maxSnapshot: last }, { order: "oldest" })),
+          Effect.mapError((e) => (e._tag === "DuckDbError" ? duckFailure(p)(e) : e))
+        )
+        yield* catalog.applyIndex(p, changes, last)
+        applied += end
+        through = end >= after.length ? null : last
+      }
+      return applied
+    }).pipe(Effect.withSpan("index.catchUp", { attributes: { projectId: p.projectId } }))
+
+  const catchUpIndex: DuckLakeClientService["catchUpIndex"] = Effect.fn("DuckLakeClient.catchUpIndex")(
+    function*(projectId) {
+      const p = yield* project(projectId)
+      if ((yield* catalog.indexThrough(p)) === null) return 0
+      return yield* catalog.withWriteLock(p.projectId, catchUp(p))
+    }
+  )
+
+  /** After a bulk ingest: the index catch-up, then any compaction that came due, in the background. */
+  const catchUpInBackground = (p: Project, first: number, last: number) =>
+    started.pipe(
+      Effect.zipRight(
+        catalog.withWriteLock(p.projectId, catchUp(p)).pipe(
+          Effect.catchAll((e) => Effect.logWarning("index catch-up failed; the next writer or reader of the project retries", e)),
+          Effect.zipRight(maybeAutoCompact(p, first, last)),
+          Effect.ensuring(finished),
+          Effect.withSpan("DuckLakeClient.backgroundCatchUp"),
+          Effect.forkIn(scope)
+        )
+      ),
+      Effect.asVoid
+    )
+
   /**
    * The write protocol for one snapshot, under the project's writer lock: idempotency check, reserve, build the rows
    * (with the state the lock guarantees), write, push, verify, commit, marker. Used by recordChanges and recordRename.
@@ -606,17 +722,13 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
        * Reads what the rows depend on (under the lock, concurrently with the reservation) and returns how to build
        * them once the snapshot id and clock are known.
        */
-      readonly build: Effect.Effect<
-        (snapshotId: number, clock: Date) => {
-          readonly rows: ReadonlyArray<ChangeRow>
-          readonly unmatchedDeletes: number
-          readonly renames: ReadonlyArray<Rename>
-        },
-        E
-      >
+      readonly build: Effect.Effect<Builder, E> | ((w: Reservation) => Effect.Effect<Builder, E>)
+      /** Leave the current-state index behind (bulk ingest; see `Catalog.commitSnapshot`). */
+      readonly deferIndex?: boolean
     }
   ) => {
     const { actor, build, hash, key, note } = input
+    const deferIndex = input.deferIndex === true
     return catalog.withWriteLock(p.projectId, Effect.gen(function*() {
       if (key !== null) {
         const hit = yield* catalog.findIdempotent(p, key).pipe(Effect.withSpan("write.idempotency"))
@@ -646,12 +758,21 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         note,
         idempotencyKey: key,
         contentHash: hash
-      }).pipe(Effect.withSpan("write.reserve")), Effect.either(build)], { concurrency: 2 })
+      }).pipe(Effect.withSpan("write.reserve")), Effect.either(Effect.isEffect(build) ? build : Effect.succeed(undefined))], {
+        concurrency: 2
+      })
       yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
       yield* probe("reserved", w.snapshotId)
       // From here a failure must leave the snapshot failed (never committed later) and its file removed.
       const attempt = Effect.gen(function*() {
-        const { renames, rows, unmatchedDeletes } = (yield* prepared)(w.snapshotId, w.clock)
+        const builder: Builder = !Effect.isEffect(build)
+          // Builds that depend on the reservation (bulk ingest) run after it.
+          ? yield* build(w)
+          : w.indexThrough !== null
+          // A bulk ingest left the index behind: catch it up (we hold the lock), then read the state again.
+          ? yield* Effect.zipRight(catchUp(p), build)
+          : (yield* prepared)!
+        const { renames, rows, unmatchedDeletes } = builder(w.snapshotId, w.clock)
         yield* cache.pathFor(p.projectId, w.fileName)
         const metadata = {
           ...fileMetadata(p, w, rows.length),
@@ -668,9 +789,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         const checksum = formatIrodsChecksum(put.checksum)
         yield* catalog.markPushed(p.projectId, w.snapshotId, checksum).pipe(Effect.withSpan("write.markPushed"))
         yield* probe("marked-pushed", w.snapshotId)
-        yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows, renames).pipe(
-          Effect.withSpan("write.commit")
-        )
+        yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows, renames, { deferIndex })
+          .pipe(Effect.withSpan("write.commit"))
         yield* probe("committed", w.snapshotId)
         return { rows, unmatchedDeletes }
       })
@@ -687,7 +807,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       )
       // The snapshot is committed: its marker is written in the background (by recovery if it never lands).
       yield* enqueueMarker(p, w.snapshotId)
-      yield* maybeAutoCompact(p, w.snapshotId)
+      // A bulk ingest compacts (if due) once it has finished, after its index catch-up.
+      if (!deferIndex) yield* maybeAutoCompact(p, w.snapshotId)
       if (yield* cache.overCap) {
         yield* cache.evict(yield* catalog.pinnedLocalFiles.pipe(Effect.orElseSucceed(() => new Set([w.localFile])))).pipe(
           Effect.withSpan("write.evictCache")
@@ -706,6 +827,75 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   }
 
   /**
+   * The state a bulk-ingest batch is expanded against, under the writer lock: the AVUs present on the pairs where it
+   * matters (a `delete` checks its triple, a `set` replaces every value of its pair; an `add` needs nothing). The
+   * index holds everything before the ingest; the ingest's own snapshots are not in it yet, so a triple's latest
+   * change among them comes from the ingest's tables, and a `set` on a pair the ingest touched reads the pair's rows
+   * from the ingest's files. If anyone else committed since the ingest's last snapshot, the index is caught up and
+   * the tables start again.
+   */
+  const ingestState = (p: Project, state: IngestState, w: Reservation, changes: ReadonlyArray<AvuChange>) =>
+    Effect.gen(function*() {
+      if (state.last === null || w.previousSnapshot !== state.last || state.triples.size > INGEST_MAX_TRIPLES) {
+        if (w.indexThrough !== null) yield* catchUp(p)
+        state.triples = new TripleTable()
+        state.pairs = new PairSet()
+        state.since = w.previousSnapshot
+        state.indexEmpty = yield* catalog.indexEmpty(p)
+      }
+      const setPairs = new Map<string, readonly [string, string]>()
+      const lookup = new Map<string, readonly [string, string]>()
+      for (const c of changes) {
+        if (c.op === "add") continue
+        const k = pairKey(c.irodsPath, c.attribute)
+        if (c.op === "set") setPairs.set(k, [c.irodsPath, c.attribute])
+        lookup.set(k, [c.irodsPath, c.attribute])
+      }
+      if (lookup.size === 0) return []
+      // The latest change per triple from the index, then from the ingest's own snapshots.
+      const latest = new Map<string, { row: { irodsPath: string; attribute: string; value: string; unit: string }; order: TripleState }>()
+      const offer = (row: { irodsPath: string; attribute: string; value: string; unit: string }, order: TripleState) => {
+        const k = pairKey(row.irodsPath, row.attribute) + "\u0000" + vuKey(row.value, row.unit)
+        const cur = latest.get(k)
+        if (cur === undefined || laterThan(order, cur.order)) latest.set(k, { row, order })
+      }
+      if (!state.indexEmpty) {
+        const rows = yield* catalog.currentRowsOf(p, [...lookup.values()]).pipe(Effect.withSpan("write.currentRows"))
+        for (const r of rows) offer(r, { ts: r.tsMs, snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
+      }
+      const touched = [...setPairs.values()].filter(([path, attribute]) => state.pairs.has(path, attribute))
+      if (touched.length > 0) {
+        const own = yield* catalog.files(p, { afterSnapshot: state.since }).pipe(
+          Effect.flatMap((files) => readableAll(p, files)),
+          Effect.flatMap((local) => duck.latestOfPairs(local, touched, state.since)),
+          Effect.mapError((e) => (e._tag === "DuckDbError" ? duckFailure(p)(e) : e)),
+          Effect.withSpan("write.ownRows")
+        )
+        for (const r of own) offer(r, { ts: r.ts.getTime(), snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
+      }
+      const current: Array<{ irodsPath: string; attribute: string; value: string; unit: string }> = []
+      for (const { order, row } of latest.values()) {
+        // A deleted triple's own latest change may be in the ingest's tables (set pairs have it from the files).
+        const mine = setPairs.has(pairKey(row.irodsPath, row.attribute))
+          ? undefined
+          : state.triples.get(row.irodsPath, row.attribute, row.value, row.unit)
+        if (mine !== undefined ? (laterThan(mine, order) ? mine.add : order.add) : order.add) current.push(row)
+      }
+      // Triples the ingest wrote that the index does not have at all.
+      for (const c of changes) {
+        if (c.op !== "delete" || setPairs.has(pairKey(c.irodsPath, c.attribute))) continue
+        const k = pairKey(c.irodsPath, c.attribute) + "\u0000" + vuKey(c.value, c.unit)
+        if (latest.has(k)) continue
+        const mine = state.triples.get(c.irodsPath, c.attribute, c.value, c.unit)
+        if (mine?.add === true) {
+          current.push({ irodsPath: c.irodsPath, attribute: c.attribute, value: c.value, unit: c.unit })
+          latest.set(k, { row: c, order: mine })
+        }
+      }
+      return current
+    })
+
+  /**
    * Checks decoded changes against the project (inside its root, not the lake's own files, not in the future) and
    * writes them as one snapshot. `offset` is added to the index an error names (a bulk ingest's position).
    */
@@ -717,29 +907,62 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       readonly key: string | null
       readonly changes: ReadonlyArray<AvuChange>
       readonly offset: number
-    }
+    },
+    /** A bulk ingest's state: its snapshots leave the index behind and it tracks the pairs it wrote itself. */
+    ingest?: IngestState
   ) =>
     Effect.gen(function*() {
       const { actor, changes, key, note, offset } = batch
       const now = Date.now()
-      for (const [i, c] of changes.entries()) {
-        if (!isWithin(c.irodsPath, p.irodsPath)) {
+      const rootPrefix = p.irodsPath + "/"
+      const lakePrefix = p.ducklakePath + "/"
+      for (let i = 0; i < changes.length; i++) {
+        const c = changes[i]!
+        // isWithin, with the prefixes built once per batch.
+        if (c.irodsPath !== p.irodsPath && !c.irodsPath.startsWith(rootPrefix)) {
           return yield* new InvalidChange({
             field: "irodsPath",
             reason: `${c.irodsPath} is outside project root ${p.irodsPath}`,
             index: offset + i
           })
         }
-        if (isWithin(c.irodsPath, p.ducklakePath)) {
+        if (c.irodsPath === p.ducklakePath || c.irodsPath.startsWith(lakePrefix)) {
           return yield* new InvalidChange({ field: "irodsPath", reason: "the lake's own files are not tracked", index: offset + i })
         }
         if (c.ts !== null && c.ts.getTime() > now + FUTURE_SKEW_MS) {
           return yield* new InvalidChange({ field: "ts", reason: `${c.ts.toISOString()} is in the future`, index: offset + i })
         }
       }
-      const hash = contentHash(actor, note, changes)
+      // The digest only serves to recognise a retry under the same idempotency key.
+      const hash = key === null ? "" : contentHash(actor, note, changes)
       yield* Effect.annotateCurrentSpan({ projectId: p.projectId, changes: changes.length })
       const withIds = yield* resolveObjectIds(changes)
+      if (ingest !== undefined) {
+        let written: ReadonlyArray<ChangeRow> = []
+        const r = yield* writeSnapshot(p, {
+          actor,
+          note,
+          key,
+          hash,
+          deferIndex: true,
+          build: (w) =>
+            Effect.map(ingestState(p, ingest, w, withIds), (current) => (snapshotId: number, clock: Date) => {
+              const out = expandChanges(withIds, current, snapshotId, clock)
+              written = out.rows
+              return { rows: out.rows, unmatchedDeletes: out.unmatchedDeletes, renames: [] }
+            })
+        })
+        if (!r.replayed) {
+          // Committed: the tables take this snapshot's rows.
+          for (const row of written) {
+            ingest.triples.record(row.irodsPath, row.attribute, row.value, row.unit, row.ts.getTime(), row.snapshotId,
+              row.changeSeq, row.op === "add")
+            ingest.pairs.add(row.irodsPath, row.attribute)
+          }
+          ingest.last = r.snapshotId
+        }
+        return r
+      }
       return yield* writeSnapshot(p, {
         actor,
         note,
@@ -794,19 +1017,10 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         replayed: 0,
         unmatchedDeletes: 0
       }
-      let chunk: Array<AvuChange> = []
-      const flush = Effect.suspend(() => {
-        const changes = chunk
-        chunk = []
-        const part = report.snapshots.length
-        return Effect.map(
-          recordBatch(p, {
-            actor: actor!,
-            note,
-            key: key === null ? null : `${key}#${part}`,
-            changes,
-            offset: report.changeCount
-          }),
+      const state: IngestState = { last: null, since: 0, indexEmpty: false, triples: new TripleTable(), pairs: new PairSet() }
+      const write = (changes: Array<AvuChange>, offset: number, part: number) =>
+        Effect.map(
+          recordBatch(p, { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes, offset }, state),
           (r) => {
             report.snapshots.push(r.snapshotId)
             report.changeCount += changes.length
@@ -814,26 +1028,89 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
             report.unmatchedDeletes += r.unmatchedDeletes
           }
         )
-      })
-      const iterator = Symbol.asyncIterator in (source as object)
-        ? (source as AsyncIterable<unknown>)[Symbol.asyncIterator]()
-        : (source as Iterable<unknown>)[Symbol.iterator]()
+      const sourceFailed = (cause: unknown, at: number) =>
+        new InvalidChange({ field: "changes", reason: `reading the source failed: ${String(cause)}`, index: at })
+      // Changes are pulled a snapshot's worth at a time in plain JS (no Effect, and for a synchronous source no
+      // promise, per change). The plain-JS decoder answers for well-formed changes; a change it does not accept
+      // stops the pull, and the Schema decoder then decodes it or words the refusal.
+      const isAsync = Symbol.asyncIterator in (source as object)
+      const syncIt = isAsync ? undefined : (source as Iterable<unknown>)[Symbol.iterator]()
+      const asyncIt = isAsync ? (source as AsyncIterable<unknown>)[Symbol.asyncIterator]() : undefined
       let index = 0
-      while (true) {
-        const next = yield* Effect.tryPromise({
-          try: async () => await iterator.next(),
-          catch: (cause) => new InvalidChange({ field: "changes", reason: `reading the source failed: ${String(cause)}`, index })
-        })
-        if (next.done === true) break
-        // The plain-JS decoder answers for well-formed changes; the Schema decoder words any refusal.
-        chunk.push(decodeChangeFast(next.value) ?? (yield* decodeChange(next.value, index)))
-        index++
-        if (chunk.length >= size) yield* flush
+      let done = false
+      const pull = (chunk: Array<AvuChange>, limit: number): { stopped: unknown } | undefined => {
+        while (chunk.length < limit) {
+          const next = syncIt!.next()
+          if (next.done === true) {
+            done = true
+            return undefined
+          }
+          const c = decodeChangeFast(next.value)
+          if (c === undefined) return { stopped: next.value }
+          chunk.push(c)
+          index++
+        }
+        return undefined
       }
-      if (chunk.length > 0) yield* flush
+      const pullAsync = async (chunk: Array<AvuChange>, limit: number): Promise<{ stopped: unknown } | undefined> => {
+        while (chunk.length < limit) {
+          const next = await asyncIt!.next()
+          if (next.done === true) {
+            done = true
+            return undefined
+          }
+          const c = decodeChangeFast(next.value)
+          if (c === undefined) return { stopped: next.value }
+          chunk.push(c)
+          index++
+        }
+        return undefined
+      }
+      // Pipelined: the next snapshot's changes are pulled while the previous one is written (its DuckDB and
+      // PostgreSQL work runs outside this thread). Snapshots are still written one after another, in order.
+      let inflight: Fiber.RuntimeFiber<void, RecordError> | undefined
+      /** Waits for the snapshot being written; its failure ends the ingest before anything that follows it. */
+      const settle = Effect.suspend(() => {
+        const f = inflight
+        inflight = undefined
+        return f === undefined ? Effect.void : Fiber.join(f)
+      })
+      /** One turn of the event loop, so the write in flight gets its replies between slices of pulling. */
+      const breathe = Effect.async<void>((resume) => {
+        setImmediate(() => resume(Effect.void))
+      })
+      let part = 0
+      // Whatever ends the ingest, snapshots it committed get the index catch-up (and compaction if due).
+      const after = Effect.suspend(() => {
+        const fresh = report.snapshots.length - report.replayed
+        if (fresh <= 0) return Effect.void
+        const [first, last] = [report.snapshots[0]!, report.snapshots[report.snapshots.length - 1]!]
+        return settings.catchUpAfterIngest === false ? maybeAutoCompact(p, first, last) : catchUpInBackground(p, first, last)
+      })
+      yield* Effect.addFinalizer(() => after)
+      while (!done) {
+        const chunk: Array<AvuChange> = []
+        while (!done && chunk.length < size) {
+          const limit = Math.min(size, chunk.length + PULL_SLICE)
+          const stop = yield* (isAsync
+            ? Effect.tryPromise({ try: () => pullAsync(chunk, limit), catch: (cause) => sourceFailed(cause, index) })
+            : Effect.try({ try: () => pull(chunk, limit), catch: (cause) => sourceFailed(cause, index) })).pipe(
+              Effect.tapError(() => settle)
+            )
+          if (stop !== undefined) {
+            chunk.push(yield* decodeChange(stop.stopped, index).pipe(Effect.tapError(() => settle)))
+            index++
+          }
+          if (inflight !== undefined) yield* breathe
+        }
+        yield* settle
+        if (chunk.length > 0) inflight = yield* Effect.fork(write(chunk, index - chunk.length, part++))
+      }
+      yield* settle
       if (index === 0) return yield* invalid("changes", "an ingest needs at least one change")
       return report
-    }
+    },
+    Effect.scoped
   )
 
 
@@ -891,6 +1168,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       }
       if (isWithin(path, p.ducklakePath)) return yield* invalid(field, "the lake's own files are not tracked")
     }
+    // The rows to carry come from the index: bring it up to date first if a bulk ingest left it behind.
+    yield* catchUpIndex(p.projectId)
     const carried = targetType === "collection"
       ? yield* catalog.currentRowsUnder(p, from)
       : yield* catalog.currentRows(p, [from])
@@ -942,7 +1221,12 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   const getAvus: DuckLakeClientService["getAvus"] = Effect.fn("DuckLakeClient.getAvus")(function*(projectId, path) {
     const irodsPath = yield* parseIrodsPath(path, "irodsPath")
     const p = yield* project(projectId)
-    return yield* catalog.currentAvus(p, irodsPath)
+    const { avus, behind } = yield* catalog.currentAvus(p, irodsPath)
+    if (!behind) return avus
+    // A bulk ingest has not been indexed yet: the same answer from the Parquet files (the latest change per triple).
+    const files = yield* catalog.files(p, { irodsPath })
+    const local = yield* readableAll(p, files)
+    return yield* duck.avusAsOf(local, irodsPath, END_OF_TIME, Number.MAX_SAFE_INTEGER).pipe(Effect.mapError(duckFailure(p)))
   })
 
   /** Resolve `knownAt` (snapshot id or transaction time) to the highest snapshot id to consider. */
@@ -1322,6 +1606,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     setProjectStatus,
     getSnapshotChanges,
     flush,
+    catchUpIndex,
     grantProjectReader,
     recoverPendingPushes
   })
@@ -1340,6 +1625,7 @@ export const notConfigured: DuckLakeClientService = (() => {
     findProjectByPath: () => unavailable,
     listProjects: unavailable,
     flush: Effect.void,
+    catchUpIndex: () => unavailable,
     grantProjectReader: () => unavailable,
     recordChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     ingestChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),

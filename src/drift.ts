@@ -142,6 +142,8 @@ const historyAvus = (project: Project) =>
 export const detectDrift = Effect.fn("Drift.detect")(function*(project: Project) {
   const client = yield* DuckLakeClient
   const inScope = (path: string) => isWithin(path, project.irodsPath) && !isWithin(path, `${project.irodsPath}/.mesa`)
+  // The history side is read from the current-state index in bulk: bring it up to date first.
+  yield* client.catchUpIndex(project.projectId)
   const [live, recorded] = yield* Effect.all([liveAvus(project.irodsPath), historyAvus(project)], { concurrency: 2 })
   // Moves, recognised by object id: a path the history knows but iRODS no longer has, whose id iRODS now shows at a
   // path the history does not know. The history is compared as if the move were recorded (it will be, first).

@@ -70,6 +70,7 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     setProjectStatus: (projectId, status) => call((s) => s.setProjectStatus(projectId, status)),
     getSnapshotChanges: (projectId, id) => call((s) => s.getSnapshotChanges(projectId, id)),
     flush: () => call((s) => s.flush),
+    catchUpIndex: (projectId) => call((s) => s.catchUpIndex(projectId)),
     grantProjectReader: (projectId, role, password) => call((s) => s.grantProjectReader(projectId, role, password)),
     recoverPendingPushes: (opts) => call((s) => s.recoverPendingPushes(opts)),
     close,

@@ -4,10 +4,10 @@
  * snapshots before it stay, and rerunning with the same idempotency key resumes without recording anything twice.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Runtime } from "effect"
 import { Catalog } from "../src/Catalog.js"
-import type { AvuChangeInput } from "../src/domain.js"
-import { DuckLakeClient, notConfigured } from "../src/DuckLakeClient.js"
+import type { AvuChangeInput, Project } from "../src/domain.js"
+import { DuckLakeClient, make as makeClient, notConfigured } from "../src/DuckLakeClient.js"
 import { catalogState, change, embedded, registerFresh } from "./support.js"
 
 const { layer: Live } = embedded("ingest")
@@ -19,6 +19,30 @@ const changesFor = (root: string, n: number): Array<AvuChangeInput> =>
 async function* slowly<A>(xs: ReadonlyArray<A>) {
   for (const x of xs) yield x
 }
+
+/**
+ * Mixed changes on a few objects, each with an explicit valid time (so two projects fed the same changes must
+ * answer identically), many of them back-dated out of order.
+ */
+const mixedFor = (root: string, n: number, seed: number): Array<AvuChangeInput> => {
+  let s = seed
+  // The high bits of the LCG (its low bits cycle with short periods).
+  const rand = (k: number) => Math.floor(((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * k)
+  return Array.from({ length: n }, () =>
+    change(`${root}/o${rand(12)}.dat`, `a${rand(4)}`, `v${rand(5)}`, (["add", "add", "delete", "set"] as const)[rand(4)]!, {
+      unit: rand(5) === 0 ? "mm" : "",
+      ts: new Date(Date.UTC(2026, 0, 1) + rand(400) * 3_600_000).toISOString()
+    }))
+}
+
+/** Every object's current AVUs, by path relative to the project root. */
+const currentOf = (p: Project, objects: ReadonlyArray<string>) =>
+  Effect.flatMap(DuckLakeClient, (c) =>
+    Effect.forEach(objects, (o) =>
+      Effect.map(c.getAvus(p.projectId, `${p.irodsPath}/${o}`), (avus) =>
+        [o, avus.map((a) => `${a.attribute}=${a.value}[${a.unit}] ${a.ts.toISOString()}`).sort()] as const)))
+
+const objects = [...Array.from({ length: 12 }, (_, i) => `o${i}.dat`), "moved.dat"]
 
 layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest", (it) => {
   it.effect("records snapshots of at most snapshotSize changes, equal to recording them batch by batch", () =>
@@ -122,5 +146,140 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest"
       expect(yield* catalogState(p.metadataSchema)).toEqual(before)
       expect(yield* notConfigured.ingestChanges({ projectId: p.projectId, actor: "a", changes: ok }))
         .toEqual({ recorded: false, reason: "no-catalog" })
+    }))
+
+  it.effect("the index lags an ingest: reads answer from the files; a write, a rename or catchUpIndex brings it up to date", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      // A second client over the same catalog that leaves the catch-up to others (so the lag can be observed).
+      const lazy = yield* makeClient({ catchUpAfterIngest: false })
+      const p = yield* registerFresh("lag")
+      const ref = yield* registerFresh("lag-ref")
+      /** The same changes into `p` by bulk ingest and into the reference batch by batch (index kept in each commit). */
+      const both = (changes: (root: string) => Array<AvuChangeInput>, size: number) =>
+        Effect.gen(function*() {
+          const r = yield* lazy.ingestChanges({ projectId: p.projectId, actor: "importer", changes: changes(p.irodsPath), snapshotSize: size })
+          if (!r.recorded) return expect.unreachable()
+          const all = changes(ref.irodsPath)
+          let unmatched = 0
+          for (let i = 0; i < all.length; i += size) {
+            const b = yield* c.recordChanges({ projectId: ref.projectId, actor: "importer", changes: all.slice(i, i + size) })
+            if (b.recorded) unmatched += b.unmatchedDeletes
+          }
+          // Deletes that matched nothing are counted against the same state either way.
+          expect(r.unmatchedDeletes).toBe(unmatched)
+          return r
+        })
+      const same = Effect.gen(function*() {
+        expect(yield* currentOf(p, objects)).toEqual(yield* currentOf(ref, objects))
+        // And the lake's own answer from its files, for every object.
+        for (const o of objects) {
+          const now = yield* c.getAvus(p.projectId, `${p.irodsPath}/${o}`)
+          expect(now).toEqual(yield* c.getAvusAsOf(p.projectId, `${p.irodsPath}/${o}`, "9999-12-31T00:00:00Z"))
+        }
+      })
+      const r1 = yield* both((root) => mixedFor(root, 3_000, 11), 700)
+      expect(r1.snapshots.length).toBe(5)
+      expect(yield* catalog.indexThrough(p)).toBe(r1.snapshots[0]! - 1)
+      yield* same
+      expect(yield* catalog.indexThrough(p)).not.toBeNull()
+      // A write while the index lags catches it up first (it expands `set` against the state).
+      const w = (root: string) => [change(`${root}/o3.dat`, "a1", "fresh", "set", { ts: "2026-06-01T00:00:00Z" })]
+      yield* lazy.recordChanges({ projectId: p.projectId, actor: "importer", changes: w(p.irodsPath) })
+      yield* c.recordChanges({ projectId: ref.projectId, actor: "importer", changes: w(ref.irodsPath) })
+      expect(yield* catalog.indexThrough(p)).toBeNull()
+      yield* same
+      // A rename while it lags carries the state the files say.
+      yield* both((root) => mixedFor(root, 900, 12), 400)
+      expect(yield* catalog.indexThrough(p)).not.toBeNull()
+      for (const q of [p, ref]) {
+        yield* lazy.recordRename({ projectId: q.projectId, actor: "importer", from: `${q.irodsPath}/o5.dat`, to: `${q.irodsPath}/moved.dat`, ts: "2026-07-01T00:00:00Z" })
+      }
+      expect(yield* catalog.indexThrough(p)).toBeNull()
+      yield* same
+      // catchUpIndex applies what is left, once.
+      const r3 = yield* both((root) => mixedFor(root, 1_500, 13), 500)
+      yield* same
+      expect(yield* lazy.catchUpIndex(p.projectId)).toBe(r3.snapshots.length)
+      expect(yield* lazy.catchUpIndex(p.projectId)).toBe(0)
+      expect(yield* catalog.indexThrough(p)).toBeNull()
+      yield* same
+      // The default client catches up in the background after an ingest; flush waits for it.
+      yield* c.ingestChanges({ projectId: p.projectId, actor: "importer", changes: mixedFor(p.irodsPath, 800, 14), snapshotSize: 300 })
+      yield* c.flush
+      expect(yield* catalog.indexThrough(p)).toBeNull()
+    })))
+
+  it.effect("another writer between an ingest's snapshots: the ingest expands its later changes against that write", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const run = Runtime.runPromise(yield* Effect.runtime<DuckLakeClient>())
+      const p = yield* registerFresh("interleave")
+      const ref = yield* registerFresh("interleave-ref")
+      const size = 500
+      const changes = (root: string) => mixedFor(root, 2_000, 21)
+      const other = (root: string) => [
+        change(`${root}/o1.dat`, "a2", "other", "set", { ts: "2026-02-01T00:00:00Z" }),
+        change(`${root}/o2.dat`, "a0", "v1", "delete", { ts: "2026-03-01T00:00:00Z" })
+      ]
+      // The source pauses at change 1,250 until the ingest's first two snapshots are committed, then another writer
+      // records its batch; the ingest's third snapshot (changes 1,000–1,499) is written after it.
+      const source = async function*() {
+        const all = changes(p.irodsPath)
+        for (let i = 0; i < all.length; i++) {
+          if (i === 1_250) {
+            while ((await run(c.listSnapshots(p.projectId))).length < 2) await new Promise((r) => setTimeout(r, 10))
+            await run(c.recordChanges({ projectId: p.projectId, actor: "other", changes: other(p.irodsPath) }))
+          }
+          yield all[i]
+        }
+      }
+      const r = yield* c.ingestChanges({ projectId: p.projectId, actor: "importer", changes: source(), snapshotSize: size })
+      if (!r.recorded) return expect.unreachable()
+      const all = changes(ref.irodsPath)
+      let unmatched = 0
+      for (let i = 0; i < all.length; i += size) {
+        if (i === 1_000) yield* c.recordChanges({ projectId: ref.projectId, actor: "other", changes: other(ref.irodsPath) })
+        const b = yield* c.recordChanges({ projectId: ref.projectId, actor: "importer", changes: all.slice(i, i + size) })
+        if (b.recorded) unmatched += b.unmatchedDeletes
+      }
+      expect(r.unmatchedDeletes).toBe(unmatched)
+      yield* c.flush
+      expect(yield* currentOf(p, objects)).toEqual(yield* currentOf(ref, objects))
+      const rows = (q: Project) =>
+        Effect.map(c.getHistory(q.projectId, { limit: 100_000 }), (h) => h.map((x) => [x.irodsPath.slice(q.irodsPath.length), x.attribute, x.value, x.unit, x.op, x.actor]))
+      expect(yield* rows(p)).toEqual(yield* rows(ref))
+    }))
+
+  it.effect("a delete is counted as unmatched against the latest state: the index, the ingest's own snapshots, other writers", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const run = Runtime.runPromise(yield* Effect.runtime<DuckLakeClient>())
+      const at = (day: number) => ({ ts: new Date(Date.UTC(2026, 1, day)).toISOString() })
+      const ingest = (p: Project, changes: AsyncIterable<AvuChangeInput>) =>
+        Effect.flatMap(c.ingestChanges({ projectId: p.projectId, actor: "importer", changes, snapshotSize: 1 }), (r) =>
+          r.recorded ? Effect.succeed(r) : Effect.die("not recorded"))
+      // k=a is in the index before the ingest, which deletes it twice (one change per snapshot): the first delete
+      // matches the index, the second matches nothing (only the ingest's own first delete says so).
+      const p = yield* registerFresh("unmatched")
+      const obj = `${p.irodsPath}/o.dat`
+      yield* c.recordChanges({ projectId: p.projectId, actor: "a", changes: [change(obj, "k", "a", "add", at(1))] })
+      const twice = yield* ingest(p, slowly([change(obj, "k", "a", "delete", at(2)), change(obj, "k", "a", "delete", at(3))]))
+      expect(twice.unmatchedDeletes).toBe(1)
+      // A fresh project: the ingest adds k=b, another writer deletes it between the ingest's snapshots, and the
+      // ingest's own delete then matches nothing.
+      const q = yield* registerFresh("unmatched-other")
+      const obj2 = `${q.irodsPath}/o.dat`
+      const source = async function*() {
+        yield change(obj2, "k", "b", "add", at(4))
+        while ((await run(c.listSnapshots(q.projectId))).length < 1) await new Promise((r) => setTimeout(r, 10))
+        await run(c.recordChanges({ projectId: q.projectId, actor: "other", changes: [change(obj2, "k", "b", "delete", at(5))] }))
+        yield change(obj2, "k", "b", "delete", at(6))
+      }
+      const other = yield* ingest(q, source())
+      expect(other.snapshots.length).toBe(2)
+      expect(other.unmatchedDeletes).toBe(1)
+      for (const [x, o] of [[p, obj], [q, obj2]] as const) expect(yield* c.getAvus(x.projectId, o)).toEqual([])
     }))
 })
