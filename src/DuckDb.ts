@@ -286,21 +286,14 @@ export const make = (options: DuckDbOptions = {}) =>
           }).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
       )
 
-    /** Staging tables (by their column set) that exist, empty, on each pooled connection. */
-    const staged = new WeakMap<DuckDBConnection, Set<string>>()
     const writeSnapshotFile: DuckDbService["writeSnapshotFile"] = (file, rows, projectId, metadata) =>
       withConnection(async (con) => {
         const plan = stagingPlan(rows, projectId)
-        // One staging table per column set and pooled connection, left empty after each batch (cheaper than a
-        // table per batch). Only the columns whose value varies within the batch are staged; the rest are constants.
-        const tables = staged.get(con) ?? new Set<string>()
-        staged.set(con, tables)
-        if (!tables.has(plan.table)) {
-          const cols = plan.varying.map((c) => `s_${c.name} ${plan.dictionaries.has(c) ? "DOUBLE" : stageType(c)}`)
-          await con.run(`CREATE TEMP TABLE IF NOT EXISTS ${plan.table} (${cols.length === 0 ? "s_none INTEGER" : cols.join(", ")})`)
-          await con.run(`TRUNCATE ${plan.table}`)
-          tables.add(plan.table)
-        }
+        // A staging table per column set on this connection, replaced for each batch: emptying one with TRUNCATE
+        // or DELETE does not give its memory back in an in-memory database (measured: +76 MB over a hundred
+        // 10,000-row batches), replacing it does. Only the columns that vary within the batch are staged.
+        const cols = plan.varying.map((c) => `s_${c.name} ${plan.dictionaries.has(c) ? "DOUBLE" : stageType(c)}`)
+        await con.run(`CREATE OR REPLACE TEMP TABLE ${plan.table} (${cols.length === 0 ? "s_none INTEGER" : cols.join(", ")})`)
         try {
           const app = await con.createAppender(plan.table, "main", "temp")
           const types = plan.varying.length === 0
@@ -367,8 +360,8 @@ export const make = (options: DuckDbOptions = {}) =>
             stats: statsFrom(agg, recordCount, sizes)
           }
         } finally {
-          // Leave the staging table empty; if that fails, the next batch on this connection empties it first.
-          await con.run(`TRUNCATE ${plan.table}`).catch(() => staged.get(con)?.delete(plan.table))
+          // A large batch's staging memory goes now; a small one's stays until the table is next replaced.
+          if (rows.length >= JS_STATS_MAX_ROWS) await con.run(`DROP TABLE IF EXISTS ${plan.table}`).catch(() => undefined)
         }
       })
 

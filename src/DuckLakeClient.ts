@@ -322,17 +322,23 @@ const expandChanges = (
 ): { readonly rows: Array<ChangeRow>; readonly unmatchedDeletes: number } => {
   const rows: Array<ChangeRow> = []
   let unmatchedDeletes = 0
-  // The AVUs present, by (path, attribute): value+unit keys → [value, unit].
+  // Only pairs with a delete or a set need their state followed; an add to any other pair is written as it is
+  // (most of a bulk import: no map per pair, no key per add).
+  const followed = new Set<string>()
+  for (const c of changes) if (c.op !== "add") followed.add(pairKey(c.irodsPath, c.attribute))
+  // The AVUs present on followed pairs, by (path, attribute): value+unit keys → [value, unit].
   const present: PresentState = new Map()
-  const slot = (path: string, attribute: string) => {
-    const k = pairKey(path, attribute)
+  const slot = (k: string) => {
     let m = present.get(k)
     if (m === undefined) present.set(k, m = new Map())
     return m
   }
   const vu = vuKey
-  for (const r of current) slot(r.irodsPath, r.attribute).set(vu(r.value, r.unit), [r.value, r.unit])
-  const emit = (c: AvuChange, m: Map<string, readonly [string, string]>, op: "add" | "delete", value: string, unit: string) => {
+  for (const r of current) {
+    const k = pairKey(r.irodsPath, r.attribute)
+    if (followed.has(k)) slot(k).set(vu(r.value, r.unit), [r.value, r.unit])
+  }
+  const emit = (c: AvuChange, m: Map<string, readonly [string, string]> | undefined, op: "add" | "delete", value: string, unit: string) => {
     rows.push({
       snapshotId,
       changeSeq: rows.length,
@@ -350,13 +356,18 @@ const expandChanges = (
       ruleInvocation: c.ruleInvocation,
       onBehalfOf: c.onBehalfOf
     })
+    if (m === undefined) return
     if (op === "add") m.set(vu(value, unit), [value, unit])
     else m.delete(vu(value, unit))
   }
   for (const c of changes) {
-    const m = slot(c.irodsPath, c.attribute)
-    if (c.op === "add") emit(c, m, "add", c.value, c.unit)
-    else if (c.op === "delete") {
+    if (c.op === "add") {
+      const k = followed.size === 0 ? undefined : pairKey(c.irodsPath, c.attribute)
+      emit(c, k !== undefined && followed.has(k) ? slot(k) : undefined, "add", c.value, c.unit)
+      continue
+    }
+    const m = slot(pairKey(c.irodsPath, c.attribute))
+    if (c.op === "delete") {
       if (!m.has(vu(c.value, c.unit))) unmatchedDeletes++
       emit(c, m, "delete", c.value, c.unit)
     } else {
@@ -969,7 +980,10 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         key,
         hash,
         build: Effect.map(
-          catalog.currentRowsOf(p, pathAttributePairs(changes)).pipe(Effect.withSpan("write.currentRows")),
+          // Only deletes and sets depend on the state (see expandChanges): a batch of adds reads nothing.
+          catalog.currentRowsOf(p, pathAttributePairs(changes.filter((c) => c.op !== "add"))).pipe(
+            Effect.withSpan("write.currentRows")
+          ),
           (current) => {
             const adds = current.filter((r) => r.op === "add")
             return (snapshotId: number, clock: Date) => ({ ...expandChanges(withIds, adds, snapshotId, clock), renames: [] })
