@@ -297,8 +297,11 @@ interface IngestState {
 /** Changes pulled from an ingest's source between turns of the event loop. */
 const PULL_SLICE = 1_000
 
-/** Beyond this many triples the ingest catches the index up and starts its tables again (bounds their memory). */
-const INGEST_MAX_TRIPLES = 4_000_000
+/**
+ * Beyond about this many triples the ingest catches the index up and starts its tables again: the triple table
+ * stays near 2^21 slots (about 60 MB; 80 MB with the pair set). An ingest past it pays a catch-up of what it wrote.
+ */
+const INGEST_MAX_TRIPLES = 1_200_000
 
 /** How a write builds its rows once its snapshot id and clock are known. */
 type Builder = (snapshotId: number, clock: Date) => {
@@ -403,6 +406,11 @@ export interface ClientSettings {
    * until the next write to the project, a `catchUpIndex` call or a drift check; reads are exact either way.
    */
   readonly catchUpAfterIngest?: boolean
+  /**
+   * How many AVU triples a bulk ingest remembers of its own rows before it catches the index up and starts again
+   * (default 1,200,000: about 80 MB of typed arrays). Lower bounds memory further at the cost of catch-ups.
+   */
+  readonly ingestMemoryTriples?: number
 }
 
 export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
@@ -661,7 +669,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     }).pipe(Effect.withSpan("write.resolveObjectIds"))
 
   /** Snapshots' worth of change rows a catch-up applies per transaction. */
-  const CATCH_UP_ROWS = 50_000
+  const CATCH_UP_ROWS = 20_000
 
   /**
    * Catches the current-state index up with the committed snapshots a bulk ingest left out of it: their rows are
@@ -847,7 +855,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
    */
   const ingestState = (p: Project, state: IngestState, w: Reservation, changes: ReadonlyArray<AvuChange>) =>
     Effect.gen(function*() {
-      if (state.last === null || w.previousSnapshot !== state.last || state.triples.size > INGEST_MAX_TRIPLES) {
+      const full = state.triples.size + changes.length > (settings.ingestMemoryTriples ?? INGEST_MAX_TRIPLES)
+      if (state.last === null || w.previousSnapshot !== state.last || full) {
         if (w.indexThrough !== null) yield* catchUp(p)
         state.triples = new TripleTable()
         state.pairs = new PairSet()

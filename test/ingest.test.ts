@@ -282,4 +282,29 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest"
       expect(other.unmatchedDeletes).toBe(1)
       for (const [x, o] of [[p, obj], [q, obj2]] as const) expect(yield* c.getAvus(x.projectId, o)).toEqual([])
     }))
+
+  it.effect("an ingest past its memory limit catches the index up and goes on, with the same answers and counts", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const small = yield* makeClient({ ingestMemoryTriples: 150, catchUpAfterIngest: false })
+      const p = yield* registerFresh("limit")
+      const ref = yield* registerFresh("limit-ref")
+      const size = 100
+      const r = yield* small.ingestChanges({ projectId: p.projectId, actor: "importer", changes: mixedFor(p.irodsPath, 1_200, 31), snapshotSize: size })
+      if (!r.recorded) return expect.unreachable()
+      const all = mixedFor(ref.irodsPath, 1_200, 31)
+      let unmatched = 0
+      for (let i = 0; i < all.length; i += size) {
+        const b = yield* c.recordChanges({ projectId: ref.projectId, actor: "importer", changes: all.slice(i, i + size) })
+        if (b.recorded) unmatched += b.unmatchedDeletes
+      }
+      expect(r.unmatchedDeletes).toBe(unmatched)
+      // It caught up on the way (so only its last stretch is behind the index now).
+      const mark = yield* catalog.indexThrough(p)
+      expect(mark).not.toBeNull()
+      expect(mark!).toBeGreaterThan(r.snapshots[0]!)
+      expect(yield* currentOf(p, objects)).toEqual(yield* currentOf(ref, objects))
+    })))
 })
+
