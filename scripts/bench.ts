@@ -4,7 +4,7 @@
  * tables, each figure beside its target, and ratios computed within this one run. It runs the compiled library
  * (`dist/`), as users run it: under tsx the process starts about 100 MB larger, which skews the RSS figures.
  *
- *   MESA_BENCH_SNAPSHOTS=1000,10000   checkpoints for the read measurements (100000 works; it takes ~40 min)
+ *   MESA_BENCH_SNAPSHOTS=1000,10000   checkpoints for the read measurements (100000 works; it takes ~35 min)
  *   MESA_BENCH_INGEST=1000000         changes in the bulk-ingest run (0 skips it)
  *   MESA_BENCH_SEED=42                generator seed (paths, values, query times)
  */
