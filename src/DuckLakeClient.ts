@@ -583,6 +583,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
               Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e)),
               Effect.ensuring(Effect.zipRight(Effect.sync(() => compacting.delete(p.projectId)), finished)),
               Effect.withSpan("DuckLakeClient.autoCompact"),
+              // Forked from finalizers too (after an ingest): closing the client must still be able to stop it.
+              Effect.interruptible,
               Effect.forkIn(scope)
             )
           ),
@@ -720,6 +722,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           Effect.zipRight(maybeAutoCompact(p, first, last)),
           Effect.ensuring(finished),
           Effect.withSpan("DuckLakeClient.backgroundCatchUp"),
+          // Forked from the ingest's finalizer: closing the client must still be able to stop it (a lock wait).
+          Effect.interruptible,
           Effect.forkIn(scope)
         )
       ),
@@ -792,6 +796,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           ? yield* Effect.zipRight(catchUp(p), build)
           : (yield* prepared)!
         const { renames, rows, unmatchedDeletes } = builder(w.snapshotId, w.clock)
+        // A batch that changes nothing (a `set` to the only value there already) records no snapshot.
+        if (rows.length === 0) return undefined
         yield* cache.pathFor(p.projectId, w.fileName)
         const metadata = {
           ...fileMetadata(p, w, rows.length),
@@ -813,7 +819,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         yield* probe("committed", w.snapshotId)
         return { rows, unmatchedDeletes }
       })
-      const { rows, unmatchedDeletes } = yield* attempt.pipe(
+      const done = yield* attempt.pipe(
         Effect.tapError((e) =>
           e._tag === "CatalogUnavailable"
             // The outcome of a commit the catalog never acknowledged is settled by recovery.
@@ -824,6 +830,12 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
             )
         )
       )
+      if (done === undefined) {
+        // Nothing was written: the write-ahead row goes (its id is never reused, like a failed write's).
+        yield* catalog.dropPending(p.projectId, w.snapshotId)
+        return { recorded: false as const, reason: "nothing-to-record" as const }
+      }
+      const { rows, unmatchedDeletes } = done
       // The snapshot is committed: its marker is written in the background (by recovery if it never lands).
       yield* enqueueMarker(p, w.snapshotId)
       // A bulk ingest compacts (if due) once it has finished, after its index catch-up.
@@ -972,7 +984,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
               return { rows: out.rows, unmatchedDeletes: out.unmatchedDeletes, renames: [] }
             })
         })
-        if (!r.replayed) {
+        if (r.recorded && !r.replayed) {
           // Committed: the tables take this snapshot's rows.
           for (const row of written) {
             ingest.triples.record(row.irodsPath, row.attribute, row.value, row.unit, row.ts.getTime(), row.snapshotId,
@@ -1045,8 +1057,10 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         Effect.map(
           recordBatch(p, { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes, offset }, state),
           (r) => {
-            report.snapshots.push(r.snapshotId)
             report.changeCount += changes.length
+            // A part that changes nothing (only `set`s to the values already there) makes no snapshot.
+            if (!r.recorded) return
+            report.snapshots.push(r.snapshotId)
             if (r.replayed) report.replayed++
             report.unmatchedDeletes += r.unmatchedDeletes
           }
@@ -1061,6 +1075,19 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       const asyncIt = isAsync ? (source as AsyncIterable<unknown>)[Symbol.asyncIterator]() : undefined
       let index = 0
       let done = false
+      // A source left unfinished (an error, an interruption) is closed, so it can release what it holds. An async
+      // one is not awaited: it may be blocked in the very pull this ingest gave up on.
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (done) return
+          try {
+            if (syncIt !== undefined) syncIt.return?.()
+            else void asyncIt?.return?.()?.catch(() => undefined)
+          } catch {
+            // The source's own cleanup failed; the ingest's outcome stands.
+          }
+        })
+      )
       const pull = (chunk: Array<AvuChange>, limit: number): { stopped: unknown } | undefined => {
         while (chunk.length < limit) {
           const next = syncIt!.next()
@@ -1124,7 +1151,11 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
             chunk.push(yield* decodeChange(stop.stopped, index).pipe(Effect.tapError(() => settle)))
             index++
           }
-          if (inflight !== undefined) yield* breathe
+          if (inflight !== undefined) {
+            yield* breathe
+            // A write that has finished is settled now: its failure stops the ingest without pulling further.
+            if (Option.isSome(yield* Fiber.poll(inflight))) yield* settle
+          }
         }
         yield* settle
         if (chunk.length > 0) inflight = yield* Effect.fork(write(chunk, index - chunk.length, part++))
@@ -1191,13 +1222,12 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       }
       if (isWithin(path, p.ducklakePath)) return yield* invalid(field, "the lake's own files are not tracked")
     }
-    // The rows to carry come from the index: bring it up to date first if a bulk ingest left it behind.
-    yield* catchUpIndex(p.projectId)
-    const carried = targetType === "collection"
-      ? yield* catalog.currentRowsUnder(p, from)
-      : yield* catalog.currentRows(p, [from])
-    const adds = carried.filter((r) => r.op === "add")
-    if (adds.length === 0) return { recorded: false as const, reason: "nothing-to-record" as const }
+    // The AVUs to carry are read under the writer lock (with the index caught up first if a bulk ingest left it
+    // behind); a rename that carries nothing records nothing.
+    const carried = Effect.map(
+      targetType === "collection" ? catalog.currentRowsUnder(p, from) : catalog.currentRows(p, [from]),
+      (rows) => rows.filter((r) => r.op === "add")
+    )
     const hash = createHash("sha256").update(JSON.stringify({ rename: { from, to, targetType, actor, note, ts, source } }))
       .digest("hex")
     return yield* writeSnapshot(p, {
@@ -1205,7 +1235,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       note,
       key,
       hash,
-      build: Effect.succeed((snapshotId: number, clock: Date) => {
+      build: Effect.map(carried, (adds) => (snapshotId: number, clock: Date) => {
           const when = ts ?? clock
           const rows: Array<ChangeRow> = []
           const row = (r: (typeof adds)[number], path: string, op: "add" | "delete"): ChangeRow => ({

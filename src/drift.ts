@@ -13,13 +13,14 @@
  * The project's own `.mesa/` collection (the lake's files) is left out of both sides.
  */
 import { Effect } from "effect"
-import { Catalog } from "./Catalog.js"
+import { Catalog, INDEX_THROUGH_KEY } from "./Catalog.js"
 import { type AvuChangeInput, isWithin, type NotRecorded, type Project, type RecordResult, type TargetType } from "./domain.js"
 import { DuckLakeClient, type RecordError } from "./DuckLakeClient.js"
 import { COL } from "./irods/Api.js"
 import { toStorageError } from "./irods/Errors.js"
 import { eq, IrodsClient, like } from "./irods/IrodsClient.js"
-import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, InvalidChange, LakeWriteError, ProjectNotFound, StorageError } from "./errors.js"
+import { CatalogError } from "./errors.js"
+import type { CatalogSchemaMismatch, CatalogUnavailable, InvalidChange, LakeWriteError, ProjectNotFound, StorageError } from "./errors.js"
 
 /** The `source` of changes recorded by a drift reconciliation. */
 export const DRIFT_SOURCE = "mesa-ducklake:drift-reconciliation"
@@ -125,15 +126,20 @@ const historyAvus = (project: Project) =>
   Effect.flatMap(Catalog, (catalog) =>
     catalog.withSql((sql) =>
       Effect.map(
-        sql<{ irods_path: string; attribute: string; value: string; unit: string; target_type: TargetType; oid: string | null }>`
-          SELECT irods_path, attribute, value, unit, target_type, object_id::text AS oid
-          FROM ${sql(project.metadataSchema)}.mesa_current_avus WHERE op = 'add'`,
+        // In one statement with the rows: whether a bulk ingest has left the index behind (then they are not the
+        // answer, and the caller catches up and reads again).
+        sql<{ behind: boolean; irods_path: string | null; attribute: string; value: string; unit: string; target_type: TargetType; oid: string | null }>`
+          SELECT l.behind, c.irods_path, c.attribute, c.value, c.unit, c.target_type, c.object_id::text AS oid
+          FROM (SELECT EXISTS (SELECT 1 FROM ${sql(project.metadataSchema)}.ducklake_metadata
+                               WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL) AS behind) l
+          LEFT JOIN ${sql(project.metadataSchema)}.mesa_current_avus c ON NOT l.behind AND c.op = 'add'`,
         (rows) => {
           const out = new Map<string, Entry>()
           for (const r of rows) {
+            if (r.irods_path === null) continue
             add(out, r.irods_path, r.target_type, { attribute: r.attribute, value: r.value, unit: r.unit }, idOf(r.oid ?? undefined))
           }
-          return out
+          return { behind: rows[0]?.behind === true, avus: out }
         }
       )
     ))
@@ -142,9 +148,22 @@ const historyAvus = (project: Project) =>
 export const detectDrift = Effect.fn("Drift.detect")(function*(project: Project) {
   const client = yield* DuckLakeClient
   const inScope = (path: string) => isWithin(path, project.irodsPath) && !isWithin(path, `${project.irodsPath}/.mesa`)
-  // The history side is read from the current-state index in bulk: bring it up to date first.
-  yield* client.catchUpIndex(project.projectId)
-  const [live, recorded] = yield* Effect.all([liveAvus(project.irodsPath), historyAvus(project)], { concurrency: 2 })
+  // The history side is the current-state index, read in bulk: caught up first, and again if another process's bulk
+  // ingest commits in between.
+  const current = Effect.gen(function*() {
+    for (let attempt = 1; ; attempt++) {
+      yield* client.catchUpIndex(project.projectId)
+      const read = yield* historyAvus(project)
+      if (!read.behind) return read.avus
+      if (attempt === 5) {
+        return yield* new CatalogError({
+          operation: "detectDrift",
+          cause: new Error("bulk ingests keep committing to this project; check drift again when they are done")
+        })
+      }
+    }
+  })
+  const [live, recorded] = yield* Effect.all([liveAvus(project.irodsPath), current], { concurrency: 2 })
   // Moves, recognised by object id: a path the history knows but iRODS no longer has, whose id iRODS now shows at a
   // path the history does not know. The history is compared as if the move were recorded (it will be, first).
   const renames: Array<DetectedRename> = []

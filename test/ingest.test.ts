@@ -306,5 +306,49 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest"
       expect(mark!).toBeGreaterThan(r.snapshots[0]!)
       expect(yield* currentOf(p, objects)).toEqual(yield* currentOf(ref, objects))
     })))
+
+  it.effect("a batch that changes nothing makes no snapshot: recordChanges says so, an ingest skips that part", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* registerFresh("noop")
+      const obj = `${p.irodsPath}/o.dat`
+      yield* c.recordChanges({ projectId: p.projectId, actor: "a", changes: [change(obj, "k", "v")] })
+      // `set` to the only value already there: nothing to write.
+      expect(yield* c.recordChanges({ projectId: p.projectId, actor: "a", changes: [change(obj, "k", "v", "set")] }))
+        .toEqual({ recorded: false, reason: "nothing-to-record" })
+      const r = yield* c.ingestChanges({
+        projectId: p.projectId,
+        actor: "a",
+        changes: [change(obj, "k", "v", "set"), change(obj, "k", "v", "set"), change(obj, "x", "1")],
+        snapshotSize: 2
+      })
+      if (!r.recorded) return expect.unreachable()
+      expect(r.changeCount).toBe(3)
+      expect(r.snapshots.length).toBe(1)
+      expect((yield* c.listSnapshots(p.projectId)).length).toBe(2)
+      expect((yield* c.getAvus(p.projectId, obj)).map((a) => `${a.attribute}=${a.value}`)).toEqual(["k=v", "x=1"])
+      const open = yield* catalog.withSql((sql) =>
+        sql<any>`SELECT count(*)::int AS n FROM mesa_ducklake.pending_writes WHERE project_id = ${p.projectId}`
+      )
+      expect(open[0].n).toBe(0)
+    }))
+
+  it.effect("a source the ingest stops reading early is closed", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* registerFresh("close")
+      let closed = false
+      const source = function*() {
+        try {
+          for (let i = 0; i < 100; i++) yield i === 5 ? { bad: true } : change(`${p.irodsPath}/o${i}`, "k", "v")
+        } finally {
+          closed = true
+        }
+      }
+      const e = yield* Effect.flip(c.ingestChanges({ projectId: p.projectId, actor: "a", changes: source() }))
+      expect(e._tag).toBe("InvalidChange")
+      expect(closed).toBe(true)
+    }))
 })
 
