@@ -120,6 +120,10 @@ export interface Reservation extends PendingWrite {
  */
 export const INDEX_THROUGH_KEY = "mesa_index_through"
 
+/** The mark as a scalar subquery: the last indexed snapshot while the index lags, else NULL. */
+export const indexMark = (sql: SqlClient.SqlClient, schema: string) =>
+  sql`(SELECT value FROM ${sql(schema)}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL)`
+
 export interface CatalogService {
   /**
    * Registers a project and creates its lake schema. `prepare` runs after the conflict checks and before the commit
@@ -687,8 +691,7 @@ export const make = (config: CatalogConfig) =>
             )
             SELECT ins.*,
               (SELECT max(snapshot_id)::text FROM ${sql(S(project))}.ducklake_snapshot) AS previous_snapshot,
-              (SELECT value FROM ${sql(S(project))}.ducklake_metadata
-               WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL) AS index_through
+              ${indexMark(sql, S(project))} AS index_through
             FROM ins`,
           (rows) =>
             rows.length === 1
@@ -717,8 +720,7 @@ export const make = (config: CatalogConfig) =>
                    next_file_id::text AS nf,
                    (SELECT next_row_id::text FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}) AS r,
                    EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS have_stats,
-                   EXISTS (SELECT 1 FROM ${s}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL)
-                     AS index_behind
+                   ${indexMark(sql, S(project))} IS NOT NULL AS index_behind
             FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`
           if (Number(prev.id) >= write.snapshotId) {
             return yield* Effect.fail(
@@ -862,8 +864,8 @@ export const make = (config: CatalogConfig) =>
     const indexThrough: CatalogService["indexThrough"] = (project) =>
       withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT value FROM ${sql(S(project))}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL`,
-          (rows) => (rows.length === 0 ? null : Number(rows[0].value))
+          sql<any>`SELECT ${indexMark(sql, S(project))} AS value`,
+          (rows) => (rows[0].value === null ? null : Number(rows[0].value))
         ), "indexThrough")
 
     const indexEmpty: CatalogService["indexEmpty"] = (project) =>
@@ -1149,8 +1151,7 @@ export const make = (config: CatalogConfig) =>
           // One round trip: whether the index lags, and the path's rows (none when it lags).
           sql<any>`SELECT l.behind, c.attribute, c.value, c.unit, c.actor, c.ts, c.snapshot_id::text AS snapshot_id,
                           c.source, c.via_ticket, c.rule_invocation
-                   FROM (SELECT EXISTS (SELECT 1 FROM ${sql(S(project))}.ducklake_metadata
-                                        WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL) AS behind) l
+                   FROM (SELECT ${indexMark(sql, S(project))} IS NOT NULL AS behind) l
                    LEFT JOIN ${sql(S(project))}.mesa_current_avus c
                      ON NOT l.behind AND c.irods_path = ${path} AND c.op = 'add'
                    ORDER BY c.attribute, c.value, c.unit`,

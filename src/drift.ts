@@ -13,7 +13,7 @@
  * The project's own `.mesa/` collection (the lake's files) is left out of both sides.
  */
 import { Effect } from "effect"
-import { Catalog, INDEX_THROUGH_KEY } from "./Catalog.js"
+import { Catalog, indexMark } from "./Catalog.js"
 import { type AvuChangeInput, isWithin, type NotRecorded, type Project, type RecordResult, type TargetType } from "./domain.js"
 import { DuckLakeClient, type RecordError } from "./DuckLakeClient.js"
 import { COL } from "./irods/Api.js"
@@ -130,8 +130,7 @@ const historyAvus = (project: Project) =>
         // answer, and the caller catches up and reads again).
         sql<{ behind: boolean; irods_path: string | null; attribute: string; value: string; unit: string; target_type: TargetType; oid: string | null }>`
           SELECT l.behind, c.irods_path, c.attribute, c.value, c.unit, c.target_type, c.object_id::text AS oid
-          FROM (SELECT EXISTS (SELECT 1 FROM ${sql(project.metadataSchema)}.ducklake_metadata
-                               WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL) AS behind) l
+          FROM (SELECT ${indexMark(sql, project.metadataSchema)} IS NOT NULL AS behind) l
           LEFT JOIN ${sql(project.metadataSchema)}.mesa_current_avus c ON NOT l.behind AND c.op = 'add'`,
         (rows) => {
           const out = new Map<string, Entry>()
