@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { Catalog, checkLakeSchema, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
+import { Catalog, checkLakeSchema, type FileFilter, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import { laterThan, PairSet, TripleTable, type TripleState } from "./catalog/tripleTable.js"
 import {
@@ -460,6 +460,11 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   const duckFailure = (p: Project) => (e: DuckDbError) =>
     new LakeWriteError({ projectId: p.projectId, step: "recover", cause: e })
 
+  /** A DuckDB read over the files the catalog lists for `filter` (pruned by their statistics, through the cache). */
+  const readFiles = <A>(p: Project, filter: FileFilter, read: (local: ReadonlyArray<string>) => Effect.Effect<A, DuckDbError>) =>
+    Effect.flatMap(catalog.files(p, filter), (files) =>
+      Effect.flatMap(readableAll(p, files), (local) => read(local).pipe(Effect.mapError(duckFailure(p)))))
+
   const registerProject: DuckLakeClientService["registerProject"] = Effect.fn("DuckLakeClient.registerProject")(
     function*(input) {
       const irodsPath = yield* parseIrodsPath(input?.irodsPath, "irodsPath")
@@ -691,13 +696,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           end++
         }
         const last = end === 0 ? through : after[end - 1]!.snapshotId
-        const changes = end === 0 ? [] : yield* Effect.flatMap(
-          catalog.files(p, { afterSnapshot: through, maxSnapshot: last }),
-          (files) => readableAll(p, files)
-        ).pipe(
-          Effect.flatMap((local) => duck.changes(local, { afterSnapshot: through!, maxSnapshot: last }, { order: "oldest" })),
-          Effect.mapError((e) => (e._tag === "DuckDbError" ? duckFailure(p)(e) : e))
-        )
+        const range = { afterSnapshot: through, maxSnapshot: last }
+        const changes = end === 0 ? [] : yield* readFiles(p, range, (local) => duck.changes(local, range, { order: "oldest" }))
         yield* catalog.applyIndex(p, changes, last)
         applied += end
         through = end >= after.length ? null : last
@@ -897,12 +897,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       }
       const touched = [...setPairs.values()].filter(([path, attribute]) => state.pairs.has(path, attribute))
       if (touched.length > 0) {
-        const own = yield* catalog.files(p, { afterSnapshot: state.since }).pipe(
-          Effect.flatMap((files) => readableAll(p, files)),
-          Effect.flatMap((local) => duck.latestOfPairs(local, touched, state.since)),
-          Effect.mapError((e) => (e._tag === "DuckDbError" ? duckFailure(p)(e) : e)),
-          Effect.withSpan("write.ownRows")
-        )
+        const own = yield* readFiles(p, { afterSnapshot: state.since }, (local) => duck.latestOfPairs(local, touched, state.since))
+          .pipe(Effect.withSpan("write.ownRows"))
         for (const r of own) offer(r, { ts: r.ts.getTime(), snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
       }
       const current: Array<{ irodsPath: string; attribute: string; value: string; unit: string }> = []
@@ -1088,31 +1084,29 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           }
         })
       )
+      /** Takes one pulled item into the chunk; answers what stops the pull (the end, or a change to decode slowly). */
+      const take = (chunk: Array<AvuChange>, next: IteratorResult<unknown>): { stopped: unknown } | "end" | undefined => {
+        if (next.done === true) {
+          done = true
+          return "end"
+        }
+        const c = decodeChangeFast(next.value)
+        if (c === undefined) return { stopped: next.value }
+        chunk.push(c)
+        index++
+        return undefined
+      }
       const pull = (chunk: Array<AvuChange>, limit: number): { stopped: unknown } | undefined => {
         while (chunk.length < limit) {
-          const next = syncIt!.next()
-          if (next.done === true) {
-            done = true
-            return undefined
-          }
-          const c = decodeChangeFast(next.value)
-          if (c === undefined) return { stopped: next.value }
-          chunk.push(c)
-          index++
+          const stop = take(chunk, syncIt!.next())
+          if (stop !== undefined) return stop === "end" ? undefined : stop
         }
         return undefined
       }
       const pullAsync = async (chunk: Array<AvuChange>, limit: number): Promise<{ stopped: unknown } | undefined> => {
         while (chunk.length < limit) {
-          const next = await asyncIt!.next()
-          if (next.done === true) {
-            done = true
-            return undefined
-          }
-          const c = decodeChangeFast(next.value)
-          if (c === undefined) return { stopped: next.value }
-          chunk.push(c)
-          index++
+          const stop = take(chunk, await asyncIt!.next())
+          if (stop !== undefined) return stop === "end" ? undefined : stop
         }
         return undefined
       }
@@ -1277,9 +1271,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     const { avus, behind } = yield* catalog.currentAvus(p, irodsPath)
     if (!behind) return avus
     // A bulk ingest has not been indexed yet: the same answer from the Parquet files (the latest change per triple).
-    const files = yield* catalog.files(p, { irodsPath })
-    const local = yield* readableAll(p, files)
-    return yield* duck.avusAsOf(local, irodsPath, END_OF_TIME, Number.MAX_SAFE_INTEGER).pipe(Effect.mapError(duckFailure(p)))
+    return yield* readFiles(p, { irodsPath }, (local) => duck.avusAsOf(local, irodsPath, END_OF_TIME, Number.MAX_SAFE_INTEGER))
   })
 
   /** Resolve `knownAt` (snapshot id or transaction time) to the highest snapshot id to consider. */
@@ -1533,11 +1525,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     const id = yield* snapshotArg("snapshotId", snapshotId)
     const p = yield* project(projectId)
     if (!(yield* catalog.isCommitted(p, id))) return yield* new SnapshotNotFound({ projectId: p.projectId, snapshotId: id })
-    const files = yield* catalog.files(p, { maxSnapshot: id, afterSnapshot: id - 1 })
-    const local = yield* readableAll(p, files)
-    const rows = yield* duck.changes(local, { afterSnapshot: id - 1, maxSnapshot: id }, { order: "oldest" }).pipe(
-      Effect.mapError(duckFailure(p))
-    )
+    const range = { afterSnapshot: id - 1, maxSnapshot: id }
+    const rows = yield* readFiles(p, range, (local) => duck.changes(local, range, { order: "oldest" }))
     return [...rows].sort((a, b) => a.changeSeq - b.changeSeq)
   })
 
