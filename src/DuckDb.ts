@@ -129,9 +129,13 @@ const JS_STATS_MAX_ROWS = 2_000
 type Column = (typeof COLUMNS)[number]
 const isTime = (c: Column) => c.duck === "TIMESTAMPTZ"
 const isInt = (c: Column) => c.duck === "BIGINT" || c.duck === "INTEGER"
-/** How a varying column is staged: text as VARCHAR, numbers and times (epoch ms) as DOUBLE (exact for both). */
-const stageType = (c: Column) => (c.duck === "VARCHAR" ? "VARCHAR" : "DOUBLE")
-const stageDuckType = (c: Column): DuckDBType => (c.duck === "VARCHAR" ? VARCHAR : DOUBLE)
+/**
+ * How a varying column is staged: text as VARCHAR; numbers, times (epoch ms) and dictionary positions as DOUBLE
+ * (exact for all of them).
+ */
+const stagedType = (c: Column, dict: ReadonlyMap<string, number> | undefined) =>
+  c.duck === "VARCHAR" && dict === undefined ? "VARCHAR" as const : "DOUBLE" as const
+const DUCK_TYPES: Record<"VARCHAR" | "DOUBLE" | "INTEGER", DuckDBType> = { VARCHAR, DOUBLE, INTEGER }
 const stageValue = (v: ColumnValue): string | number | null => (v instanceof Date ? v.getTime() : v)
 const sameValue = (a: ColumnValue, b: ColumnValue) =>
   a === b || (a instanceof Date && b instanceof Date && a.getTime() === b.getTime())
@@ -292,13 +296,14 @@ export const make = (options: DuckDbOptions = {}) =>
         // A staging table per column set on this connection, replaced for each batch: emptying one with TRUNCATE
         // or DELETE does not give its memory back in an in-memory database (measured: +76 MB over a hundred
         // 10,000-row batches), replacing it does. Only the columns that vary within the batch are staged.
-        const cols = plan.varying.map((c) => `s_${c.name} ${plan.dictionaries.has(c) ? "DOUBLE" : stageType(c)}`)
-        await con.run(`CREATE OR REPLACE TEMP TABLE ${plan.table} (${cols.length === 0 ? "s_none INTEGER" : cols.join(", ")})`)
+        // With nothing varying (a one-row batch), a placeholder column still gives the table its row.
+        const cols = plan.varying.length === 0
+          ? [["s_none", "INTEGER"] as const]
+          : plan.varying.map((c) => [`s_${c.name}`, stagedType(c, plan.dictionaries.get(c))] as const)
+        await con.run(`CREATE OR REPLACE TEMP TABLE ${plan.table} (${cols.map(([name, type]) => `${name} ${type}`).join(", ")})`)
         try {
           const app = await con.createAppender(plan.table, "main", "temp")
-          const types = plan.varying.length === 0
-            ? [INTEGER]
-            : plan.varying.map((c) => (plan.dictionaries.has(c) ? DOUBLE : stageDuckType(c)))
+          const types = cols.map(([, type]) => DUCK_TYPES[type])
           for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
             const n = Math.min(CHUNK_ROWS, rows.length - start)
             const chunk = DuckDBDataChunk.create(types, n)
@@ -327,10 +332,8 @@ export const make = (options: DuckDbOptions = {}) =>
             agg = (await con.runAndReadAll(`SELECT ${aggregates} FROM (${view})`)).getRows()[0] as Array<any>
           } else if (rows.length < JS_STATS_MAX_ROWS) {
             agg = fromJs.flatMap((c) => [c.min, c.max, c.valueCount])
-          } else if (plan.varying.length === 0) {
-            agg = fromJs.flatMap((c) => [c.min, c.max, c.valueCount === 0 ? 0 : rows.length])
           } else {
-            const varied = (await con.runAndReadAll(
+            const varied = plan.varying.length === 0 ? [] : (await con.runAndReadAll(
               `SELECT ${plan.varying.map((c) => aggregateOf(c.name)).join(", ")} FROM (${view})`
             )).getRows()[0] as Array<any>
             agg = COLUMNS.flatMap((c, i) => {
