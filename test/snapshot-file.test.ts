@@ -32,53 +32,54 @@ const field = <A>(arb: fc.Arbitrary<A>) =>
     fc.constant(undefined)
   ).map((k) => (k === undefined ? null : k))
 
+/** The varying fields of a row, each drawn per batch through `field` or per row. */
+const fields = {
+  ts: date,
+  irodsPath: text.map((t) => `/zone/p/${t}`),
+  targetType: fc.constantFrom("data_object" as const, "collection" as const),
+  objectId: fc.option(fc.integer({ min: 1, max: 2 ** 50 }), { nil: null }),
+  attribute: text,
+  value: text,
+  unit: text,
+  op: fc.constantFrom("add" as const, "delete" as const),
+  actor: text,
+  viaTicket: fc.option(text, { nil: null })
+}
+type Fields = { [K in keyof typeof fields]: (typeof fields)[K] extends fc.Arbitrary<infer A> ? A : never }
+type Spec = { [K in keyof Fields]: ((i: number) => Fields[K]) | null }
+
 const batch = (minLength: number, maxLength: number) =>
   fc.record({
     n: fc.integer({ min: minLength, max: maxLength }),
     snapshotId: fc.integer({ min: 2, max: 2 ** 40 }),
-    ts: field(date),
-    path: field(text.map((t) => `/zone/p/${t}`)),
-    targetType: field(fc.constantFrom("data_object" as const, "collection" as const)),
-    objectId: field(fc.option(fc.integer({ min: 1, max: 2 ** 50 }), { nil: null })),
-    attribute: field(text),
-    value: field(text),
-    unit: field(text),
-    op: field(fc.constantFrom("add" as const, "delete" as const)),
-    actor: field(text),
-    viaTicket: field(fc.option(text, { nil: null }))
-  }).chain((spec) =>
-    fc.array(
-      fc.record({
-        ts: date,
-        path: text.map((t) => `/zone/p/${t}`),
-        targetType: fc.constantFrom("data_object" as const, "collection" as const),
-        objectId: fc.option(fc.integer({ min: 1, max: 2 ** 50 }), { nil: null }),
-        attribute: text,
-        value: text,
-        unit: text,
-        op: fc.constantFrom("add" as const, "delete" as const),
-        actor: text,
-        viaTicket: fc.option(text, { nil: null })
-      }),
-      { minLength: spec.n, maxLength: spec.n }
-    ).map((drawn) =>
-      drawn.map((d, i): ChangeRow => ({
-        snapshotId: spec.snapshotId,
-        changeSeq: i,
-        ts: spec.ts?.(i) ?? d.ts,
-        irodsPath: spec.path?.(i) ?? d.path,
-        targetType: spec.targetType?.(i) ?? d.targetType,
-        objectId: spec.objectId === null ? d.objectId : spec.objectId(i),
-        attribute: spec.attribute?.(i) ?? d.attribute,
-        value: spec.value?.(i) ?? d.value,
-        unit: spec.unit?.(i) ?? d.unit,
-        op: spec.op?.(i) ?? d.op,
-        actor: spec.actor?.(i) ?? d.actor,
-        source: "test",
-        viaTicket: spec.viaTicket === null ? d.viaTicket : spec.viaTicket(i),
-        ruleInvocation: null,
-        onBehalfOf: null
-      }))
+    spec: fc.record(Object.fromEntries(Object.entries(fields).map(([k, arb]) => [k, field(arb as fc.Arbitrary<unknown>)])) as {
+      [K in keyof Spec]: fc.Arbitrary<Spec[K]>
+    })
+  }).chain(({ n, snapshotId, spec }) =>
+    fc.array(fc.record(fields), { minLength: n, maxLength: n }).map((drawn) =>
+      drawn.map((d, i): ChangeRow => {
+        const pick = <K extends keyof Fields>(k: K): Fields[K] => {
+          const f = spec[k] as ((i: number) => Fields[K]) | null
+          return f === null ? d[k] : f(i)
+        }
+        return {
+          snapshotId,
+          changeSeq: i,
+          ts: pick("ts"),
+          irodsPath: pick("irodsPath"),
+          targetType: pick("targetType"),
+          objectId: pick("objectId"),
+          attribute: pick("attribute"),
+          value: pick("value"),
+          unit: pick("unit"),
+          op: pick("op"),
+          actor: pick("actor"),
+          source: "test",
+          viaTicket: pick("viaTicket"),
+          ruleInvocation: null,
+          onBehalfOf: null
+        }
+      })
     )
   )
 
