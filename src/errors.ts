@@ -186,3 +186,43 @@ export class AccessCheckFailed extends Schema.TaggedError<AccessCheckFailed>()("
     return `cannot check permissions on ${this.irodsPath} in iRODS`
   }
 }
+
+/**
+ * `grantProjectReader` refused a role name: it exists and is not our reader role for this very project (another
+ * project's reader, the service login, or any role we did not create), or a rotation was asked of a role that is not
+ * ours. Nothing was changed.
+ */
+export class ReaderRoleConflict extends Schema.TaggedError<ReaderRoleConflict>()("ReaderRoleConflict", {
+  role: Schema.String,
+  projectId: Schema.String,
+  reason: Schema.Literal("exists-not-ours", "other-project", "exists-use-rotate", "not-a-reader", "unsafe-attributes")
+}) {
+  override get message() {
+    switch (this.reason) {
+      case "exists-not-ours":
+        return `role ${this.role} already exists and was not created by mesa-ducklake as a reader: refused`
+      case "other-project":
+        return `role ${this.role} is the reader of another project: refused`
+      case "exists-use-rotate":
+        return `role ${this.role} is already this project's reader: pass rotate to change its password`
+      case "not-a-reader":
+        return `role ${this.role} is not a reader of project ${this.projectId}: nothing to rotate`
+      case "unsafe-attributes":
+        return `role ${this.role} has memberships or attributes a reader never has: refused`
+    }
+  }
+}
+
+/** Reading a committed file failed (missing, truncated, unreadable or corrupt): nothing was answered. */
+export class LakeReadError extends Schema.TaggedError<LakeReadError>()("LakeReadError", {
+  projectId: Schema.String,
+  /** The file, relative to the project's lake collection when known (`main/avu_changes/…`). */
+  file: Schema.optional(Schema.String),
+  reason: Schema.Literal("missing", "corrupt", "unreadable"),
+  cause: Cause
+}) {
+  override get message() {
+    const detail = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    return `reading ${this.file ?? "the lake"} of project ${this.projectId} failed (${this.reason})${detail}`
+  }
+}
