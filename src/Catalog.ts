@@ -16,6 +16,7 @@ import {
   CatalogUnavailable,
   ProjectConflict,
   ProjectNotFound,
+  type ReaderRoleConflict,
   SnapshotNotFound
 } from "./errors.js"
 import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot, TargetType } from "./domain.js"
@@ -29,6 +30,7 @@ import {
   TABLE_NAME,
   columnId
 } from "./catalog/ducklakeSchema.js"
+import * as Readers from "./catalog/readers.js"
 import { LATEST_MIGRATION, MIGRATIONS_TABLE, migrations, SHARED_SCHEMA } from "./catalog/migrations.js"
 
 export interface CatalogConfig {
@@ -144,7 +146,12 @@ export interface CatalogService {
    * A login role that may read one project's lake schema and nothing else (for analysts who ATTACH it with
    * DuckDB): USAGE on the schema, SELECT on its tables now and later. Created if missing; its password is set.
    */
-  readonly grantReader: (project: Project, role: string, password: Redacted.Redacted<string>) => Effect.Effect<void, Failure>
+  readonly grantReader: (
+    project: Project,
+    role: string,
+    password: Redacted.Redacted<string>,
+    options?: Readers.GrantReaderOptions
+  ) => Effect.Effect<void, Failure | ReaderRoleConflict>
   /** Runs `effect` holding the project's writer lock (one writer per project at a time, across processes). */
   readonly withWriteLock: <A, E, R>(
     projectId: string,
@@ -546,24 +553,8 @@ export const make = (config: CatalogConfig) =>
           return projectFromRow(rows[0])
         }), "findProjectByPath")
 
-    const grantReader: CatalogService["grantReader"] = (project, role, password) =>
-      withSql((sql) =>
-        sql.withTransaction(Effect.gen(function*() {
-          // Role DDL takes no bind parameters. The name and password go in as transaction-local settings (bound
-          // values), and the DDL is built server-side: no statement text, span or log ever holds the password.
-          yield* sql`SELECT set_config('mesa.reader_role', ${role}, true), set_config('mesa.reader_pw', ${Redacted.value(password)}, true)`
-          yield* sql.unsafe(`DO $$ BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_setting('mesa.reader_role')) THEN
-              EXECUTE format('CREATE ROLE %I LOGIN', current_setting('mesa.reader_role'));
-            END IF;
-            EXECUTE format('ALTER ROLE %I LOGIN PASSWORD %L', current_setting('mesa.reader_role'), current_setting('mesa.reader_pw'));
-          END $$`)
-          yield* sql`SELECT set_config('mesa.reader_pw', '', true)`
-          const s = sql(S(project))
-          yield* sql`GRANT USAGE ON SCHEMA ${s} TO ${sql(role)}`
-          yield* sql`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${sql(role)}`
-          yield* sql`ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT SELECT ON TABLES TO ${sql(role)}`
-        })), "grantReader")
+    const grantReader: CatalogService["grantReader"] = (project, role, password, options) =>
+      withSql((sql) => Readers.grantReader(sql, project, role, password, options), "grantReader")
 
     const listProjects: CatalogService["listProjects"] = withSql(
       (sql) =>

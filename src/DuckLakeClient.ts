@@ -46,6 +46,7 @@ import {
   ChecksumMismatch,
   IdempotencyConflict,
   InvalidChange,
+  type ReaderRoleConflict,
   LakeWriteError,
   ProjectArchived,
   ProjectConflict,
@@ -204,8 +205,12 @@ export interface DuckLakeClientService {
   readonly grantProjectReader: (
     projectId: string,
     role: string,
-    password: Redacted.Redacted<string>
-  ) => Effect.Effect<{ readonly role: string; readonly schema: string }, InvalidChange | ProjectNotFound | CatalogFailure>
+    password: Redacted.Redacted<string>,
+    options?: { readonly rotate?: boolean }
+  ) => Effect.Effect<
+    { readonly role: string; readonly schema: string },
+    InvalidChange | ProjectNotFound | ReaderRoleConflict | CatalogFailure
+  >
   /** Finish or fail writes whose writer died. */
   readonly recoverPendingPushes: (options?: {
     readonly maxAttempts?: number
@@ -598,7 +603,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       })
 
   const grantProjectReader: DuckLakeClientService["grantProjectReader"] = Effect.fn("DuckLakeClient.grantProjectReader")(
-    function*(projectId, role, password) {
+    function*(projectId, role, password, options) {
       if (typeof role !== "string" || !/^[a-z_][a-z0-9_]{0,62}$/.test(role) || role.startsWith("pg_")) {
         return yield* invalid("role", "must be a lower-case identifier (a-z, 0-9, _), not starting with pg_")
       }
@@ -606,7 +611,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         return yield* invalid("password", "must be a Redacted string of at least 12 characters")
       }
       const p = yield* project(projectId)
-      yield* catalog.grantReader(p, role, password)
+      yield* catalog.grantReader(p, role, password, { rotate: options?.rotate === true })
       return { role, schema: p.metadataSchema }
     }
   )

@@ -71,7 +71,8 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     getSnapshotChanges: (projectId, id) => call((s) => s.getSnapshotChanges(projectId, id)),
     flush: () => call((s) => s.flush),
     catchUpIndex: (projectId) => call((s) => s.catchUpIndex(projectId)),
-    grantProjectReader: (projectId, role, password) => call((s) => s.grantProjectReader(projectId, role, password)),
+    grantProjectReader: (projectId, role, password, options) =>
+      call((s) => s.grantProjectReader(projectId, role, password, options)),
     recoverPendingPushes: (opts) => call((s) => s.recoverPendingPushes(opts)),
     close,
     [Symbol.asyncDispose]: close
