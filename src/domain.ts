@@ -91,12 +91,60 @@ export type StoredOp = typeof StoredOp.Type
 export const MIN_TIME = Date.UTC(1900, 0, 1)
 export const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 
-const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$/i
-const ISO_NAIVE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$/
+/**
+ * `YYYY-MM-DD`, optionally followed by `T`/space, `HH:MM`, optionally `:SS` and 1–9 fraction digits, optionally a
+ * zone (`Z`, `±HH`, `±HHMM` or `±HH:MM`; only after a time). Each field is captured and checked by `calendarMs`:
+ * the regex alone would let `2024-02-30` or `24:00` through, which `Date.parse` silently rolls over.
+ */
+const ISO_TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|([+-])(\d{2})(?::?(\d{2}))?)?)?$/i
+
+const MONTHS = [
+  "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"
+]
+const isLeapYear = (y: number) => y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
+const daysInMonth = (y: number, m: number) => (m === 2 ? (isLeapYear(y) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31)
+
+/**
+ * The epoch milliseconds of an ISO-8601 string whose every calendar field is in range, or why not. Nothing rolls
+ * over: month 01–12, day 01 to the month's last (leap years: divisible by 4, centuries only by 400), hour 00–23,
+ * minute 00–59, second 00–59, offset hours 00–23 and minutes 00–59 (RFC 3339's grammar). A leap second (`:60`) is
+ * refused: JavaScript, PostgreSQL and DuckDB times have no leap seconds, so it could only be stored as the next
+ * second (PostgreSQL rolls `23:59:60` into the next day), the silent shift this parser exists to prevent; iRODS
+ * keeps POSIX seconds, which never show one. Fraction digits beyond milliseconds are dropped (truncated).
+ */
+const calendarMs = (s: string, raw: string): number | { readonly problem: string } => {
+  const m = ISO_TIMESTAMP.exec(s)
+  if (m === null) return { problem: `${JSON.stringify(raw)} is not an ISO-8601 timestamp` }
+  const [, yy, mo, dd, hh = "00", mi = "00", ss = "00", fraction = "", zone, sign, oh = "00", om = "00"] = m
+  const year = Number(yy)
+  const month = Number(mo)
+  const day = Number(dd)
+  const bad = (what: string) => ({ problem: `${JSON.stringify(raw)} is not a real time: ${what}` })
+  if (month < 1 || month > 12) return bad(`month ${mo} is not 01–12`)
+  const last = daysInMonth(year, month)
+  if (day < 1 || day > last) return bad(`day ${dd} is not 01–${last} (${MONTHS[month - 1]} ${yy} has ${last} days)`)
+  if (Number(hh) > 23) return bad(`hour ${hh} is not 00–23`)
+  if (Number(mi) > 59) return bad(`minute ${mi} is not 00–59`)
+  if (Number(ss) > 59) {
+    return bad(`second ${ss} is not 00–59${ss === "60" ? " (a leap second cannot be stored: stored times have none)" : ""}`)
+  }
+  if (zone !== undefined && sign !== undefined && (Number(oh) > 23 || Number(om) > 59)) {
+    return bad(`offset ${zone} is not within ±23:59`)
+  }
+  const d = new Date(0)
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0–99 as 1900–1999.
+  d.setUTCFullYear(year, month - 1, day)
+  d.setUTCHours(Number(hh), Number(mi), Number(ss), Number(fraction.padEnd(3, "0").slice(0, 3)))
+  const offsetMinutes = sign === undefined ? 0 : (sign === "-" ? -1 : 1) * (Number(oh) * 60 + Number(om))
+  return d.getTime() - offsetMinutes * 60_000
+}
 
 /**
  * Parses a timestamp the way the original library did: a string with `Z` or an offset is converted to UTC, a
  * naive ISO date-time is taken as UTC, a `Date` or epoch milliseconds are taken as they are; anything else fails.
+ * Impossible calendar fields (`2024-02-30`, `24:00`, `23:59:60`, offset `+24:00`) and invalid `Date`s are refused,
+ * never rolled over.
  */
 export const parseTimestamp = (raw: unknown, field = "timestamp", index?: number): Effect.Effect<Date, InvalidChange> =>
   Effect.suspend(() => {
@@ -104,18 +152,17 @@ export const parseTimestamp = (raw: unknown, field = "timestamp", index?: number
     return typeof t === "number" ? Effect.succeed(new Date(t)) : Effect.fail(invalid(field, t.problem, index))
   })
 
-/** The epoch milliseconds of a timestamp, or why it is not one. */
+/** The epoch milliseconds of a timestamp, or why it is not one (shared by the Schema and the fast decoder). */
 const timestampMs = (raw: unknown): number | { readonly problem: string } => {
   let ms: number
   if (raw instanceof Date) ms = raw.getTime()
   else if (typeof raw === "number") ms = raw
   else if (typeof raw === "string") {
-    const s = raw.trim()
-    if (ISO_WITH_ZONE.test(s)) ms = Date.parse(s.replace(" ", "T").replace(/([+-]\d{2})(\d{2})$/, "$1:$2"))
-    else if (ISO_NAIVE.test(s)) ms = Date.parse((s.length === 10 ? s + "T00:00:00" : s.replace(" ", "T")) + "Z")
-    else return { problem: `${JSON.stringify(raw)} is not an ISO-8601 timestamp` }
+    const t = calendarMs(raw.trim(), raw)
+    if (typeof t !== "number") return t
+    ms = t
   } else return { problem: "must be an ISO-8601 string, a Date or epoch milliseconds" }
-  if (!Number.isFinite(ms)) return { problem: `${JSON.stringify(raw)} is not a valid time` }
+  if (!Number.isFinite(ms)) return { problem: `${raw instanceof Date ? "the Date" : String(raw)} is not a valid time` }
   if (ms < MIN_TIME || ms > MAX_TIME) return { problem: `${new Date(ms).toISOString()} is outside 1900-01-01..9999-12-31` }
   return ms
 }

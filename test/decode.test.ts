@@ -32,6 +32,7 @@ const change = fc.record({
   objectId: maybe(fc.oneof(fc.integer({ min: -3, max: 2 ** 40 }), fc.double(), fc.constant("7"))),
   ts: maybe(fc.oneof(
     fc.constantFrom("2026-01-01T00:00:00Z", "2026-01-01 10:00", "2026-01-01", "1899-12-31T00:00:00Z", "yesterday", "2026-13-45T00:00:00Z", null),
+    fc.constantFrom("2024-02-30T00:00:00Z", "2023-02-29", "2024-01-01T24:00:00Z", "2024-12-31T23:59:60Z", "2024-01-01T00:00:00+24:00", "2024-02-29T12:00:00+02"),
     fc.integer({ min: -1e13, max: 1e13 }),
     fc.date({ noInvalidDate: false })
   )),
@@ -80,6 +81,40 @@ describe("decodeChangeFast", () => {
     )
     // The comparison means something only if the fast path answers a fair share of valid inputs.
     expect(fastHits).toBeGreaterThan(300)
+  })
+
+  it("refuses every impossible date as the Schema decoder does, naming ts (issue 16, defect 8)", () => {
+    const pad = (n: number) => String(n).padStart(2, "0")
+    const leap = (y: number) => y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
+    const last = (y: number, m: number) => (m === 2 ? (leap(y) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31)
+    /** A timestamp with exactly one calendar field out of range. */
+    const impossible = fc.tuple(
+      fc.integer({ min: 1901, max: 9998 }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.constantFrom("month", "day", "hour", "minute", "second", "offset"),
+      fc.integer({ min: 0, max: 99 }),
+      fc.constantFrom("Z", "", "+05:30", "-0800", " ")
+    ).map(([y, m, broken, n, zone]) => {
+      const sep = zone === " " ? " " : "T"
+      const z = zone === " " ? "" : zone
+      const month = broken === "month" ? (n % 2 === 0 ? 0 : 13 + (n % 87)) : m
+      const day = broken === "day" ? last(y, m) + 1 + (n % (99 - last(y, m))) : Math.min(28, 1 + n % 31)
+      const hour = broken === "hour" ? 24 + (n % 76) : n % 24
+      const minute = broken === "minute" ? 60 + (n % 40) : n % 60
+      const second = broken === "second" ? 60 + (n % 40) : n % 60
+      const offset = broken === "offset" ? (n % 2 === 0 ? `+${24 + (n % 76)}:00` : `-${pad(n % 24)}:${60 + (n % 40)}`) : z
+      return `${y}-${pad(month)}-${pad(day)}${sep}${pad(hour)}:${pad(minute)}:${pad(second)}${offset}`
+    })
+    fc.assert(
+      fc.property(valid, impossible, (ok, ts) => {
+        const raw = { ...ok, ts }
+        expect(decodeChangeFast(raw), ts).toBeUndefined()
+        const slow = run(decodeChangeSchema(raw, 2))
+        expect(Either.isLeft(slow) && [slow.left.field, slow.left.index], ts).toEqual(["ts", 2])
+        expect(run(decodeChange(raw, 2))).toEqual(slow)
+      }),
+      { numRuns: 2000 }
+    )
   })
 
   it("leaves unusual shapes to the Schema decoder", () => {
