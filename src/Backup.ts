@@ -13,7 +13,9 @@
  * - **rebuild**: the catalog from the Parquet files and commit markers alone (see `catalog/rebuild.ts`).
  *
  * The catalog password reaches pg_dump/pg_restore only through a private temporary password file (`PGPASSFILE`):
- * never in argv, never in the environment, never in a log or a file name.
+ * never in argv, never in the environment, never in a log or a file name. The tools' environment is built from an
+ * allow-list (`toolEnv`): the DSN, every other `MESA_DUCKLAKE_*` variable and any inherited `PGPASSWORD` or unknown
+ * secret stay out of their `/proc/<pid>/environ`.
  */
 import { Command, FileSystem } from "@effect/platform"
 import type { CommandExecutor } from "@effect/platform/CommandExecutor"
@@ -49,7 +51,10 @@ import { checksumFile, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
 export * from "./backupErrors.js"
 
 export interface BackupConfig {
-  /** The catalog DSN (the same the client uses). Its password goes to the tools through a private PGPASSFILE. */
+  /**
+   * The catalog DSN (the same the client uses). Its password (or, when it has none, an inherited `PGPASSWORD`, as
+   * the client would use) goes to the tools through a private PGPASSFILE.
+   */
   readonly dsn: Redacted.Redacted<string>
   /** pg_dump to run (default `pg_dump` from PATH). */
   readonly pgDump?: string
@@ -248,20 +253,117 @@ export const connectionOf = (dsn: string): Connection => {
 /** A `.pgpass` line matching any server: the file exists only for one tool run. */
 export const passfileLine = (password: string) => `*:*:*:*:${password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}\n`
 
-/** The tool's environment: ours minus any password variable, plus the private password file. */
-export const toolEnv = (passfile: string | undefined): Record<string, string> => {
+/**
+ * Variables a tool may take over from our environment: what it needs to start (`PATH`, `LD_LIBRARY_PATH`, Debian's
+ * `PGCLUSTER`), find its home (`~/.postgresql/` certificates, `~/.pg_service.conf`, `~/.pgpass`), speak the locale
+ * and time zone, and libpq's connection settings (host, port, SSL files, service, timeouts). None of them carries a
+ * secret.
+ *
+ * An allow-list, not a strip-list: the DSN (`MESA_DUCKLAKE_DSN`) and every other `MESA_DUCKLAKE_*` variable (iRODS,
+ * reader and AMQP credentials), an inherited `PGPASSWORD`, and any secret under a name we have never heard of (cloud
+ * keys, tokens) stay out of the child's `/proc/<pid>/environ` without anyone having to list them.
+ */
+const INHERITED = new Set([
+  "PATH",
+  "LD_LIBRARY_PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "TMPDIR",
+  "TZ",
+  "LANG",
+  "LANGUAGE",
+  "PGCLUSTER",
+  // libpq's environment variables (PostgreSQL 15-17 docs, "Environment Variables"), without PGPASSWORD and PGPASSFILE
+  "PGHOST",
+  "PGHOSTADDR",
+  "PGPORT",
+  "PGDATABASE",
+  "PGUSER",
+  "PGSERVICE",
+  "PGSERVICEFILE",
+  "PGSYSCONFDIR",
+  "PGOPTIONS",
+  "PGAPPNAME",
+  "PGCONNECT_TIMEOUT",
+  "PGCLIENTENCODING",
+  "PGDATESTYLE",
+  "PGTZ",
+  "PGGEQO",
+  "PGLOCALEDIR",
+  "PGCHANNELBINDING",
+  "PGREQUIREAUTH",
+  "PGREQUIREPEER",
+  "PGREQUIRESSL",
+  "PGSSLMODE",
+  "PGSSLNEGOTIATION",
+  "PGSSLCOMPRESSION",
+  "PGSSLCERT",
+  "PGSSLCERTMODE",
+  "PGSSLKEY",
+  "PGSSLROOTCERT",
+  "PGSSLCRL",
+  "PGSSLCRLDIR",
+  "PGSSLSNI",
+  "PGSSLMINPROTOCOLVERSION",
+  "PGSSLMAXPROTOCOLVERSION",
+  "PGGSSENCMODE",
+  "PGGSSLIB",
+  "PGGSSDELEGATION",
+  "PGKRBSRVNAME",
+  "PGTARGETSESSIONATTRS",
+  "PGLOADBALANCEHOSTS"
+])
+
+/** The locale categories (POSIX and glibc's). */
+const LOCALE = new Set([
+  "LC_ALL",
+  "LC_CTYPE",
+  "LC_COLLATE",
+  "LC_MESSAGES",
+  "LC_MONETARY",
+  "LC_NUMERIC",
+  "LC_TIME",
+  "LC_ADDRESS",
+  "LC_IDENTIFICATION",
+  "LC_MEASUREMENT",
+  "LC_NAME",
+  "LC_PAPER",
+  "LC_TELEPHONE"
+])
+
+/** A variable a child may inherit from our environment. */
+export const inheritable = (name: string): boolean => INHERITED.has(name) || LOCALE.has(name)
+
+/**
+ * The environment of every child process Backup starts, built from scratch (the tool is spawned with
+ * `extendEnv: false`): the allow-listed variables of `source` (our environment), minus any whose value holds one of
+ * `secrets` (the catalog password, in case someone put it into, say, `PGOPTIONS`), plus `LC_MESSAGES=C` and our
+ * private password file. The password reaches the tool only through that file: never argv, never the environment.
+ */
+export const toolEnv = (
+  passfile: string | undefined,
+  source: Readonly<Record<string, string | undefined>> = process.env,
+  secrets: ReadonlyArray<string> = []
+): Record<string, string> => {
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && k !== "PGPASSWORD" && k !== "PGPASSFILE") env[k] = v
+  for (const [k, v] of Object.entries(source)) {
+    if (v === undefined || !inheritable(k)) continue
+    if (secrets.some((secret) => secret !== "" && v.includes(secret))) continue
+    env[k] = v
   }
   env.LC_MESSAGES = "C"
   if (passfile !== undefined) env.PGPASSFILE = passfile
   return env
 }
 
-/** pg_dump's argv for one project's schema: no password, ever. */
+/**
+ * pg_dump's argv for one project's schema: no password, ever. `--no-password`: never prompt (an unattended run
+ * without a usable password would otherwise wait on the terminal or stdin forever).
+ */
 export const pgDumpArgs = (conninfo: string, schema: string, file: string): Array<string> => [
   "--format=custom",
+  "--no-password",
   `--schema=${schema}`,
   "--no-owner",
   "--no-privileges",
@@ -297,14 +399,21 @@ export const make = (config: BackupConfig) =>
     const retention = config.retention ?? 30
     const dsn = Redacted.value(config.dsn)
     const connection = connectionOf(dsn)
+    // The catalog client (node-postgres) falls back to PGPASSWORD when the DSN holds no password, so the tools use
+    // the same password, through the password file: the variable itself is never passed on (see toolEnv).
+    const inheritedPassword = process.env.PGPASSWORD
+    const password = connection.password !== undefined && connection.password !== ""
+      ? connection.password
+      : inheritedPassword !== undefined && inheritedPassword !== ""
+      ? inheritedPassword
+      : undefined
     const tools = {
       pg_dump: { path: config.pgDump ?? "pg_dump", variable: "MESA_DUCKLAKE_BACKUP_PG_DUMP" },
       pg_restore: { path: config.pgRestore ?? "pg_restore", variable: "MESA_DUCKLAKE_BACKUP_PG_RESTORE" }
     } as const
     type Tool = keyof typeof tools
 
-    const scrub = (s: string) =>
-      connection.password === undefined || connection.password === "" ? s : s.split(connection.password).join("***")
+    const scrub = (s: string) => (password === undefined ? s : s.split(password).join("***"))
 
     const collect = (stream: Stream.Stream<Uint8Array, PlatformError>) =>
       stream.pipe(
@@ -318,12 +427,12 @@ export const make = (config: BackupConfig) =>
       Effect.scoped(Effect.gen(function*() {
         const dir = yield* fs.makeTempDirectoryScoped({ prefix: "mesa-pgtool-" }).pipe(Effect.orDie)
         let passfile: string | undefined
-        if (connection.password !== undefined) {
+        if (password !== undefined) {
           passfile = nodePath.join(dir, "pgpass")
-          yield* fs.writeFileString(passfile, passfileLine(connection.password), { mode: 0o600 }).pipe(Effect.orDie)
+          yield* fs.writeFileString(passfile, passfileLine(password), { mode: 0o600 }).pipe(Effect.orDie)
           yield* fs.chmod(passfile, 0o600).pipe(Effect.orDie)
         }
-        const env = toolEnv(passfile)
+        const env = toolEnv(passfile, process.env, password === undefined ? [] : [password])
         if (Option.isSome(probe) && probe.value.spawned !== undefined) yield* probe.value.spawned(tool, args, env)
         const command = Command.make(tools[tool].path, ...args).pipe(Command.env(env, { extendEnv: false }))
         const missing = (cause: unknown) =>
@@ -725,6 +834,7 @@ export const make = (config: BackupConfig) =>
           : catalog.withSql((sql) => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`).pipe(Effect.ignore)
         const snapshots = yield* Effect.gen(function*() {
           yield* run("pg_restore", [
+            "--no-password",
             "--no-owner",
             "--no-privileges",
             "--single-transaction",

@@ -12,7 +12,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import pg from "pg"
 import * as BackupModule from "../src/Backup.js"
-import { Backup, BackupProbe, connectionOf, passfileLine, pgDumpArgs } from "../src/Backup.js"
+import { Backup, BackupProbe, connectionOf, passfileLine, pgDumpArgs, toolEnv } from "../src/Backup.js"
 import { Catalog } from "../src/Catalog.js"
 import type { Project } from "../src/domain.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
@@ -139,6 +139,39 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("backup and r
       expect(kv.conninfo).toBe("host='db' port='5432' dbname='mesa' user='alice'")
       expect(pgDumpArgs(url.conninfo, "lake_x", "/tmp/x.dump").join(" ")).not.toContain("s3cr")
       expect(passfileLine("a:b\\c")).toBe("*:*:*:*:a\\:b\\\\c\n")
+    }))
+
+  it.effect("toolEnv: a child's environment is built from an allow-list; secrets, known or not, stay out", () =>
+    Effect.sync(() => {
+      const env = toolEnv("/tmp/mesa-pgtool-x/pgpass", {
+        PATH: "/usr/bin",
+        HOME: "/home/svc",
+        TZ: "UTC",
+        LC_ALL: "C.UTF-8",
+        PGHOST: "db.example.org",
+        PGSSLROOTCERT: "/etc/ssl/ca.pem",
+        PGOPTIONS: "-c search_path=s3cret", // holds the password: dropped
+        MESA_DUCKLAKE_DSN: "postgresql://mesa:s3cret@db/catalog",
+        MESA_DUCKLAKE_IRODS_PASSWORD: "x",
+        MESA_DUCKLAKE_STORAGE: "mounted",
+        PGPASSWORD: "other",
+        PGPASSFILE: "/home/svc/.pgpass-of-someone-else",
+        AWS_SECRET_ACCESS_KEY: "y",
+        LC_SECRET: "z",
+        UNSET: undefined
+      }, ["s3cret"])
+      expect(env).toEqual({
+        PATH: "/usr/bin",
+        HOME: "/home/svc",
+        TZ: "UTC",
+        LC_ALL: "C.UTF-8",
+        PGHOST: "db.example.org",
+        PGSSLROOTCERT: "/etc/ssl/ca.pem",
+        LC_MESSAGES: "C",
+        PGPASSFILE: "/tmp/mesa-pgtool-x/pgpass"
+      })
+      expect(toolEnv(undefined, { PGPASSFILE: "/elsewhere", PATH: "/bin" })).toEqual({ PATH: "/bin", LC_MESSAGES: "C" })
+      expect(pgDumpArgs("host=db", "lake_x", "/tmp/x.dump")).toContain("--no-password")
     }))
 
   it.effect("back up, drop the catalog and its registry row, restore: every as-of answer is the same", () =>
