@@ -8,7 +8,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { Reactivity } from "@effect/experimental"
 import { Migrator, SqlClient, type SqlError } from "@effect/sql"
-import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Option, Redacted, Schedule, Scope, SynchronizedRef } from "effect"
+import { Config, Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Option, Redacted, Schedule, Scope, SynchronizedRef } from "effect"
 import { hostname } from "node:os"
 import {
   CatalogError,
@@ -30,6 +30,7 @@ import {
   TABLE_NAME,
   columnId
 } from "./catalog/ducklakeSchema.js"
+import { acquirePool, isDeadline } from "./catalog/pool.js"
 import * as Readers from "./catalog/readers.js"
 import { LATEST_MIGRATION, MIGRATIONS_TABLE, migrations, SHARED_SCHEMA } from "./catalog/migrations.js"
 
@@ -37,8 +38,27 @@ export interface CatalogConfig {
   /** `postgresql://…`, `postgres://…` or libpq `key=value` pairs. */
   readonly dsn: Redacted.Redacted<string>
   readonly maxConnections?: number
+  /**
+   * Deadline for getting a connection (a free pooled one, or a new one through its handshake). Default: 5 s, or
+   * `MESA_DUCKLAKE_CATALOG_CONNECT_TIMEOUT_MS`.
+   */
   readonly connectTimeout?: Duration.DurationInput
+  /**
+   * Deadline for each statement's answer. Default: 30 s, or `MESA_DUCKLAKE_CATALOG_STATEMENT_TIMEOUT_MS`. Past it
+   * the connection is dropped and the call fails with `CatalogUnavailable { reason: "timeout" }`.
+   */
+  readonly statementTimeout?: Duration.DurationInput
 }
+
+/** Default deadlines of catalog calls (see `CatalogConfig`). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+
+const deadlineMs = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a positive number of milliseconds", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
 
 /** Column statistics of a data file, as `ducklake_file_column_stats` holds them. */
 export interface ColumnStats {
@@ -422,19 +442,41 @@ export const make = (config: CatalogConfig) =>
     const target = describeDsn(dsn)
     const state = yield* SynchronizedRef.make<Option.Option<SqlClient.SqlClient>>(Option.none())
 
+    const connectTimeout = config.connectTimeout === undefined
+      ? Duration.millis(yield* deadlineMs("MESA_DUCKLAKE_CATALOG_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS))
+      : Duration.decode(config.connectTimeout)
+    const statementTimeout = config.statementTimeout === undefined
+      ? Duration.millis(yield* deadlineMs("MESA_DUCKLAKE_CATALOG_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS))
+      : Duration.decode(config.statementTimeout)
+
     const toFailure = (operation: string) => (e: unknown): Failure =>
-      isConnectionProblem(e)
+      isDeadline(e)
+        ? new CatalogUnavailable({ reason: "timeout", target, cause: scrub(e, secret) })
+        : isConnectionProblem(e)
         ? new CatalogUnavailable({ reason: "unreachable", target, cause: scrub(e, secret) })
         : new CatalogError({ operation, cause: scrub(e, secret) })
+
+    /**
+     * @effect/sql turns a failed ROLLBACK into a defect; on a connection dropped at a deadline (or lost) that is a
+     * catalog failure like any other, not a bug.
+     */
+    const sqlDefectsAsFailures = (operation: string) =>
+      Effect.catchSomeDefect((d) =>
+        (d as any)?._tag === "SqlError" ? Option.some(Effect.fail(toFailure(operation)(d))) : Option.none()
+      )
 
     /** Connect, check and migrate the shared schema. Runs once; a failure is retried on the next call. */
     const connect = Effect.gen(function*() {
       const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-      const client = yield* PgClient.make({
-        url: Redacted.make(url),
-        maxConnections: config.maxConnections ?? 10,
-        connectTimeout: config.connectTimeout ?? Duration.seconds(5),
-        idleTimeout: Duration.seconds(30),
+      const client = yield* PgClient.fromPool({
+        acquire: acquirePool({
+          connectionString: url,
+          maxConnections: config.maxConnections ?? 10,
+          acquireTimeout: connectTimeout,
+          statementTimeout,
+          idleTimeout: Duration.seconds(30),
+          applicationName: "mesa-ducklake"
+        }),
         applicationName: "mesa-ducklake"
       }).pipe(
         Effect.provide(Reactivity.layer),
@@ -447,6 +489,8 @@ export const make = (config: CatalogConfig) =>
       Effect.mapError((e) =>
         e instanceof CatalogSchemaMismatch || e instanceof CatalogError || e instanceof CatalogUnavailable
           ? e
+          : isDeadline(e)
+          ? new CatalogUnavailable({ reason: "timeout", target, cause: scrub(e, secret) })
           : isConnectionProblem(e) || (e as SqlError.SqlError)._tag === "SqlError"
           ? new CatalogUnavailable({ reason: "unreachable", target, cause: scrub(e, secret) })
           : new CatalogError({ operation: "connect", cause: scrub(e, secret) })
@@ -469,7 +513,8 @@ export const make = (config: CatalogConfig) =>
           Effect.catchIf(
             (e): e is any => (e as any)?._tag === "SqlError",
             (e) => Effect.fail(toFailure(operation)(e))
-          )
+          ),
+          sqlDefectsAsFailures(operation)
         )) as any
 
     const S = (project: Project) => project.metadataSchema
@@ -597,7 +642,8 @@ export const make = (config: CatalogConfig) =>
           Effect.catchIf(
             (e): e is any => (e as any)?._tag === "SqlError",
             (e) => Effect.fail(toFailure("withWriteLock")(e))
-          )
+          ),
+          sqlDefectsAsFailures("withWriteLock")
         ) as any
 
     const findIdempotent: CatalogService["findIdempotent"] = (project, key) =>
