@@ -15,7 +15,9 @@
  * The catalog password reaches pg_dump/pg_restore only through a private temporary password file (`PGPASSFILE`):
  * never in argv, never in the environment, never in a log or a file name. The tools' environment is built from an
  * allow-list (`toolEnv`): the DSN, every other `MESA_DUCKLAKE_*` variable and any inherited `PGPASSWORD` or unknown
- * secret stay out of their `/proc/<pid>/environ`.
+ * secret stay out of their `/proc/<pid>/environ`. What Backup writes on this machine is owner-only: dumps, manifests
+ * and password files 0600, their temporary directories and a mounted backups collection 0700 (on iRODS itself, the
+ * collection's ACLs govern).
  */
 import { Command, FileSystem } from "@effect/platform"
 import type { CommandExecutor } from "@effect/platform/CommandExecutor"
@@ -373,6 +375,10 @@ export const pgDumpArgs = (conninfo: string, schema: string, file: string): Arra
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Owner-only modes for what Backup writes on this machine (dumps, manifests, password files; their directories). */
+const PRIVATE_FILE = 0o600
+const PRIVATE_DIR = 0o700
+
 const NAME = /^mesa-ducklake-([0-9a-f-]{36})-(\d{8}T\d{6}\.\d{3}Z)\.dump$/
 
 /** `20260115T030000.123Z` */
@@ -415,6 +421,33 @@ export const make = (config: BackupConfig) =>
 
     const scrub = (s: string) => (password === undefined ? s : s.split(password).join("***"))
 
+    /**
+     * A local temporary directory only we can enter (0700, whatever the umask), removed with the scope: it holds
+     * password files, dumps and downloaded backups.
+     */
+    const privateTempDir = (prefix: string) =>
+      fs.makeTempDirectoryScoped({ prefix }).pipe(
+        Effect.tap((dir) => fs.chmod(dir, PRIVATE_DIR)),
+        Effect.orDie
+      )
+
+    /**
+     * Owner-only modes on what a backup stores, where the storage is a mount on this machine: another local user
+     * must not read the history in a dump. Where the storage is iRODS itself (no local path), iRODS ACLs govern
+     * who reads the backups collection (it inherits the project's), and there is nothing to set here. A mount that
+     * cannot change modes (some FUSE mounts) is reported, not fatal: its own permissions govern.
+     */
+    const restrictStored = (path: string, mode: number) =>
+      Option.match(storage.localPath(path), {
+        onNone: () => Effect.void,
+        onSome: (local) =>
+          fs.chmod(local, mode).pipe(
+            Effect.catchAll((e) =>
+              Effect.logWarning(`could not set mode ${mode.toString(8)} on ${path}: ${e.message}`)
+            )
+          )
+      })
+
     const collect = (stream: Stream.Stream<Uint8Array, PlatformError>) =>
       stream.pipe(
         Stream.decodeText(),
@@ -425,12 +458,12 @@ export const make = (config: BackupConfig) =>
     /** Runs a tool with the password in a private PGPASSFILE; fails typed on a missing tool or a non-zero exit. */
     const run = (tool: Tool, args: ReadonlyArray<string>, serverMajor?: number) =>
       Effect.scoped(Effect.gen(function*() {
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "mesa-pgtool-" }).pipe(Effect.orDie)
+        const dir = yield* privateTempDir("mesa-pgtool-")
         let passfile: string | undefined
         if (password !== undefined) {
           passfile = nodePath.join(dir, "pgpass")
-          yield* fs.writeFileString(passfile, passfileLine(password), { mode: 0o600 }).pipe(Effect.orDie)
-          yield* fs.chmod(passfile, 0o600).pipe(Effect.orDie)
+          yield* fs.writeFileString(passfile, passfileLine(password), { mode: PRIVATE_FILE }).pipe(Effect.orDie)
+          yield* fs.chmod(passfile, PRIVATE_FILE).pipe(Effect.orDie)
         }
         const env = toolEnv(passfile, process.env, password === undefined ? [] : [password])
         if (Option.isSome(probe) && probe.value.spawned !== undefined) yield* probe.value.spawned(tool, args, env)
@@ -597,14 +630,14 @@ export const make = (config: BackupConfig) =>
 
     const verify: BackupService["verify"] = (path) =>
       Effect.scoped(Effect.gen(function*() {
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "mesa-verify-" }).pipe(Effect.orDie)
+        const dir = yield* privateTempDir("mesa-verify-")
         return (yield* verifyIn(path, dir)).manifest
       }))
 
     const applyRetention: BackupService["applyRetention"] = (root, keep = retention) =>
       Effect.gen(function*() {
         const all = yield* listBackups(root)
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "mesa-retention-" }).pipe(Effect.orDie)
+        const dir = yield* privateTempDir("mesa-retention-")
         const good: Array<StoredBackup> = []
         const unusable: Array<StoredBackup> = []
         for (const b of all) {
@@ -642,16 +675,22 @@ export const make = (config: BackupConfig) =>
       const remote = `${backupsOf(project.irodsPath)}/${name}`
       yield* Effect.annotateCurrentSpan({ projectId: project.projectId, backup: name })
       const uploaded = yield* Effect.scoped(Effect.gen(function*() {
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "mesa-backup-" }).pipe(Effect.orDie)
+        const dir = yield* privateTempDir("mesa-backup-")
         const local = nodePath.join(dir, name)
         yield* run("pg_dump", pgDumpArgs(connection.conninfo, project.metadataSchema, local))
+        // pg_dump creates its file by the umask (usually 0644): owner-only before anything copies it, so the
+        // mounted storage's copy (which takes the source's mode) is never readable by others either.
+        yield* fs.chmod(local, PRIVATE_FILE).pipe(Effect.orDie)
         if (Option.isSome(probe) && probe.value.afterDump !== undefined) yield* probe.value.afterDump(local)
         yield* verifyArchive(local, project.metadataSchema, local)
         const sha256 = (yield* Effect.promise(() => checksumFile(local, "sha256"))).hex
         const md5 = (yield* Effect.promise(() => checksumFile(local, "md5"))).hex
         const bytes = Number((yield* fs.stat(local).pipe(Effect.orDie)).size)
         yield* storage.makeCollection(backupsOf(project.irodsPath))
+        // Also tightens a collection an older version left readable, and with it the backups it holds.
+        yield* restrictStored(backupsOf(project.irodsPath), PRIVATE_DIR)
         yield* storage.put(local, remote)
+        yield* restrictStored(remote, PRIVATE_FILE)
         const manifest: BackupManifest = {
           format: "mesa-ducklake-backup/1",
           projectId: project.projectId,
@@ -669,10 +708,14 @@ export const make = (config: BackupConfig) =>
           return yield* new BackupCorrupt({ path: remote, reason: "stored copy's checksum differs from the local dump" })
         }
         const localManifest = nodePath.join(dir, `${name}.json`)
-        yield* fs.writeFileString(localManifest, JSON.stringify(manifest, null, 2) + "\n").pipe(Effect.orDie)
+        yield* fs.writeFileString(localManifest, JSON.stringify(manifest, null, 2) + "\n", { mode: PRIVATE_FILE }).pipe(
+          Effect.zipRight(fs.chmod(localManifest, PRIVATE_FILE)),
+          Effect.orDie
+        )
         yield* storage.put(localManifest, manifestPath(remote)).pipe(
           Effect.tapError(() => storage.remove(remote).pipe(Effect.ignore))
         )
+        yield* restrictStored(manifestPath(remote), PRIVATE_FILE)
         return bytes
       }))
       const kept = yield* applyRetention(project.irodsPath).pipe(
@@ -729,7 +772,7 @@ export const make = (config: BackupConfig) =>
       const sizeMismatch: Array<string> = []
       const checksumMismatch: Array<string> = []
       yield* Effect.scoped(Effect.gen(function*() {
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "mesa-check-" }).pipe(Effect.orDie)
+        const dir = yield* privateTempDir("mesa-check-")
         for (const r of rows) {
           const path = `${project.ducklakePath}/main/${TABLE_NAME}/${r.path}`
           const entry = yield* storage.stat(path)
@@ -777,7 +820,7 @@ export const make = (config: BackupConfig) =>
       const root = yield* parseIrodsPath(input.root, "root")
       yield* checkTool("pg_restore")
       return yield* Effect.scoped(Effect.gen(function*() {
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "mesa-restore-" }).pipe(Effect.orDie)
+        const dir = yield* privateTempDir("mesa-restore-")
         const all = yield* listBackups(root)
         const candidates = input.backup === undefined
           ? all.filter((b) => b.status === "complete")

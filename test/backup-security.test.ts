@@ -19,7 +19,7 @@ import { Backup, BackupProbe, connectionOf } from "../src/Backup.js"
 import type { Project } from "../src/domain.js"
 import { change, embedded, EmbeddedPostgres, record, registerFresh } from "./support.js"
 
-const { layer: Base } = embedded("backup-security")
+const { dirs, layer: Base } = embedded("backup-security")
 const Live = Layer.mergeAll(Base, NodeContext.layer)
 
 // The usual umask: without explicit modes, pg_dump's output and our copies would be 0644, directories 0755.
@@ -96,6 +96,8 @@ const withBackup = <A, E, R>(
   })
 
 const someHistory = (p: Project) => record(p.projectId, [change(`${p.irodsPath}/a.csv`, "status", "raw")])
+
+const modeOf = (path: string) => fs.statSync(path).mode & 0o777
 
 layer(Live, { timeout: "300 seconds", excludeTestServices: true })("backup: child environment and file modes", (it) => {
   it.effect("pg_dump and pg_restore inherit no secret: MESA_DUCKLAKE_*, PGPASSWORD and unknown secrets stay out of /proc/<pid>/environ", () =>
@@ -174,4 +176,28 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("backup: chil
       }
     }))
 
+  it.effect("backups are private on a mounted storage: dump and manifest 0600, backups collection 0700, local temporaries 0600 in 0700", () =>
+    Effect.gen(function*() {
+      const p = yield* registerFresh("modes")
+      yield* someHistory(p)
+      // A backups collection an older version left world-readable is tightened too.
+      const collection = nodePath.join(dirs.zoneDir, p.irodsPath, ".mesa/ducklake/backups")
+      fs.mkdirSync(collection, { recursive: true, mode: 0o755 })
+      fs.chmodSync(collection, 0o755)
+      const local: Array<{ file: number; dir: number }> = []
+      const probe = Layer.succeed(BackupProbe, {
+        afterDump: (file) => Effect.sync(() => local.push({ file: modeOf(file), dir: modeOf(nodePath.dirname(file)) }))
+      })
+      const result = yield* withBackup({}, (backup) => backup.backupProject(p.projectId), probe)
+      expect(local).toEqual([{ file: 0o600, dir: 0o700 }])
+      const dump = nodePath.join(dirs.zoneDir, result.path)
+      expect(modeOf(dump).toString(8)).toBe("600")
+      expect(modeOf(`${dump}.json`).toString(8)).toBe("600")
+      expect(modeOf(collection).toString(8)).toBe("700")
+      // A second backup into the existing collection: the same modes.
+      const second = yield* withBackup({}, (backup) => backup.backupProject(p.projectId))
+      expect(modeOf(nodePath.join(dirs.zoneDir, second.path)).toString(8)).toBe("600")
+      expect(modeOf(nodePath.join(dirs.zoneDir, `${second.path}.json`)).toString(8)).toBe("600")
+      expect(modeOf(collection).toString(8)).toBe("700")
+    }))
 })
