@@ -5,14 +5,30 @@
  * The mount is described by the logical prefix it stands for and the local directory it appears at:
  * `{ logicalPrefix: "/iplant/home", mountRoot: "/data-store/iplant/home" }` maps
  * `/iplant/home/alice/x` ↔ `/data-store/iplant/home/alice/x`.
+ *
+ * Symbolic links. iRODS has none, so below the mount root a link is never part of the zone: it is something placed
+ * on the local file system that would send a read or a write somewhere else (outside the zone, or into another
+ * project's lake, where a commit marker would overwrite the other project's). Every operation therefore resolves its
+ * real path first and refuses — `StorageError` "PermissionDenied", nothing read or written — any path whose existing
+ * part is not exactly its own real path: a link in any component below the mount root, or the target itself a
+ * link (dangling ones included). The mount root may be a link (`/data-store` often is): it is resolved once, when
+ * the adapter is built (or on first use, if the mount was not there yet), and its real path is used from then on.
+ *
+ * What this does not close: the check and the operation are separate system calls, so a process that can change
+ * the directories on this machine can swap a directory for a link in between (time of check to time of use). `put`
+ * checks again right before its rename, `checksum` opens with O_NOFOLLOW, and `makeCollection` checks again after
+ * creating, which narrows the window to microseconds but does not shut it; and `localPath` hands DuckDB a path that
+ * DuckDB opens later, on its own. Hard links and bind mounts are not links to `realpath` and are not detected.
+ * Whoever can write the mount's directories outside iRODS must be trusted to that extent.
  */
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Config, Effect, Layer, Option } from "effect"
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
+import * as nodeFs from "node:fs"
 import * as nodePath from "node:path"
 import { ChecksumMismatch, StorageError } from "../errors.js"
-import { checksumFile, LakeStorage, type LakeStorageService, type StoredEntry } from "../LakeStorage.js"
+import { type Checksum, checksumFile, LakeStorage, type LakeStorageService, type StoredEntry } from "../LakeStorage.js"
 
 export interface MountConfig {
   /** The iRODS logical path the mount stands for, e.g. `/iplant/home`. */
@@ -40,26 +56,135 @@ const reasonOf = (e: PlatformError): StorageError["reason"] => {
   }
 }
 
+const codeOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code
+
+/** The two system calls a link check needs, synchronous or not (`localPath` is synchronous by contract). */
+interface LinkProbe<F> {
+  readonly realpath: (p: string) => F
+  readonly lstat: (p: string) => F
+}
+
+/**
+ * Why `local` (below `root`) is not its own real path, or undefined when it is. Walks up from `local` to the deepest
+ * path that exists and compares its real path with its lexical one (one `realpath` when the path exists, which is
+ * the common case). An absent path is fine (nothing below it exists either) unless it is a dangling link: `lstat`
+ * sees those. Written once as a generator so the synchronous and the asynchronous check cannot drift apart.
+ */
+function* linkCheck<F>(root: string, local: string, probe: LinkProbe<F>): Generator<F, string | undefined, any> {
+  for (let p = local; p !== root && p !== nodePath.dirname(p); p = nodePath.dirname(p)) {
+    const real = yield probe.realpath(p)
+    if (typeof real === "string") return real === p ? undefined : `${p} is, or lies under, a symbolic link (it resolves to ${real})`
+    if (real.code !== "ENOENT" && real.code !== "ENOTDIR") return `${p} cannot be resolved (${real.code})`
+    const link = yield probe.lstat(p)
+    if (link === true) return `${p} is a symbolic link that resolves to nothing`
+    if (link.code !== "ENOENT" && link.code !== "ENOTDIR") return `${p} cannot be examined (${link.code})`
+  }
+  return undefined
+}
+
+/** A probe result: the real path, `true` for an existing entry (lstat), or the error code. */
+type Probed = string | true | { readonly code: string | undefined }
+
+const syncProbe: LinkProbe<Probed> = {
+  realpath: (p) => {
+    try {
+      return nodeFs.realpathSync.native(p)
+    } catch (e) {
+      return { code: codeOf(e) }
+    }
+  },
+  lstat: (p) => {
+    try {
+      nodeFs.lstatSync(p)
+      return true
+    } catch (e) {
+      return { code: codeOf(e) }
+    }
+  }
+}
+
+const asyncProbe: LinkProbe<Promise<Probed>> = {
+  realpath: (p) => nodeFs.promises.realpath(p).then((r) => r, (e) => ({ code: codeOf(e) })),
+  lstat: (p) => nodeFs.promises.lstat(p).then(() => true as const, (e) => ({ code: codeOf(e) }))
+}
+
+const runSync = (root: string, local: string): string | undefined => {
+  const it = linkCheck(root, local, syncProbe)
+  for (let step = it.next(); ; ) {
+    if (step.done === true) return step.value
+    step = it.next(step.value)
+  }
+}
+
+const runAsync = async (root: string, local: string): Promise<string | undefined> => {
+  const it = linkCheck(root, local, asyncProbe)
+  for (let step = it.next(); ; ) {
+    if (step.done === true) return step.value
+    step = it.next(await step.value)
+  }
+}
+
+/** SHA-256 of a stored file, opened without following a link in its last component (O_NOFOLLOW: ELOOP). */
+const checksumNoFollow = async (file: string): Promise<Checksum> => {
+  const handle = await nodeFs.promises.open(file, nodeFs.constants.O_RDONLY | (nodeFs.constants.O_NOFOLLOW ?? 0))
+  try {
+    const h = createHash("sha256")
+    for await (const chunk of handle.createReadStream({ autoClose: false })) h.update(chunk as Buffer)
+    return { algorithm: "sha256", hex: h.digest("hex") }
+  } finally {
+    await handle.close()
+  }
+}
+
 export const make = (config: MountConfig) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const prefix = config.logicalPrefix === "/" ? "" : config.logicalPrefix.replace(/\/+$/, "")
-    const root = nodePath.resolve(config.mountRoot)
+    const lexicalRoot = nodePath.resolve(config.mountRoot)
+    // The mount root's real path, pinned the first time it exists (normally now, when the adapter is built).
+    let pinnedRoot: string | undefined
+    const rootNow = (): string => {
+      if (pinnedRoot === undefined) {
+        const real = syncProbe.realpath(lexicalRoot)
+        if (typeof real !== "string") return lexicalRoot
+        pinnedRoot = real
+      }
+      return pinnedRoot
+    }
+    rootNow()
 
     const fail = (operation: string, path: string) => (e: PlatformError) =>
       new StorageError({ operation, path, reason: reasonOf(e), cause: e })
 
-    /** Map a logical path onto the mount, refusing anything outside the prefix. */
-    const resolve = (operation: string, path: string) =>
-      Effect.suspend(() => {
-        const inside = path === prefix || path.startsWith(prefix + "/")
-        if (!inside || path.split("/").some((s) => s === "..")) {
-          return Effect.fail(new StorageError({ operation, path, reason: "PermissionDenied" }))
-        }
-        return Effect.succeed(root + path.slice(prefix.length))
-      })
+    const denied = (operation: string, path: string, why?: string) =>
+      new StorageError({ operation, path, reason: "PermissionDenied", ...(why === undefined ? {} : { cause: new Error(why) }) })
 
-    const entryOf = (path: string, info: FileSystem.File.Info): StoredEntry => ({
+    /** The local path of a logical one, or undefined when it is outside the prefix or climbs out with `..`. */
+    const lexical = (path: string): { readonly root: string; readonly local: string } | undefined => {
+      const inside = path === prefix || path.startsWith(prefix + "/")
+      if (!inside || path.split("/").some((s) => s === "..")) return undefined
+      const root = rootNow()
+      return { root, local: nodePath.join(root, path.slice(prefix.length) || ".") }
+    }
+
+    /** Fails unless `local` is its own real path below the mount root (no symbolic link on the way, none at the end). */
+    const refuseLinks = (operation: string, path: string, root: string, local: string) =>
+      Effect.flatMap(Effect.promise(() => runAsync(root, local)), (why) =>
+        why === undefined ? Effect.void : Effect.fail(denied(operation, path, why)))
+
+    /** Map a logical path onto the mount, refusing anything outside the prefix or reached through a symbolic link. */
+    const resolveAt = (operation: string, path: string) =>
+      Effect.suspend(() => {
+        const at = lexical(path)
+        if (at === undefined) return Effect.fail(denied(operation, path))
+        return Effect.as(refuseLinks(operation, path, at.root, at.local), at)
+      })
+    const resolve = (operation: string, path: string) => Effect.map(resolveAt(operation, path), (at) => at.local)
+
+    const entryOf = (
+      path: string,
+      info: Pick<FileSystem.File.Info, "type" | "mtime"> & { readonly size: bigint | number }
+    ): StoredEntry => ({
       path,
       name: nodePath.posix.basename(path),
       type: info.type === "Directory" ? "collection" : "data_object",
@@ -83,19 +208,23 @@ export const make = (config: MountConfig) =>
     const checksum: LakeStorageService["checksum"] = (path) =>
       Effect.flatMap(resolve("checksum", path), (local) =>
         Effect.tryPromise({
-          try: () => checksumFile(local, "sha256"),
+          try: () => checksumNoFollow(local),
           catch: (cause) =>
             new StorageError({
               operation: "checksum",
               path,
-              reason: (cause as NodeJS.ErrnoException)?.code === "ENOENT" ? "NotFound" : "Unknown",
+              reason: codeOf(cause) === "ENOENT"
+                ? "NotFound"
+                : codeOf(cause) === "ELOOP" || codeOf(cause) === "EACCES"
+                ? "PermissionDenied"
+                : "Unknown",
               cause
             })
         }))
 
     const put: LakeStorageService["put"] = (localFile, path, options) =>
       Effect.gen(function*() {
-        const target = yield* resolve("put", path)
+        const { local: target, root } = yield* resolveAt("put", path)
         if (options?.overwrite !== true && (yield* fs.exists(target).pipe(Effect.mapError(fail("put", path))))) {
           return yield* new StorageError({ operation: "put", path, reason: "AlreadyExists" })
         }
@@ -103,11 +232,15 @@ export const make = (config: MountConfig) =>
           try: () => checksumFile(localFile, "sha256"),
           catch: (cause) => new StorageError({ operation: "put", path: localFile, reason: "NotFound", cause })
         })
-        // Copy under a temporary name and rename, so a reader never sees a half-written file.
+        // Copy under a temporary name and rename, so a reader never sees a half-written file. The copy goes
+        // through the FileSystem service (which has no no-follow flag); the temporary name is random, and right
+        // before the rename the directories, the temporary file and the target are checked again for links.
         const temp = `${target}.part-${randomBytes(4).toString("hex")}`
         yield* fs.copyFile(localFile, temp).pipe(
-          Effect.zipRight(fs.rename(temp, target)),
           Effect.mapError(fail("put", path)),
+          Effect.zipRight(refuseLinks("put", path, root, temp)),
+          Effect.zipRight(refuseLinks("put", path, root, target)),
+          Effect.zipRight(fs.rename(temp, target).pipe(Effect.mapError(fail("put", path)))),
           Effect.tapError(() => fs.remove(temp).pipe(Effect.ignore))
         )
         const actual = yield* checksum(path)
@@ -137,7 +270,13 @@ export const make = (config: MountConfig) =>
           names.filter((n) => !/\.part-[0-9a-f]{8}$/.test(n)),
           (name) => {
             const path = collection === "/" ? `/${name}` : `${collection}/${name}`
-            return fs.stat(`${dir}/${name}`).pipe(
+            // lstat: an entry that is a link is listed as what it is here (not followed); reading it is refused.
+            return Effect.tryPromise(() => nodeFs.promises.lstat(`${dir}/${name}`)).pipe(
+              Effect.map((st) => ({
+                type: st.isDirectory() ? "Directory" as const : "File" as const,
+                size: st.size,
+                mtime: Option.some(st.mtime)
+              })),
               Effect.map((info) => Option.some(entryOf(path, info))),
               // A file removed between readdir and stat is simply gone.
               Effect.catchAll(() => Effect.succeed(Option.none<StoredEntry>()))
@@ -153,15 +292,27 @@ export const make = (config: MountConfig) =>
     const remove: LakeStorageService["remove"] = (path) =>
       Effect.flatMap(resolve("remove", path), (local) => fs.remove(local).pipe(Effect.mapError(fail("remove", path))))
 
+    // Checked before creating and again after: a link that appeared in between is reported, though directories may
+    // have been created through it by then.
     const makeCollection: LakeStorageService["makeCollection"] = (path) =>
       Effect.flatMap(
         resolve("makeCollection", path),
-        (local) => fs.makeDirectory(local, { recursive: true }).pipe(Effect.mapError(fail("makeCollection", path)))
-      )
+        (local) =>
+          fs.makeDirectory(local, { recursive: true }).pipe(
+            Effect.mapError(fail("makeCollection", path)),
+            Effect.zipRight(resolve("makeCollection", path))
+          )
+      ).pipe(Effect.asVoid)
 
+    // Synchronous by contract, and called for every file DuckDB reads: one realpath(3) per call (a few µs on a local
+    // disk; no cache, which would only widen the window above). A path that fails the check gets None, so the
+    // caller falls back to `get`, which refuses it with a typed error. On a stalled mount this call blocks the thread.
     const localPath: LakeStorageService["localPath"] = (path) => {
-      const inside = path === prefix || path.startsWith(prefix + "/")
-      return inside ? Option.some(root + path.slice(prefix.length)) : Option.none()
+      const at = lexical(path)
+      if (at === undefined) return Option.none()
+      // The common case (the file exists and is its own real path) without the generator; the full check otherwise.
+      if (syncProbe.realpath(at.local) === at.local) return Option.some(at.local)
+      return runSync(at.root, at.local) === undefined ? Option.some(at.local) : Option.none()
     }
 
     return LakeStorage.of({
