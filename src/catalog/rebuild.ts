@@ -27,6 +27,7 @@ import {
 import type { ChangeRow } from "../domain.js"
 import type { DuckDbService, WrittenFile } from "../DuckDb.js"
 import { MARKER_DIR } from "../DuckLakeClient.js"
+import type { StorageError } from "../errors.js"
 import { checksumFile, formatIrodsChecksum, type LakeStorageService, parseIrodsChecksum } from "../LakeStorage.js"
 import { CatalogNotEmpty, RebuildError } from "../backupErrors.js"
 import { createLakeStatements, TABLE_ID, TABLE_NAME } from "./ducklakeSchema.js"
@@ -157,9 +158,29 @@ interface FileScan {
   readonly digest: (algorithm: "md5" | "sha256") => Effect.Effect<string>
 }
 
-const listOrEmpty = (storage: LakeStorageService, collection: string) =>
+/** What storage said when it refused a path (the mounted adapter names the link it found). */
+const refusal = (e: StorageError) =>
+  `refused by storage (PermissionDenied${e.cause instanceof Error ? `: ${e.cause.message}` : ""})`
+
+/**
+ * Storage refusing the lake directory or one of its collections. On a mounted zone that means it, or a directory
+ * above it, is a symbolic link (iRODS has none): it could lead out of the zone or into another project's lake, whose
+ * files would then be taken for this project's. The rebuild stops before anything is written.
+ */
+const lakeRefused = (root: string, collection: string) => (e: StorageError) =>
+  e.reason === "PermissionDenied"
+    ? new RebuildError({
+      root,
+      reason: `${collection} is ${refusal(e)}: on a mounted zone, it or a directory above it is a symbolic link, ` +
+        `which is never followed (put the real directory there); otherwise the service may not read it. ` +
+        `Nothing was written`
+    })
+    : e
+
+const listOrEmpty = (storage: LakeStorageService, root: string, collection: string) =>
   storage.list(collection).pipe(
-    Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed([]))
+    Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed([])),
+    Effect.mapError(lakeRefused(root, collection))
   )
 
 /** A local readable copy of a stored file: the mount itself, or a download into `tmp`. */
@@ -195,15 +216,30 @@ export const scanLake = (
       (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
     )
 
+    // The lake directory itself first: storage refusing it (a symbolic link on a mount) stops the rebuild.
+    yield* storage.stat(ducklakePath).pipe(Effect.mapError(lakeRefused(root, ducklakePath)))
+    /** A local copy of one stored file, or None (and a problem reported) when storage refuses it: never followed. */
+    const copyOrReport = (path: string, report: (reason: string) => RebuildProblem) =>
+      localCopy(storage, path, tmp).pipe(
+        Effect.map(Option.some),
+        Effect.catchIf((e) => e.reason === "PermissionDenied", (e) =>
+          Effect.sync(() => {
+            problems.push(report(refusal(e)))
+            return Option.none<{ readonly file: string; readonly temporary: boolean }>()
+          }))
+      )
+
     // Markers: snapshot id → commit record.
     const markers = new Map<number, CommitRecord>()
-    const markerEntries = (yield* listOrEmpty(storage, `${ducklakePath}/${MARKER_DIR}`)).filter((e) => e.type === "data_object")
+    const markerEntries = (yield* listOrEmpty(storage, root, `${ducklakePath}/${MARKER_DIR}`)).filter((e) => e.type === "data_object")
     const compactionMarkers = new Map<number, CompactionRecord>()
     for (const entry of markerEntries) {
       const m = MARKER_NAME.exec(entry.name)
       const cm = COMPACTION_MARKER.exec(entry.name)
       if (cm !== null) {
-        const copy = yield* localCopy(storage, entry.path, tmp)
+        const copied = yield* copyOrReport(entry.path, (reason) => ({ kind: "bad-marker", file: entry.path, reason }))
+        if (Option.isNone(copied)) continue
+        const copy = copied.value
         const parsed = yield* Effect.promise(() =>
           fs.readFile(copy.file, "utf8").then((t) => JSON.parse(t) as unknown, () => undefined)
         )
@@ -220,7 +256,9 @@ export const scanLake = (
         problems.push({ kind: "unexpected-file", file: entry.path })
         continue
       }
-      const copy = yield* localCopy(storage, entry.path, tmp)
+      const copied = yield* copyOrReport(entry.path, (reason) => ({ kind: "bad-marker", file: entry.path, reason }))
+      if (Option.isNone(copied)) continue
+      const copy = copied.value
       const parsed = yield* Effect.promise(() =>
         fs.readFile(copy.file, "utf8").then((t) => JSON.parse(t) as unknown, () => undefined)
       )
@@ -233,7 +271,7 @@ export const scanLake = (
     }
 
     // Files: read each one's own description (metadata, stats, rows) and the digest of its stored bytes.
-    const fileEntries = (yield* listOrEmpty(storage, tableDir)).filter((e) => e.type === "data_object")
+    const fileEntries = (yield* listOrEmpty(storage, root, tableDir)).filter((e) => e.type === "data_object")
     const scans: Array<FileScan> = []
     const compactedEntries: Array<(typeof fileEntries)[number]> = []
     let bytes = 0
@@ -249,7 +287,12 @@ export const scanLake = (
         compactedEntries.push(entry)
         continue
       }
-      const copy = yield* localCopy(storage, entry.path, tmp)
+      const copied = yield* copyOrReport(entry.path, (reason) => ({ kind: "unreadable", file: entry.name, reason }))
+      if (Option.isNone(copied)) {
+        if (options.onFile !== undefined) yield* options.onFile(done, fileEntries.length, bytes)
+        continue
+      }
+      const copy = copied.value
       const read = Effect.gen(function*() {
         const meta = yield* duck.fileMetadata(copy.file)
         const described = yield* duck.describeFile(copy.file)
@@ -384,7 +427,9 @@ export const scanLake = (
     const used: Array<{ readonly record: CompactionRecord; readonly rows: ReadonlyArray<ChangeRow>; readonly meta: Readonly<Record<string, string>>; readonly described: WrittenFile }> = []
     for (const c of needed.filter((x) => !replaced.has(x.fileName)).sort((a, b) => a.beginSnapshot - b.beginSnapshot)) {
       const entry = compactedEntries.find((e) => e.name === c.fileName)!
-      const copy = yield* localCopy(storage, entry.path, tmp)
+      const copied = yield* copyOrReport(entry.path, (reason) => ({ kind: "unreadable", file: c.fileName, reason }))
+      if (Option.isNone(copied)) continue
+      const copy = copied.value
       const read = yield* Effect.either(Effect.all({
         meta: duck.fileMetadata(copy.file),
         described: duck.describeFile(copy.file),
