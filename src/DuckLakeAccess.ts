@@ -6,6 +6,10 @@
  * - Reads: a project whose root the caller cannot read is `ProjectNotFound`; a path it cannot read looks exactly
  *   like a path with no history (empty answers, left out of history, snapshot lists and diffs). A path that no
  *   longer exists in iRODS (deleted or moved away) has no ACL to go by: only an owner of the project root sees it.
+ * - Snapshots: one with no row on a path the caller may read is hidden, and looks exactly like an id never used.
+ *   Snapshot ids asked about (`knownAt`, `diff`'s ends) are bounds: any id answers as the newest visible snapshot at
+ *   or below it (0, before all history, when there is none). Listed snapshots link to the nearest visible snapshot
+ *   before them, count only the rows the caller may see, and show their note only when it may see every row.
  * - Writes: every path needs modify (own for a path that no longer exists); registering a project needs own on its
  *   root. The recorded actor is the caller; a service acting for a user is the actor, the user is `onBehalfOf` and
  *   the tool is the `source`.
@@ -131,6 +135,9 @@ const everyone: PermissionsService = { levelOf: () => Effect.succeed("own"), inv
 /** Upper bound on rows read to filter an unfiltered history or snapshot list (the limit callers may ask for). */
 const SCAN_ROWS = 1_000_000
 
+/** A snapshot id the client accepts (it refuses any other with its own `InvalidChange`). */
+const isSnapshotId = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0
+
 export const view = (
   root: DuckLakeClientService,
   perms: PermissionsService,
@@ -255,12 +262,44 @@ export const view = (
       return r
     })
 
-  const filterRows = (p: Project, rows: ReadonlyArray<ChangeRow>) =>
+  const filterRows = (p: Project, rows: ReadonlyArray<ChangeRow>, ok = reader(p)) =>
     Effect.gen(function*() {
-      const ok = reader(p)
       const out: Array<ChangeRow> = []
       for (const r of rows) if (yield* ok(r.irodsPath)) out.push(r)
       return out
+    })
+
+  /**
+   * What the caller may see of a project's snapshots, for one call: a snapshot is visible when it has a row on a
+   * path the caller may read. Snapshot ids are bounds (`bound`); the full history is read at most once per call,
+   * and only when the id asked about is not itself a visible snapshot.
+   */
+  const sight = (p: Project) =>
+    Effect.gen(function*() {
+      const ok = reader(p)
+      /** Rows the caller may see, per visible snapshot. */
+      const counts = yield* Effect.cached(Effect.gen(function*() {
+        const rows = yield* filterRows(p, yield* root.getHistory(p.projectId, { limit: SCAN_ROWS }), ok)
+        const n = new Map<number, number>()
+        for (const r of rows) n.set(r.snapshotId, (n.get(r.snapshotId) ?? 0) + 1)
+        return n
+      }))
+      /**
+       * The snapshot id `x` stands for: the newest visible snapshot at or below it, or 0 (the catalog's first
+       * snapshot, before any history) when there is none. A hidden id and an id never used answer alike.
+       */
+      const bound = (x: number) =>
+        Effect.gen(function*() {
+          if (x === 0) return 0
+          const own = yield* root.getSnapshotChanges(p.projectId, x).pipe(
+            Effect.catchTag("SnapshotNotFound", () => Effect.succeed([] as ReadonlyArray<ChangeRow>))
+          )
+          if (yield* Effect.exists(own, (r) => ok(r.irodsPath))) return x
+          let best = 0
+          for (const id of (yield* counts).keys()) if (id <= x && id > best) best = id
+          return best
+        })
+      return { ok, counts, bound }
     })
 
   return {
@@ -291,8 +330,15 @@ export const view = (
     getAvusAsOf: (projectId, path, at, options) =>
       Effect.gen(function*() {
         const p = yield* project(projectId)
-        const avus = yield* root.getAvusAsOf(projectId, path, at, options)
-        return (yield* canRead(p, (yield* parseIrodsPath(path)))) ? avus : []
+        const parsed = Either.getOrUndefined(yield* Effect.either(parseIrodsPath(path)))
+        const readable = parsed !== undefined && (yield* canRead(p, parsed))
+        // A snapshot id is a bound: the newest snapshot at or below it that the caller may see. For a path it
+        // cannot read the answer is empty whatever the id, so any existing one (0) lets the client check the rest.
+        // A transaction time needs nothing: the snapshots it may fall on hold no row on a path the caller reads.
+        const knownAt = options?.knownAt
+        const asked = isSnapshotId(knownAt) ? { knownAt: readable ? yield* (yield* sight(p)).bound(knownAt) : 0 } : options
+        const avus = yield* root.getAvusAsOf(projectId, path, at, asked)
+        return readable ? avus : []
       }),
     getHistory: (projectId, filter) =>
       Effect.gen(function*() {
@@ -318,24 +364,39 @@ export const view = (
         // Validates the limit the way the client does, then counts each snapshot's rows the caller may see.
         yield* root.listSnapshots(projectId, options)
         const all = yield* root.listSnapshots(projectId, { limit: SCAN_ROWS })
-        const rows = yield* filterRows(p, yield* root.getHistory(projectId, { limit: SCAN_ROWS }))
-        const counts = new Map<number, number>()
-        for (const r of rows) counts.set(r.snapshotId, (counts.get(r.snapshotId) ?? 0) + 1)
-        return all.filter((s) => counts.has(s.snapshotId))
-          .map((s) => ({ ...s, changeCount: counts.get(s.snapshotId)! }))
-          .slice(0, limit)
+        const counts = yield* (yield* sight(p)).counts
+        // Newest first. A parent is the nearest visible snapshot before (null for the first, as the client does);
+        // a note is shown only when every row of its snapshot is visible (the client's count is of all its rows).
+        const visible = all.filter((s) => counts.has(s.snapshotId))
+        return visible.slice(0, limit).map((s, i): Snapshot => {
+          const seen = counts.get(s.snapshotId)!
+          return {
+            ...s,
+            changeCount: seen,
+            note: seen === s.changeCount ? s.note : null,
+            parentSnapshot: visible[i + 1]?.snapshotId ?? null
+          }
+        })
       }),
     diff: (projectId, a, b) =>
       Effect.gen(function*() {
         const p = yield* project(projectId)
-        const ok = reader(p)
-        return yield* Effect.filter(yield* root.diff(projectId, a, b), (d) => ok(d.irodsPath))
+        const { bound, ok } = yield* sight(p)
+        // Ids are bounds. Arguments the client refuses go to it as they are, for its own error.
+        if (!isSnapshotId(a) || !isSnapshotId(b) || a > b) {
+          return yield* Effect.filter(yield* root.diff(projectId, a, b), (d) => ok(d.irodsPath))
+        }
+        const from = yield* bound(a)
+        const to = a === b ? from : yield* bound(b)
+        if (from === to) return []
+        return yield* Effect.filter(yield* root.diff(projectId, from, to), (d) => ok(d.irodsPath))
       }),
     getSnapshotChanges: (projectId, snapshotId) =>
       Effect.gen(function*() {
         const p = yield* project(projectId)
         const rows = yield* filterRows(p, yield* root.getSnapshotChanges(projectId, snapshotId))
-        if (rows.length === 0) return yield* new SnapshotNotFound({ projectId, snapshotId })
+        // Nothing visible: exactly the client's answer for an id never used.
+        if (rows.length === 0) return yield* new SnapshotNotFound({ projectId: p.projectId, snapshotId })
         return rows
       })
   }
