@@ -17,22 +17,65 @@ export interface StdinBatch {
   readonly idempotencyKey: string | undefined
 }
 
-/** Reads all of stdin as UTF-8 text. */
-export const readStdin = Effect.async<string, InvalidInput>((resume) => {
+/**
+ * Where a byte sequence stops being UTF-8: the offset of the first byte of the first ill-formed sequence (the
+ * Unicode standard's well-formed table: no overlong forms, no surrogates, nothing above U+10FFFF), or -1.
+ */
+export const firstInvalidUtf8 = (b: Uint8Array): number => {
+  let i = 0
+  while (i < b.length) {
+    const c = b[i]!
+    if (c < 0x80) {
+      i++
+      continue
+    }
+    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : 0
+    if (n === 0 || i + n >= b.length) return i
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80
+    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf
+    if (b[i + 1]! < lo || b[i + 1]! > hi) return i
+    for (let k = 2; k <= n; k++) if (b[i + k]! < 0x80 || b[i + k]! > 0xbf) return i
+    i += n + 1
+  }
+  return -1
+}
+
+/**
+ * Bytes → text, refusing anything that is not UTF-8. A lenient decode (`Buffer#toString`) turns each bad byte into
+ * U+FFFD, which would then be recorded as if the caller had sent it; refusing keeps the history to what was meant.
+ * A leading byte-order mark is dropped.
+ */
+export const decodeUtf8 = (bytes: Uint8Array, source: string): Effect.Effect<string, InvalidInput> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(new TextDecoder("utf-8", { fatal: true }).decode(bytes))
+    } catch {
+      const at = firstInvalidUtf8(bytes)
+      const where = at < 0
+        ? ""
+        : `: byte 0x${bytes[at]!.toString(16).padStart(2, "0")} at offset ${at} (line ${
+          bytes.subarray(0, at).reduce((n, x) => (x === 0x0a ? n + 1 : n), 1)
+        })`
+      return Effect.fail(new InvalidInput({ reason: `${source} is not valid UTF-8${where}; nothing was recorded` }))
+    }
+  })
+
+/** Reads all of stdin, which must be UTF-8 (see `decodeUtf8`). */
+export const readStdin = Effect.async<Uint8Array, InvalidInput>((resume) => {
   if (process.stdin.isTTY) {
     resume(Effect.fail(new InvalidInput({ reason: "record reads the changes as JSON or NDJSON on stdin (nothing was piped)" })))
     return
   }
   const chunks: Array<Buffer> = []
   const onData = (c: Buffer) => chunks.push(c)
-  const onEnd = () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+  const onEnd = () => resume(Effect.succeed(Buffer.concat(chunks)))
   const onError = (e: Error) => resume(Effect.fail(new InvalidInput({ reason: `cannot read stdin: ${e.message}` })))
   process.stdin.on("data", onData).once("end", onEnd).once("error", onError)
   return Effect.sync(() => {
     process.stdin.off("data", onData).off("end", onEnd).off("error", onError)
     process.stdin.pause()
   })
-})
+}).pipe(Effect.flatMap((bytes) => decodeUtf8(bytes, "stdin")))
 
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
 
