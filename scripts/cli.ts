@@ -20,7 +20,7 @@ import { maintenance } from "./cli/commands/maintenance.js"
 import { project } from "./cli/commands/project.js"
 import { queries } from "./cli/commands/query.js"
 import { record } from "./cli/commands/record.js"
-import { captureUsageText, EXIT_CODES_HELP, ExitCode, reportFailure } from "./cli/output.js"
+import { captureUsageText, CommandFailed, EXIT_CODES_HELP, ExitCode, reportFailure } from "./cli/output.js"
 
 const root = Command.make("mesa-ducklake").pipe(
   Command.withDescription(`history of iRODS AVU metadata (DuckLake catalog + Parquet in iRODS). ${EXIT_CODES_HELP}`),
@@ -29,7 +29,7 @@ const root = Command.make("mesa-ducklake").pipe(
 
 const cli = Command.run(root, { name: "mesa-ducklake", version: "0.1.0" })
 
-/** Logs go to stderr (stdout is for results), at Warning and above unless `--log-level` says otherwise. */
+/** Logs go to stderr (stdout is for results), at Warning and above unless `--log-level` says otherwise (below). */
 const StderrLogger = Logger.replace(
   Logger.defaultLogger,
   Logger.make((options) => {
@@ -44,10 +44,56 @@ const TelemetryLive = Layer.unwrapEffect(
     : Effect.succeed(Layer.empty)
 )
 
-const main = captureUsageText(cli(process.argv)).pipe(
+const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None
+}
+
+/**
+ * `--log-level <level>` (or `--log-level=<level>`), taken out of the arguments wherever it stands (before a `--`).
+ * @effect/cli lists it in every command's help but recognises it only directly after the command name (among its
+ * built-in options): after any of the command's own options (`record --json --log-level info`) it was a usage
+ * error. Taking it out here makes every command accept it in any option position; the last one given wins.
+ */
+const splitLogLevel = (argv: ReadonlyArray<string>): { readonly argv: ReadonlyArray<string>; readonly level: LogLevel.LogLevel } | CommandFailed => {
+  const rest: Array<string> = argv.slice(0, 2)
+  let level: LogLevel.LogLevel = LogLevel.Warning
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--") {
+      rest.push(...argv.slice(i))
+      break
+    }
+    if (arg !== "--log-level" && !arg.startsWith("--log-level=")) {
+      rest.push(arg)
+      continue
+    }
+    const value = arg === "--log-level" ? argv[++i] : arg.slice("--log-level=".length)
+    const chosen = value === undefined ? undefined : LOG_LEVELS[value]
+    if (chosen === undefined) {
+      return new CommandFailed({
+        code: "UsageError",
+        reason: `--log-level ${value === undefined ? "needs a value" : `${JSON.stringify(value)} is not a level`}: one of ${Object.keys(LOG_LEVELS).join(", ")}`,
+        exitCode: ExitCode.invalid
+      })
+    }
+    level = chosen
+  }
+  return { argv: rest, level }
+}
+
+const args = splitLogLevel(process.argv)
+
+const main = (args instanceof CommandFailed ? Effect.fail(args) : captureUsageText(cli(args.argv))).pipe(
   Effect.as(ExitCode.ok as number),
   Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : reportFailure(cause))),
-  Logger.withMinimumLogLevel(LogLevel.Warning),
+  Logger.withMinimumLogLevel(args instanceof CommandFailed ? LogLevel.Warning : args.level),
   Effect.provide(Layer.mergeAll(NodeContext.layer, TelemetryLive, StderrLogger))
 )
 
