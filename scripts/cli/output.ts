@@ -12,6 +12,8 @@ export const ExitCode = {
   invalid: 1,
   /** Not MESA-enabled, or no such project or snapshot. */
   notFound: 2,
+  /** `rebuild` (and its dry run) reported problems: files or markers it did not merge. */
+  problemsReported: 2,
   /** No catalog configured (modes B/C; `record` answers "not recorded"), or other required configuration missing. */
   notConfigured: 3,
   /** The catalog is unreachable, timing out, or not a catalog this build can use. */
@@ -23,7 +25,7 @@ export const ExitCode = {
 } as const
 
 export const EXIT_CODES_HELP = [
-  "exit codes: 0 ok · 1 invalid input or usage · 2 not MESA-enabled / project or snapshot not found",
+  "exit codes: 0 ok · 1 invalid input or usage · 2 not MESA-enabled / project or snapshot not found / rebuild reported problems",
   "· 3 catalog not configured (MESA_DUCKLAKE_DSN blank; record prints not-recorded) or configuration missing",
   "· 4 catalog unavailable · 5 write or storage failure · 130 interrupted"
 ].join(" ")

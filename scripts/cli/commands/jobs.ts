@@ -8,7 +8,7 @@ import { Effect, Layer, Option } from "effect"
 import * as BackupModule from "../../../src/Backup.js"
 import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
 import { actor, actorOf, ClientLive, json, projectArg, resolveProject } from "../environment.js"
-import { doneProgress, emit, formatRecord, progress } from "../output.js"
+import { CommandFailed, doneProgress, emit, ExitCode, formatRecord, progress } from "../output.js"
 
 const BackupLive = BackupModule.layerConfig.pipe(Layer.provideMerge(ClientLive), Layer.provideMerge(NodeContext.layer))
 
@@ -79,8 +79,20 @@ const rebuild = Command.make(
         }))
       yield* doneProgress
       yield* emit(o.json, report, summary)
+      // As `scripts/rebuild.ts` and the README: the report is printed either way, and problems mean exit 2, for a
+      // dry run too (a dry run is how an operator checks before writing).
+      if (report.problems.length > 0) {
+        const kinds = [...new Set(report.problems.map((p) => p.kind))].join(", ")
+        return yield* new CommandFailed({
+          code: "RebuildProblems",
+          reason: `${report.problems.length} problem(s) ${o.dryRun ? "found (dry run: nothing written)" : "reported (never merged)"}: ${kinds}`,
+          exitCode: ExitCode.problemsReported
+        })
+      }
     }).pipe(Effect.provide(BackupLive))
-).pipe(Command.withDescription("rebuild a project's catalog from its Parquet files and commit markers alone"))
+).pipe(Command.withDescription(
+  "rebuild a project's catalog from its Parquet files and commit markers alone (exit 2 when problems are reported, --dry-run included)"
+))
 
 const compact = Command.make(
   "compact",
