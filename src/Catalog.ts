@@ -26,10 +26,12 @@ import {
   createLakeStatements,
   DUCKLAKE_VERSION,
   MESA_LAYOUT_VERSION,
+  chainTableStatements,
   TABLE_ID,
   TABLE_NAME,
   columnId
 } from "./catalog/ducklakeSchema.js"
+import { type ChainRecord, GENESIS_HASH, isoMillis, recordHash } from "./catalog/chain.js"
 import { acquirePool, isDeadline } from "./catalog/pool.js"
 import * as Readers from "./catalog/readers.js"
 import { LATEST_MIGRATION, MIGRATIONS_TABLE, migrations, SHARED_SCHEMA } from "./catalog/migrations.js"
@@ -145,6 +147,29 @@ export const INDEX_THROUGH_KEY = "mesa_index_through"
 /** The mark as a scalar subquery: the last indexed snapshot while the index lags, else NULL. */
 export const indexMark = (sql: SqlClient.SqlClient, schema: string) =>
   sql`(SELECT value FROM ${sql(schema)}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL)`
+
+/** The chain's head hash as a scalar subquery (NULL before the first record). */
+export const chainHead = (sql: SqlClient.SqlClient, schema: string) =>
+  sql`(SELECT record_hash FROM ${sql(schema)}.mesa_chain ORDER BY snapshot_id DESC LIMIT 1)`
+
+/** A chain record as a `mesa_chain` row (with the catalog's id of its file), its hash computed. */
+export const chainRow = (r: ChainRecord, dataFileId: number) => ({
+  snapshot_id: r.snapshotId,
+  kind: r.kind,
+  snapshot_time: r.snapshotTime,
+  data_file_id: dataFileId,
+  file_name: r.fileName,
+  checksum: r.checksum,
+  file_size_bytes: r.fileSizeBytes,
+  record_count: r.recordCount,
+  actor: r.actor,
+  note: r.note,
+  idempotency_key: r.idempotencyKey,
+  content_hash: r.contentHash,
+  sources: JSON.stringify(r.sources),
+  prev_hash: r.prevHash,
+  record_hash: recordHash(r)
+})
 
 export interface CatalogService {
   /**
@@ -286,7 +311,13 @@ export interface CatalogService {
       readonly file: DataFileInfo
       readonly actor: string
     }
-  ) => Effect.Effect<{ readonly snapshotId: number; readonly snapshotTime: Date; readonly dataFileId: number }, Failure>
+  ) => Effect.Effect<{
+    readonly snapshotId: number
+    readonly snapshotTime: Date
+    readonly dataFileId: number
+    readonly prevHash: string
+    readonly recordHash: string
+  }, Failure>
   /** Files scheduled for deletion before `before` (paths relative to the ducklake collection). */
   readonly scheduledForDeletion: (
     project: Project,
@@ -318,6 +349,10 @@ export interface CommitRecord {
   readonly note: string | null
   readonly idempotencyKey: string | null
   readonly contentHash: string
+  /** The chain record's remaining fields (src/catalog/chain.ts): the marker carries the whole record. */
+  readonly fileSizeBytes: number
+  readonly prevHash: string
+  readonly recordHash: string
 }
 
 export interface LiveFile {
@@ -757,7 +792,9 @@ export const make = (config: CatalogConfig) =>
                    next_file_id::text AS nf,
                    (SELECT next_row_id::text FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}) AS r,
                    EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS have_stats,
-                   ${indexMark(sql, S(project))} IS NOT NULL AS index_behind
+                   ${indexMark(sql, S(project))} IS NOT NULL AS index_behind,
+                   ${chainHead(sql, S(project))} AS prev_hash,
+                   date_trunc('milliseconds', clock_timestamp()) AS now_ms
             FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`
           if (Number(prev.id) >= write.snapshotId) {
             return yield* Effect.fail(
@@ -780,6 +817,28 @@ export const make = (config: CatalogConfig) =>
           const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
           const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
           const current = deferIndex ? [] : latestPerTriple(rows)
+          // The commit time: now, but never before the reserved clock nor at or before the previous snapshot.
+          const snapshotTime = new Date(Math.max(
+            new Date(prev.now_ms).getTime(),
+            write.clock.getTime(),
+            new Date(prev.snapshot_time).getTime() + 1
+          ))
+          const chain = chainRow({
+            projectId: project.projectId,
+            snapshotId: write.snapshotId,
+            kind: "data",
+            snapshotTime: isoMillis(snapshotTime),
+            fileName: file.fileName,
+            checksum: file.checksum,
+            fileSizeBytes: file.fileSizeBytes,
+            recordCount: file.recordCount,
+            actor: write.actor,
+            note: write.note,
+            idempotencyKey: write.idempotencyKey,
+            contentHash: write.contentHash,
+            sources: [],
+            prevHash: prev.prev_hash ?? GENESIS_HASH
+          }, fileId)
           const newStats = JSON.stringify(file.stats.map((c) => ({
             column_id: c.columnId,
             contains_null: c.nullCount > 0,
@@ -791,10 +850,7 @@ export const make = (config: CatalogConfig) =>
           const [{ t }] = (yield* sql<any>`
             WITH snap AS (
               INSERT INTO ${s}.ducklake_snapshot
-              VALUES (${write.snapshotId},
-                GREATEST(date_trunc('milliseconds', clock_timestamp()), ${write.clock}::timestamptz,
-                         ${prev.snapshot_time}::timestamptz + interval '1 millisecond'),
-                ${prev.sv}::int8, ${prev.nc}::int8, ${fileId + 1})
+              VALUES (${write.snapshotId}, ${snapshotTime}::timestamptz, ${prev.sv}::int8, ${prev.nc}::int8, ${fileId + 1})
               RETURNING snapshot_time AS t
             ),
             data_file AS (
@@ -851,6 +907,7 @@ export const make = (config: CatalogConfig) =>
                 ${file.recordCount}, ${write.actor}, ${write.note}, ${minTs}, ${maxTs}, ${write.idempotencyKey},
                 ${write.contentHash})
             ),
+            mesa_chain AS (INSERT INTO ${s}.mesa_chain ${sql.insert(chain)}),
             ${deferIndex
               ? sql`index_lag AS (
                   INSERT INTO ${s}.ducklake_metadata (key, value, scope, scope_id)
@@ -948,9 +1005,11 @@ export const make = (config: CatalogConfig) =>
     const commitRecord: CatalogService["commitRecord"] = (project, snapshotId) =>
       withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT m.*, m.snapshot_id::text AS id, m.data_file_id::text AS file_id, s.snapshot_time
+          sql<any>`SELECT m.*, m.snapshot_id::text AS id, m.data_file_id::text AS file_id, s.snapshot_time,
+                          c.file_size_bytes::text AS size, c.prev_hash, c.record_hash
                    FROM ${sql(S(project))}.mesa_snapshot m
                    JOIN ${sql(S(project))}.ducklake_snapshot s ON s.snapshot_id = m.snapshot_id
+                   JOIN ${sql(S(project))}.mesa_chain c ON c.snapshot_id = m.snapshot_id
                    WHERE m.snapshot_id = ${snapshotId}`,
           ([r]) => ({
             format: "mesa-ducklake-commit/1" as const,
@@ -964,7 +1023,10 @@ export const make = (config: CatalogConfig) =>
             actor: r.actor,
             note: r.note,
             idempotencyKey: r.idempotency_key,
-            contentHash: r.content_hash
+            contentHash: r.content_hash,
+            fileSizeBytes: Number(r.size),
+            prevHash: r.prev_hash,
+            recordHash: r.record_hash
           })
         ), "commitRecord")
 
@@ -1114,6 +1176,24 @@ export const make = (config: CatalogConfig) =>
             RETURNING snapshot_time AS t`) as any
           const begin = Math.min(...input.sources.map((f) => f.beginSnapshot))
           const last = Math.max(...input.sources.map((f) => f.lastSnapshot))
+          const [head] = yield* sql<any>`SELECT ${chainHead(sql, S(project))} AS h`
+          const chain = chainRow({
+              projectId: project.projectId,
+              snapshotId,
+              kind: "compaction",
+              snapshotTime: isoMillis(new Date(t)),
+              fileName: input.file.fileName,
+              checksum: input.file.checksum,
+              fileSizeBytes: input.file.fileSizeBytes,
+              recordCount: input.file.recordCount,
+              actor: input.actor,
+              note: null,
+              idempotencyKey: null,
+              contentHash: null,
+            sources: input.sources.map((f) => f.fileName),
+            prevHash: head?.h ?? GENESIS_HASH
+          }, fileId)
+          yield* sql`INSERT INTO ${s}.mesa_chain ${sql.insert(chain)}`
           // Rows are re-sorted (by path) in the new file, so it carries each row's id itself: row_id_start is NULL.
           yield* sql`
             INSERT INTO ${s}.ducklake_data_file VALUES (${fileId}, ${TABLE_ID}, ${begin}, NULL, NULL,
@@ -1135,7 +1215,13 @@ export const make = (config: CatalogConfig) =>
             INSERT INTO ${s}.ducklake_snapshot_changes VALUES (${snapshotId}, ${`merge_adjacent:${TABLE_ID}`},
               ${input.actor}, ${`mesa-ducklake: compacted ${ids.length} files`},
               ${JSON.stringify({ tool: "mesa-ducklake", compacted: ids.length })})`
-          return { snapshotId, snapshotTime: new Date(t), dataFileId: fileId }
+          return {
+            snapshotId,
+            snapshotTime: new Date(t),
+            dataFileId: fileId,
+            prevHash: chain.prev_hash,
+            recordHash: chain.record_hash
+          }
         })), "commitCompaction")
 
     const scheduledForDeletion: CatalogService["scheduledForDeletion"] = (project, before) =>
@@ -1390,6 +1476,10 @@ export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
         expected: `DuckLake ${DUCKLAKE_VERSION}`
       })
     }
+    if (meta.get("mesa_layout_version") === "1") {
+      yield* upgradeToChain(sql, schema, meta.get("mesa_project_id") ?? "")
+      return
+    }
     if (meta.get("mesa_layout_version") !== MESA_LAYOUT_VERSION) {
       return yield* new CatalogSchemaMismatch({
         schema,
@@ -1398,6 +1488,61 @@ export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
       })
     }
   })
+
+/**
+ * Layout 1 → 2: adds the hash chain and fills it from the history as the catalog holds it now (so it vouches for
+ * nothing that happened before the upgrade). Data files already replaced by compaction have no size in the catalog
+ * any more (recorded as -1), and compacted files of layout 1 have no checksum in it (recorded as ""): `verifyProject`
+ * reports those records as unverifiable rather than broken. Runs once, under the lock every commit takes.
+ */
+const upgradeToChain = (sql: SqlClient.SqlClient, schema: string, projectId: string) =>
+  sql.withTransaction(Effect.gen(function*() {
+    const s = sql(schema)
+    yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
+    const [layout] = yield* sql<any>`SELECT value FROM ${s}.ducklake_metadata WHERE key = 'mesa_layout_version' AND scope IS NULL`
+    if (layout?.value !== "1") return
+    for (const ddl of chainTableStatements(`"${schema.replace(/"/g, "\"\"")}"`)) yield* sql.unsafe(ddl)
+    const rows = yield* sql<any>`
+      SELECT 'data' AS kind, m.snapshot_id::text AS id, s.snapshot_time, m.data_file_id::text AS file_id, m.file_path,
+             m.checksum, COALESCE(d.file_size_bytes, -1)::text AS size, m.change_count::text AS n, m.actor, m.note,
+             m.idempotency_key, m.content_hash, '' AS sources
+      FROM ${s}.mesa_snapshot m JOIN ${s}.ducklake_snapshot s ON s.snapshot_id = m.snapshot_id
+      LEFT JOIN ${s}.ducklake_data_file d ON d.data_file_id = m.data_file_id
+      UNION ALL
+      SELECT 'compaction', s.snapshot_id::text, s.snapshot_time, d.data_file_id::text, d.path, '',
+             d.file_size_bytes::text, d.record_count::text, COALESCE(c.author, ''), NULL, NULL, NULL, ''
+      FROM ${s}.ducklake_data_file d
+      -- A compaction's snapshot is the one that handed out the merged file's id.
+      JOIN ${s}.ducklake_snapshot s ON s.next_file_id = d.data_file_id + 1
+      JOIN ${s}.ducklake_snapshot_changes c ON c.snapshot_id = s.snapshot_id AND c.changes_made LIKE 'merge_adjacent:%'
+      WHERE d.partial_max IS NOT NULL AND d.end_snapshot IS NULL
+        AND NOT EXISTS (SELECT 1 FROM ${s}.mesa_snapshot m WHERE m.data_file_id = d.data_file_id)
+      ORDER BY 2`
+    let prev = GENESIS_HASH
+    const out: Array<ReturnType<typeof chainRow>> = []
+    for (const r of rows) {
+      const row = chainRow({
+        projectId,
+        snapshotId: Number(r.id),
+        kind: r.kind,
+        snapshotTime: isoMillis(new Date(r.snapshot_time)),
+        fileName: r.file_path,
+        checksum: r.checksum,
+        fileSizeBytes: Number(r.size),
+        recordCount: Number(r.n),
+        actor: r.actor,
+        note: r.note,
+        idempotencyKey: r.idempotency_key,
+        contentHash: r.content_hash,
+        sources: [],
+        prevHash: prev
+      }, Number(r.file_id))
+      out.push(row)
+      prev = row.record_hash
+    }
+    for (let i = 0; i < out.length; i += 1000) yield* sql`INSERT INTO ${s}.mesa_chain ${sql.insert(out.slice(i, i + 1000))}`
+    yield* sql`UPDATE ${s}.ducklake_metadata SET value = ${MESA_LAYOUT_VERSION} WHERE key = 'mesa_layout_version' AND scope IS NULL`
+  }))
 
 /** The live catalog layer. Connects lazily: building it never fails because PostgreSQL is down. */
 export const layer = (config: CatalogConfig) => Layer.scoped(Catalog, make(config))

@@ -1473,6 +1473,11 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
             fileName,
             checksum,
             recordCount: written.recordCount,
+            fileSizeBytes: written.fileSizeBytes,
+            actor,
+            sources: group.map((f) => f.fileName),
+            prevHash: committed.prevHash,
+            recordHash: committed.recordHash,
             beginSnapshot: group[0]!.beginSnapshot,
             partialMax: group[group.length - 1]!.lastSnapshot,
             replaces: group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))
@@ -1586,9 +1591,9 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         report.orphaned++
         return
       }
-      const fail = (e: { readonly message: string }) =>
+      const fail = (e: { readonly message: string; readonly terminal?: boolean }) =>
         Effect.gen(function*() {
-          const terminal = w.attempts + 1 >= maxAttempts
+          const terminal = e.terminal === true || w.attempts + 1 >= maxAttempts
           yield* catalog.failPending(p.projectId, w.snapshotId, e.message, terminal)
           if (terminal) report.failed++
         })
@@ -1606,7 +1611,14 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         if (!stored) {
           if (!haveLocal) {
             report.missingLocal++
-            return yield* Effect.fail({ message: `local file ${w.localFile} is missing and nothing verified is stored` })
+            // We hold the project's lock, which its writer held from reservation to commit: that writer is done with
+            // this row. On its own host its file would be in this cache; with neither a local file nor a verified
+            // stored copy nothing can finish it, so it fails at once. A row of another host may still be finished
+            // by a recovery there (its cache is there): it is retried.
+            return yield* Effect.fail({
+              message: `local file ${w.localFile} is missing and nothing verified is stored`,
+              terminal: w.host === os.hostname()
+            })
           }
           const put = yield* push(p, w)
           checksum = formatIrodsChecksum(put.checksum)
@@ -1629,7 +1641,9 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       })
       yield* attempt.pipe(
         Effect.catchAll((e: any) =>
-          e?._tag === "CatalogUnavailable" ? Effect.fail(e as CatalogUnavailable) : fail({ message: String(e?.message ?? e) })
+          e?._tag === "CatalogUnavailable"
+            ? Effect.fail(e as CatalogUnavailable)
+            : fail({ message: String(e?.message ?? e), terminal: e?.terminal === true })
         )
       )
     })

@@ -286,7 +286,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       expect(w.last_error).toContain("superseded")
     }))
 
-  it.effect("a pending write whose local file is gone and was never stored fails after the attempt limit", () =>
+  it.effect("a pending write of this host whose file never existed fails at once: its writer is provably gone", () =>
     Effect.gen(function*() {
       const c = yield* DuckLakeClient
       const catalog = yield* Catalog
@@ -297,6 +297,32 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       const [w] = (yield* catalog.pendingWrites({ limit: 1000 })).filter((x) => x.projectId === p.projectId)
       fs.rmSync(w!.localFile)
       fs.rmSync(nodePath.join(dirs.zoneDir, w!.remotePath))
+      // Recovery holds the project's lock, which the writer held from reservation to commit: on this host, with no
+      // local file and nothing stored, nothing can ever finish the write.
+      const first = yield* c.recoverPendingPushes({ maxAttempts: 5 })
+      expect(first).toEqual({ pushed: 0, committed: 0, failed: 1, orphaned: 0, missingLocal: 1, markers: 0 })
+      expect(yield* c.recoverPendingPushes({ maxAttempts: 5 })).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 0, markers: 0 })
+      const [row] = yield* catalog.withSql((sql) =>
+        sql<any>`SELECT state FROM mesa_ducklake.pending_writes WHERE project_id = ${p.projectId}`
+      )
+      expect(row.state).toBe("failed")
+      expect(yield* c.listSnapshots(p.projectId)).toEqual([])
+    }))
+
+  it.effect("a pending write of another host whose file is not here is retried (that host may finish it) up to the limit", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* register
+      fault = "die-before-commit"
+      yield* Effect.exit(withFaultyCatalog(attempt(p.projectId, p.irodsPath, "1")))
+      fault = "none"
+      const [w] = (yield* catalog.pendingWrites({ limit: 1000 })).filter((x) => x.projectId === p.projectId)
+      fs.rmSync(w!.localFile)
+      fs.rmSync(nodePath.join(dirs.zoneDir, w!.remotePath))
+      yield* catalog.withSql((sql) =>
+        sql`UPDATE mesa_ducklake.pending_writes SET host = 'another-host' WHERE project_id = ${p.projectId}`
+      )
       const first = yield* c.recoverPendingPushes({ maxAttempts: 2 })
       expect(first).toEqual({ pushed: 0, committed: 0, failed: 0, orphaned: 0, missingLocal: 1, markers: 0 })
       const second = yield* c.recoverPendingPushes({ maxAttempts: 2 })

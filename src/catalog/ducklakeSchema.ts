@@ -14,7 +14,7 @@ export const TABLE_ID = 1
 /** DuckLake format version we write and accept. */
 export const DUCKLAKE_VERSION = "1.0"
 /** Version of our additions (the `mesa_` tables and the table layout). */
-export const MESA_LAYOUT_VERSION = "1"
+export const MESA_LAYOUT_VERSION = "2"
 
 /**
  * Columns of `avu_changes`, in order. Column ids start at 1 and equal the Parquet field ids, as DuckLake requires.
@@ -45,6 +45,11 @@ export const columnId = (name: ColumnName): number => COLUMNS.find((c) => c.name
 const ident = (s: string) => `"${s.replace(/"/g, "\"\"")}"`
 
 /** DDL + bootstrap for a new project lake in schema `schema`. Run inside one transaction. */
+/** The chain table (layout 2), for new lakes and for the upgrade of a layout-1 lake. */
+export const chainTableStatements = (S: string): Array<string> => [
+  `CREATE TABLE ${S}.mesa_chain(snapshot_id BIGINT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('data', 'compaction')), snapshot_time TIMESTAMPTZ NOT NULL, data_file_id BIGINT NOT NULL, file_name TEXT NOT NULL, checksum TEXT NOT NULL, file_size_bytes BIGINT NOT NULL, record_count BIGINT NOT NULL, actor TEXT NOT NULL, note TEXT, idempotency_key TEXT, content_hash TEXT, sources TEXT NOT NULL, prev_hash TEXT NOT NULL, record_hash TEXT NOT NULL UNIQUE)`
+]
+
 export const createLakeStatements = (
   schema: string,
   opts: { readonly dataPath: string; readonly createdBy: string; readonly projectId: string; readonly actor: string }
@@ -90,7 +95,9 @@ export const createLakeStatements = (
     // message), and whether its commit marker (`_mesa_log/`, what rebuild trusts) is in storage yet.
     // Renames and moves (iRODS imv): an object's history follows it to its new path. Collection moves carry prefixes.
     `CREATE TABLE ${S}.mesa_renames(snapshot_id BIGINT NOT NULL, seq INTEGER NOT NULL, ts TIMESTAMPTZ NOT NULL, from_path TEXT COLLATE "C" NOT NULL, to_path TEXT COLLATE "C" NOT NULL, target_type TEXT NOT NULL, object_id BIGINT, actor TEXT NOT NULL, PRIMARY KEY (snapshot_id, seq))`,
-    `CREATE TABLE ${S}.mesa_snapshot(snapshot_id BIGINT PRIMARY KEY, data_file_id BIGINT NOT NULL, file_path TEXT NOT NULL, checksum TEXT NOT NULL, change_count INTEGER NOT NULL, actor TEXT NOT NULL, note TEXT, min_ts TIMESTAMPTZ NOT NULL, max_ts TIMESTAMPTZ NOT NULL, idempotency_key TEXT UNIQUE, content_hash TEXT NOT NULL, marker_written BOOLEAN NOT NULL DEFAULT false)`
+    `CREATE TABLE ${S}.mesa_snapshot(snapshot_id BIGINT PRIMARY KEY, data_file_id BIGINT NOT NULL, file_path TEXT NOT NULL, checksum TEXT NOT NULL, change_count INTEGER NOT NULL, actor TEXT NOT NULL, note TEXT, min_ts TIMESTAMPTZ NOT NULL, max_ts TIMESTAMPTZ NOT NULL, idempotency_key TEXT UNIQUE, content_hash TEXT NOT NULL, marker_written BOOLEAN NOT NULL DEFAULT false)`,
+    // Layout 2: the hash chain (src/catalog/chain.ts), one record per snapshot that added a data file.
+    ...chainTableStatements(S)
   ].map((s) => [s, []] as const)
 
   const columns = COLUMNS.map((c) =>

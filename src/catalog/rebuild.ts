@@ -19,6 +19,7 @@ import * as nodePath from "node:path"
 import {
   type CatalogService,
   type ColumnStats,
+  chainRow,
   type CommitRecord,
   currentAvuRow,
   fileStatsRows,
@@ -30,6 +31,7 @@ import { MARKER_DIR } from "../DuckLakeClient.js"
 import type { StorageError } from "../errors.js"
 import { checksumFile, formatIrodsChecksum, type LakeStorageService, parseIrodsChecksum } from "../LakeStorage.js"
 import { CatalogNotEmpty, RebuildError } from "../backupErrors.js"
+import { type ChainRecord, GENESIS_HASH, isoMillis, recordHash } from "./chain.js"
 import { createLakeStatements, TABLE_ID, TABLE_NAME } from "./ducklakeSchema.js"
 
 /** Why a file or marker was left out of the rebuilt catalog. */
@@ -45,6 +47,11 @@ export type RebuildProblem =
   | { readonly kind: "unexpected-file"; readonly file: string }
   | { readonly kind: "name-mismatch"; readonly file: string; readonly snapshotId: number }
   | { readonly kind: "time-order"; readonly snapshotId: number; readonly reason: string }
+  /**
+   * The hash chain (src/catalog/chain.ts) does not hold together: a marker's record hash differs from the record
+   * rebuilt from what storage holds, or its link to the record before it is not that record's hash (a gap).
+   */
+  | { readonly kind: "chain-mismatch"; readonly snapshotId: number; readonly reason: string }
   /**
    * A compaction output or marker. Rebuild takes history from the per-snapshot files; once compaction's grace period
    * has deleted them, their snapshots show up as `marker-without-file` (not yet rebuilt from compacted files).
@@ -100,6 +107,11 @@ export interface RebuildPlan {
   /** The latest change per AVU triple over the committed snapshots: the `mesa_current_avus` rows. */
   readonly current: ReadonlyArray<ChangeRow>
   readonly problems: ReadonlyArray<RebuildProblem>
+  /**
+   * The hash chain as rebuilt, in snapshot order: the data snapshots above and every compaction with a marker. With
+   * intact markers its hashes are the original catalog's.
+   */
+  readonly chain: ReadonlyArray<ChainRecord>
   /** Highest snapshot id seen anywhere (files, markers): ids up to it are never handed out again. */
   readonly lastSnapshotId: number
   readonly filesScanned: number
@@ -128,6 +140,12 @@ interface CompactionRecord {
   readonly beginSnapshot: number
   readonly partialMax: number
   readonly replaces: ReadonlyArray<{ readonly fileName: string }>
+  /** Chain fields (layout 2; absent in older markers). */
+  readonly fileSizeBytes?: number
+  readonly actor?: string
+  readonly sources?: ReadonlyArray<string>
+  readonly prevHash?: string
+  readonly recordHash?: string
 }
 
 const isCompactionRecord = (x: any): x is CompactionRecord =>
@@ -192,6 +210,90 @@ const localCopy = (storage: LakeStorageService, path: string, tmp: string) =>
       return Effect.as(storage.get(path, file), { file, temporary: true })
     }
   })
+
+/**
+ * The chain records of a rebuilt catalog, from the planned snapshots (as the rebuilt catalog will hold them) and the
+ * compaction markers, each linked to the one before. A marker's own hashes are checked against them: a mismatch or a
+ * gap is reported, and a marker's link is followed past a gap so the records after it keep their original hashes.
+ */
+const rebuildChain = (
+  projectId: string,
+  snapshots: ReadonlyArray<PlannedSnapshot>,
+  markers: ReadonlyMap<number, CommitRecord>,
+  compactions: ReadonlyMap<number, CompactionRecord>,
+  problems: Array<RebuildProblem>
+): Array<ChainRecord> => {
+  type Entry = { readonly record: Omit<ChainRecord, "prevHash">; readonly prevHash?: string; readonly recordHash?: string }
+  const entries: Array<Entry> = []
+  for (const p of snapshots) {
+    const m = markers.get(p.snapshotId)
+    entries.push({
+      record: {
+        projectId,
+        snapshotId: p.snapshotId,
+        kind: "data",
+        snapshotTime: isoMillis(p.snapshotTime),
+        fileName: p.fileName,
+        checksum: p.checksum,
+        fileSizeBytes: p.coveredBy !== undefined ? (m?.fileSizeBytes ?? 0) : p.fileSizeBytes,
+        recordCount: p.recordCount,
+        actor: p.actor,
+        note: p.note,
+        idempotencyKey: p.idempotencyKey,
+        contentHash: p.contentHash,
+        sources: []
+      },
+      ...(m?.prevHash === undefined ? {} : { prevHash: m.prevHash }),
+      ...(m?.recordHash === undefined ? {} : { recordHash: m.recordHash })
+    })
+  }
+  for (const c of compactions.values()) {
+    entries.push({
+      record: {
+        projectId,
+        snapshotId: c.snapshotId,
+        kind: "compaction",
+        snapshotTime: c.snapshotTime,
+        fileName: c.fileName,
+        checksum: c.checksum,
+        fileSizeBytes: c.fileSizeBytes ?? -1,
+        recordCount: c.recordCount,
+        actor: c.actor ?? "",
+        note: null,
+        idempotencyKey: null,
+        contentHash: null,
+        sources: c.sources ?? []
+      },
+      ...(c.prevHash === undefined ? {} : { prevHash: c.prevHash }),
+      ...(c.recordHash === undefined ? {} : { recordHash: c.recordHash })
+    })
+  }
+  entries.sort((a, b) => a.record.snapshotId - b.record.snapshotId)
+  const out: Array<ChainRecord> = []
+  let prev = GENESIS_HASH
+  for (const e of entries) {
+    if (e.prevHash !== undefined && e.prevHash !== prev) {
+      problems.push({
+        kind: "chain-mismatch",
+        snapshotId: e.record.snapshotId,
+        reason: `its marker links to ${e.prevHash.slice(0, 12)}…, the record before it hashes to ${prev.slice(0, 12)}…`
+      })
+      prev = e.prevHash
+    }
+    const record: ChainRecord = { ...e.record, prevHash: prev }
+    const hash = recordHash(record)
+    if (e.recordHash !== undefined && e.recordHash !== hash) {
+      problems.push({
+        kind: "chain-mismatch",
+        snapshotId: record.snapshotId,
+        reason: `its marker's record hash ${e.recordHash.slice(0, 12)}… differs from the rebuilt record's ${hash.slice(0, 12)}…`
+      })
+    }
+    out.push(record)
+    prev = hash
+  }
+  return out
+}
 
 const isCommitRecord = (x: any): x is CommitRecord =>
   x !== null && typeof x === "object" && x.format === "mesa-ducklake-commit/1" && typeof x.projectId === "string" &&
@@ -535,6 +637,7 @@ export const scanLake = (
       partialMax: u.record.partialMax
     }))
     const current = latestPerTriple([...chosen.flatMap((c) => c.scan.latest), ...used.flatMap((u) => u.rows)])
+    const chain = rebuildChain(projectId, snapshots, markers, compactionMarkers, problems)
     const any = ours[0]?.meta
     // Every id seen anywhere counts, unreadable and foreign file names included: a partial upload had its id.
     const namedIds = fileEntries.flatMap((e) => {
@@ -552,6 +655,7 @@ export const scanLake = (
       compactions,
       current,
       problems,
+      chain,
       lastSnapshotId: Math.max(...ids),
       filesScanned: fileEntries.length,
       markersScanned: markerEntries.length,
@@ -762,6 +866,10 @@ export const writePlan = (
       yield* insert("ducklake_file_column_stats", statRows)
       yield* insert("ducklake_snapshot_changes", changeRows)
       yield* insert("mesa_snapshot", mesaRows)
+      // The chain as scanLake rebuilt it; a compaction whose file is not in this catalog keeps its record (id -1).
+      const fileIdOf = new Map<number, number>(mesaRows.map((r) => [r.snapshot_id as number, r.data_file_id as number]))
+      for (const [snapshotId, fileId] of compactionFileIds) fileIdOf.set(snapshotId, fileId)
+      yield* insert("mesa_chain", plan.chain.map((r) => chainRow(r, fileIdOf.get(r.snapshotId) ?? -1)))
       yield* insert(
         "mesa_current_avus",
         plan.current.map(currentAvuRow)
