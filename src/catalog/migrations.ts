@@ -1,6 +1,7 @@
 /**
- * Migrations of the shared schema `mesa_ducklake`: the project registry and the write-ahead log of pending
- * writes. Each project's own lake schema is created whole at registration (see `ducklakeSchema.ts`).
+ * Migrations of the shared schema `mesa_ducklake`: the project registry, the write-ahead log of pending writes and
+ * the registry of the reader roles we created. Each project's own lake schema is created whole at registration (see
+ * `ducklakeSchema.ts`).
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
@@ -46,9 +47,30 @@ const m0001_registry = Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql`CREATE INDEX pending_writes_state ON mesa_ducklake.pending_writes (state, updated_at)`
   ], { discard: true }))
 
+/**
+ * The PostgreSQL login roles `grantProjectReader` created, one project each (`src/catalog/readers.ts`). A role that
+ * exists in PostgreSQL without a row here is not ours and is never altered; `role_oid` tells our role from another
+ * one created later under the same name (after ours was dropped).
+ */
+const m0002_readerRoles = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.all([
+    sql`CREATE TABLE mesa_ducklake.reader_roles (
+      role TEXT COLLATE "C" PRIMARY KEY,
+      role_oid OID NOT NULL,
+      project_id UUID NOT NULL REFERENCES mesa_ducklake.projects (project_id),
+      created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+      -- The database role that created it (the service account).
+      created_by TEXT NOT NULL DEFAULT current_user,
+      rotated_at TIMESTAMPTZ,
+      rotated_by TEXT
+    )`,
+    sql`CREATE INDEX reader_roles_project ON mesa_ducklake.reader_roles (project_id)`
+  ], { discard: true }))
+
 export const migrations = {
-  "1_registry": m0001_registry
+  "1_registry": m0001_registry,
+  "2_reader_roles": m0002_readerRoles
 } as const
 
 /** The newest migration this build knows: a catalog migrated further is refused, never modified. */
-export const LATEST_MIGRATION = 1
+export const LATEST_MIGRATION = 2
