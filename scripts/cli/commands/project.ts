@@ -1,14 +1,16 @@
 /**
- * `project register|list|show|find`: the registry. `find --discover` finds the project the way mesa-mcp does —
- * the `mesa.enabled` marker on the path or a parent collection, in iRODS — and registers it when new.
+ * `project register|list|show|find|grant-reader`: the registry, and read-only catalog roles for analysts.
+ * `find --discover` finds the project the way mesa-mcp does — the `mesa.enabled` marker on the path or a parent
+ * collection, in iRODS — and registers it when new.
  */
 import { Command, Options } from "@effect/cli"
 import { Config, Effect, Layer, Option } from "effect"
 import * as Discovery from "../../../src/discovery.js"
 import type { Project } from "../../../src/domain.js"
 import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
+import type { ReaderRoleConflict } from "../../../src/errors.js"
 import { actor, actorOf, ClientLive, IrodsLive, json, pathArg, projectArg, resolveProject } from "../environment.js"
-import { emit, formatRecord, formatTable } from "../output.js"
+import { CommandFailed, emit, ExitCode, formatRecord, formatTable } from "../output.js"
 
 const describe = (p: Project) =>
   formatRecord([
@@ -81,13 +83,34 @@ const find = Command.make(
     }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("the registered project containing a path (--discover: as mesa-mcp finds it)"))
 
+/** What the CLI says when a role name is refused (the library's message speaks of `rotate`, we of `--rotate`). */
+const refusal = (e: ReaderRoleConflict): string => {
+  switch (e.reason) {
+    case "exists-not-ours":
+      return `role ${e.role} already exists and was not created by mesa-ducklake as a reader; refused, nothing changed (choose another --role)`
+    case "other-project":
+      return `role ${e.role} is the reader of another project; refused, nothing changed (choose another --role)`
+    case "exists-use-rotate":
+      return `role ${e.role} is already this project's reader; its password was not changed (pass --rotate to change it)`
+    case "not-a-reader":
+      return `role ${e.role} is not a reader of project ${e.projectId}: nothing to rotate (grant it without --rotate first)`
+    case "unsafe-attributes":
+      return `role ${e.role} has memberships, attributes or privileges a reader never has; refused, nothing changed`
+  }
+}
+
 const grantReader = Command.make(
   "grant-reader",
   {
-    role: Options.text("role").pipe(Options.withDescription("PostgreSQL role to create or update (a-z, 0-9, _)")),
+    role: Options.text("role").pipe(
+      Options.withDescription("PostgreSQL role to create for this project only (a-z, 0-9, _); an existing role is refused")
+    ),
     password: Options.redacted("password").pipe(
       Options.withDescription("its password (12+ characters); default: MESA_DUCKLAKE_READER_PASSWORD"),
       Options.optional
+    ),
+    rotate: Options.boolean("rotate").pipe(
+      Options.withDescription("change the password of this project's existing reader role (one this command created)")
     ),
     json,
     project: projectArg
@@ -99,15 +122,24 @@ const grantReader = Command.make(
         onSome: Effect.succeed,
         onNone: () => Config.redacted("MESA_DUCKLAKE_READER_PASSWORD")
       })
-      const granted = yield* Effect.flatMap(DuckLakeClient, (c) => c.grantProjectReader(project.projectId, o.role, password))
-      yield* emit(o.json, { ...granted, projectId: project.projectId }, (g) =>
+      const granted = yield* Effect.flatMap(DuckLakeClient, (c) =>
+        c.grantProjectReader(project.projectId, o.role, password, { rotate: o.rotate })).pipe(
+          Effect.catchTag("ReaderRoleConflict", (e) =>
+            Effect.fail(new CommandFailed({ code: e._tag, reason: refusal(e), exitCode: ExitCode.invalid })))
+        )
+      yield* emit(o.json, { ...granted, projectId: project.projectId, rotated: o.rotate }, (g) =>
         formatRecord([
           ["role", g.role],
+          [g.rotated ? "password" : "created", g.rotated ? "changed" : "yes"],
           ["reads schema", g.schema],
           ["attach with", `ATTACH 'ducklake:postgres:dbname=… user=${g.role}' AS lake (METADATA_SCHEMA '${g.schema}', READ_ONLY)`]
         ]))
     }).pipe(Effect.provide(ClientLive))
-).pipe(Command.withDescription("a read-only PostgreSQL role for one project's lake schema (for DuckDB ATTACH)"))
+).pipe(
+  Command.withDescription(
+    "a read-only PostgreSQL role for one project's lake schema (for DuckDB ATTACH); --rotate changes its password"
+  )
+)
 
 export const project = Command.make("project").pipe(
   Command.withDescription("register, list, show and find projects, and grant read-only catalog roles"),
