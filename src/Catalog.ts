@@ -106,6 +106,11 @@ export interface LakeFile {
   readonly relativePath: string
   readonly beginSnapshot: number
   readonly fileSizeBytes: number
+  /**
+   * The stored file's checksum as the chain records it (iRODS form); "" when the catalog has none (a compacted file
+   * of a lake upgraded from layout 1).
+   */
+  readonly checksum: string
 }
 
 export interface FileFilter {
@@ -365,6 +370,8 @@ export interface LiveFile {
   readonly recordCount: number
   readonly fileSizeBytes: number
   readonly rowIdStart: number | null
+  /** As `LakeFile.checksum`. */
+  readonly checksum: string
 }
 
 export interface Rename {
@@ -1113,14 +1120,17 @@ export const make = (config: CatalogConfig) =>
         }
         return Effect.map(
           sql<any>`SELECT f.data_file_id::text AS id, f.path, f.path_is_relative, f.begin_snapshot::text AS begin,
-                          f.file_size_bytes::text AS size
-                   FROM ${s}.ducklake_data_file f WHERE ${sql.and(conds)} ORDER BY f.begin_snapshot`,
+                          f.file_size_bytes::text AS size, c.checksum
+                   FROM ${s}.ducklake_data_file f
+                   LEFT JOIN ${s}.mesa_chain c ON c.data_file_id = f.data_file_id AND c.file_name = f.path
+                   WHERE ${sql.and(conds)} ORDER BY f.begin_snapshot`,
           (rows) =>
             rows.map((r) => ({
               dataFileId: Number(r.id),
               relativePath: `main/${TABLE_NAME}/${r.path}`,
               beginSnapshot: Number(r.begin),
-              fileSizeBytes: Number(r.size)
+              fileSizeBytes: Number(r.size),
+              checksum: r.checksum ?? ""
             }))
         )
       }, "files")
@@ -1129,10 +1139,13 @@ export const make = (config: CatalogConfig) =>
     const liveFiles: CatalogService["liveFiles"] = (project) =>
       withSql((sql) =>
         Effect.map(
-          sql<any>`SELECT data_file_id::text AS id, path, begin_snapshot::text AS b, partial_max::text AS pm,
-                          record_count::text AS n, file_size_bytes::text AS size, row_id_start::text AS r
-                   FROM ${sql(S(project))}.ducklake_data_file WHERE table_id = ${TABLE_ID} AND end_snapshot IS NULL
-                   ORDER BY begin_snapshot, data_file_id`,
+          sql<any>`SELECT f.data_file_id::text AS id, f.path, f.begin_snapshot::text AS b, f.partial_max::text AS pm,
+                          f.record_count::text AS n, f.file_size_bytes::text AS size, f.row_id_start::text AS r,
+                          c.checksum
+                   FROM ${sql(S(project))}.ducklake_data_file f
+                   LEFT JOIN ${sql(S(project))}.mesa_chain c ON c.data_file_id = f.data_file_id AND c.file_name = f.path
+                   WHERE f.table_id = ${TABLE_ID} AND f.end_snapshot IS NULL
+                   ORDER BY f.begin_snapshot, f.data_file_id`,
           (rows) =>
             rows.map((r) => ({
               dataFileId: Number(r.id),
@@ -1141,7 +1154,8 @@ export const make = (config: CatalogConfig) =>
               lastSnapshot: Number(r.pm ?? r.b),
               recordCount: Number(r.n),
               fileSizeBytes: Number(r.size),
-              rowIdStart: r.r === null ? null : Number(r.r)
+              rowIdStart: r.r === null ? null : Number(r.r),
+              checksum: r.checksum ?? ""
             }))
         ), "liveFiles")
 

@@ -14,6 +14,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Catalog, checkLakeSchema, type FileFilter, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
+import { ANCHOR_ATTRIBUTE, formatAnchor } from "./catalog/chain.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import { laterThan, PairSet, TripleTable, type TripleState } from "./catalog/tripleTable.js"
 import {
@@ -47,6 +48,7 @@ import {
   IdempotencyConflict,
   InvalidChange,
   type ReaderRoleConflict,
+  LakeReadError,
   LakeWriteError,
   ProjectArchived,
   ProjectConflict,
@@ -54,14 +56,16 @@ import {
   SnapshotNotFound,
   StorageError
 } from "./errors.js"
-import { formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
+import { checksumFile, formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
 import { LocalCache } from "./LocalCache.js"
+import * as Verify from "./verify.js"
+import type { VerifyReport } from "./verify.js"
 
 /** Collection (under a project's ducklake path) holding one commit marker per committed snapshot. */
 export const MARKER_DIR = "_mesa_log"
 
 type CatalogFailure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
-type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | StorageError | LakeWriteError
+type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | StorageError | LakeReadError | ChecksumMismatch
 
 export interface RecordInput {
   readonly projectId: string
@@ -108,6 +112,7 @@ export type RecordError =
   | LakeWriteError
   | ChecksumMismatch
   | StorageError
+  | LakeReadError
 
 export interface DuckLakeClientService {
   /** `true` when a catalog is configured (mode A, or an embedded/local catalog). */
@@ -171,7 +176,7 @@ export interface DuckLakeClientService {
   readonly compact: (
     projectId: string,
     options?: { readonly targetFileSize?: number; readonly minFiles?: number; readonly actor?: string }
-  ) => Effect.Effect<CompactionReport, ReadError | ChecksumMismatch>
+  ) => Effect.Effect<CompactionReport, ReadError | LakeWriteError>
   /** Removes files that compaction replaced more than `graceMs` ago (default 7 days). Returns how many. */
   readonly deleteScheduledFiles: (
     projectId: string,
@@ -211,6 +216,12 @@ export interface DuckLakeClientService {
     { readonly role: string; readonly schema: string },
     InvalidChange | ProjectNotFound | ReaderRoleConflict | CatalogFailure
   >
+  /**
+   * Tamper evidence: waits for this client's background work, then walks the project's hash chain and checks it
+   * against the catalog's rows, the stored files, the commit markers and the anchor on the project root (iRODS).
+   * `ok` is false on any problem; the first problem is the first broken link. Reads only.
+   */
+  readonly verifyProject: (projectId: string) => Effect.Effect<VerifyReport, ReadError>
   /** Finish or fail writes whose writer died. */
   readonly recoverPendingPushes: (options?: {
     readonly maxAttempts?: number
@@ -443,32 +454,105 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
 
   const remoteOf = (p: Project, relative: string) => `${p.ducklakePath}/${relative}`
 
-  /** A local path DuckDB can read for a lake file: the mount itself, or a cached copy of a remote file. */
+  /**
+   * Files checked against the catalog's checksum, by local path: the checksum and the stat fingerprint (device,
+   * inode, size, mtime and ctime in nanoseconds) they had then. A file that changes in any way, or is swapped for
+   * another (a rename gives a new inode), is checked again before it is read; an unchanged one costs one stat.
+   */
+  const verifiedFiles = new Map<string, string>()
+  const VERIFIED_CAP = 200_000
+
+  /** Fails unless `local` holds exactly the bytes the catalog vouches for (`ChecksumMismatch` naming the file). */
+  const verifyLocal = (p: Project, f: LakeFile, local: string) =>
+    Effect.tryPromise({
+      try: async () => {
+        const st = await fs.stat(local, { bigint: true })
+        const print = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+        if (verifiedFiles.get(local) === `${f.checksum}|${print}`) return undefined
+        if (Number(st.size) !== f.fileSizeBytes) {
+          return { expected: `${f.fileSizeBytes} bytes`, actual: `${st.size} bytes` }
+        }
+        const expected = parseIrodsChecksum(f.checksum)
+        // A checksum the catalog does not have (a compacted file of a lake upgraded from layout 1) cannot be checked.
+        if (expected === undefined) return undefined
+        const actual = await checksumFile(local, expected.algorithm)
+        if (actual.hex !== expected.hex) return { expected: f.checksum, actual: formatIrodsChecksum(actual) }
+        if (verifiedFiles.size >= VERIFIED_CAP) verifiedFiles.clear()
+        verifiedFiles.set(local, `${f.checksum}|${print}`)
+        return undefined
+      },
+      catch: (cause) =>
+        new LakeReadError({
+          projectId: p.projectId,
+          file: f.relativePath,
+          reason: (cause as NodeJS.ErrnoException)?.code === "ENOENT" ? "missing" : "unreadable",
+          cause
+        })
+    }).pipe(
+      Effect.flatMap((bad) =>
+        bad === undefined
+          ? Effect.void
+          : Effect.zipRight(
+            Effect.sync(() => verifiedFiles.delete(local)),
+            Effect.fail(new ChecksumMismatch({ path: remoteOf(p, f.relativePath), ...bad }))
+          )
+      )
+    )
+
+  /**
+   * A local path DuckDB can read for a lake file, holding the bytes the catalog's checksum vouches for: the mount
+   * itself, or a cached copy of a remote file (a cached copy that does not match is fetched again, once).
+   */
   const readable = (p: Project, f: LakeFile) =>
     Effect.gen(function*() {
       const remote = remoteOf(p, f.relativePath)
       const direct = storage.localPath(remote)
-      if (Option.isSome(direct)) return direct.value
+      if (Option.isSome(direct)) {
+        yield* verifyLocal(p, f, direct.value)
+        return direct.value
+      }
       const local = yield* cache.pathFor(p.projectId, f.relativePath.split("/").pop()!)
       if (yield* cache.has(local)) {
         yield* cache.touch(local)
-        return local
+        const ok = yield* Effect.either(verifyLocal(p, f, local))
+        if (ok._tag === "Right") return local
+        yield* Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined))
       }
-      yield* storage.get(remote, local)
+      yield* storage.get(remote, local).pipe(
+        Effect.mapError((e) =>
+          e.reason === "NotFound"
+            ? new LakeReadError({ projectId: p.projectId, file: f.relativePath, reason: "missing", cause: e })
+            : e
+        )
+      )
       yield* cache.added(f.fileSizeBytes)
+      yield* verifyLocal(p, f, local).pipe(
+        Effect.tapError(() => Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
+      )
       return local
     })
 
   const readableAll = (p: Project, files: ReadonlyArray<LakeFile>) =>
     Effect.forEach(files, (f) => readable(p, f), { concurrency: 8 })
 
-  const duckFailure = (p: Project) => (e: DuckDbError) =>
-    new LakeWriteError({ projectId: p.projectId, step: "recover", cause: e })
+  /** A DuckDB failure while reading lake files: a read-side error naming the file when DuckDB names it. */
+  const duckFailure = (p: Project, files: ReadonlyArray<LakeFile> = [], local: ReadonlyArray<string> = []) =>
+  (e: DuckDbError) => {
+    const text = String((e as any)?.cause?.message ?? e.message ?? "")
+    const at = local.findIndex((l) => text.includes(l))
+    const named = at >= 0 ? files[at]?.relativePath : undefined
+    const reason = /No such file|does not exist|cannot open file|Could not open/i.test(text)
+      ? "missing" as const
+      : /magic|corrupt|invalid|truncat|too small|out of range|parquet/i.test(text)
+      ? "corrupt" as const
+      : "unreadable" as const
+    return new LakeReadError({ projectId: p.projectId, ...(named === undefined ? {} : { file: named }), reason, cause: e })
+  }
 
   /** A DuckDB read over the files the catalog lists for `filter` (pruned by their statistics, through the cache). */
   const readFiles = <A>(p: Project, filter: FileFilter, read: (local: ReadonlyArray<string>) => Effect.Effect<A, DuckDbError>) =>
     Effect.flatMap(catalog.files(p, filter), (files) =>
-      Effect.flatMap(readableAll(p, files), (local) => read(local).pipe(Effect.mapError(duckFailure(p)))))
+      Effect.flatMap(readableAll(p, files), (local) => read(local).pipe(Effect.mapError(duckFailure(p, files, local)))))
 
   const registerProject: DuckLakeClientService["registerProject"] = Effect.fn("DuckLakeClient.registerProject")(
     function*(input) {
@@ -542,6 +626,29 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       yield* catalog.markerWritten(p, snapshotId)
     }).pipe(Effect.withSpan("write.marker"))
 
+  /** The anchor value last written per project by this client (so an unchanged head costs nothing). */
+  const anchored = new Map<string, string>()
+
+  /**
+   * Stores the hash chain's head (`<snapshot id>:<hash>`) on the project root, where the storage can (an AVU on
+   * iRODS), so the chain is anchored outside the catalog. Writes only when the stored value differs.
+   */
+  const anchorHead = (p: Project) =>
+    Effect.gen(function*() {
+      const anchor = storage.anchor
+      if (anchor === undefined) return
+      const [head] = yield* catalog.withSql((sql) =>
+        sql<any>`SELECT snapshot_id::text AS id, record_hash FROM ${sql(p.metadataSchema)}.mesa_chain
+                 ORDER BY snapshot_id DESC LIMIT 1`
+      )
+      if (head === undefined) return
+      const value = formatAnchor(Number(head.id), head.record_hash)
+      if (anchored.get(p.projectId) === value) return
+      const stored = yield* anchor.read(p.irodsPath, ANCHOR_ATTRIBUTE)
+      if (Option.getOrUndefined(stored) !== value) yield* anchor.write(p.irodsPath, ANCHOR_ATTRIBUTE, value)
+      anchored.set(p.projectId, value)
+    }).pipe(Effect.withSpan("write.anchor"))
+
   /**
    * Background work in the client's scope: commit markers of new snapshots, and automatic compaction. A committed
    * snapshot is already durable in the catalog; a marker that never lands (a crash, a storage fault) is written by
@@ -554,12 +661,21 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   const finished = Effect.suspend(() => (--inFlight === 0 ? idle.open : Effect.void))
 
   const markerQueue = yield* Queue.unbounded<{ readonly p: Project; readonly snapshotId: number }>()
-  const writeQueuedMarkers = (batch: Iterable<{ readonly p: Project; readonly snapshotId: number }>) =>
-    Effect.forEach(batch, ({ p, snapshotId }) =>
+  const writeQueuedMarkers = (batch: Iterable<{ readonly p: Project; readonly snapshotId: number }>) => {
+    const items = Array.from(batch)
+    const projects = new Map(items.map(({ p }) => [p.projectId, p] as const))
+    return Effect.forEach(items, ({ p, snapshotId }) =>
       writeMarker(p, snapshotId).pipe(
-        Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e)),
-        Effect.ensuring(finished)
-      ), { discard: true })
+        Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e))
+      ), { discard: true }).pipe(
+        // Then the chain's head goes to the project root (iRODS), once per project per batch.
+        Effect.zipRight(Effect.forEach(projects.values(), (p) =>
+          anchorHead(p).pipe(Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e))), {
+          discard: true
+        })),
+        Effect.ensuring(Effect.forEach(items, () => finished, { discard: true }))
+      )
+  }
   const markerWorker = yield* Effect.forkScoped(Effect.forever(
     Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(restore(Queue.takeBetween(markerQueue, 1, 256)), writeQueuedMarkers)
@@ -1303,7 +1419,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       const files = yield* catalog.files(p, { irodsPath: then, validAtOrBefore: validAt, maxSnapshot })
       yield* Effect.annotateCurrentSpan({ projectId: p.projectId, files: files.length, maxSnapshot })
       const local = yield* readableAll(p, files)
-      return yield* duck.avusAsOf(local, then, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p)))
+      return yield* duck.avusAsOf(local, then, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p, files, local)))
     }
   )
 
@@ -1338,7 +1454,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
             ...(validTo === undefined ? {} : { validAtOrBefore: validTo })
           })
           const local = yield* readableAll(p, files)
-          return yield* duck.changes(local, segRange, { limit, order: "newest" }).pipe(Effect.mapError(duckFailure(p)))
+          return yield* duck.changes(local, segRange, { limit, order: "newest" }).pipe(Effect.mapError(duckFailure(p, files, local)))
         }))
       if (parts.length === 1) return parts[0]!
       const newestFirst = (a: ChangeRow, b: ChangeRow) =>
@@ -1365,7 +1481,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     const files = yield* catalog.files(p, { maxSnapshot: b })
     const local = yield* readableAll(p, files)
     const inRange = yield* duck.changes(local, { afterSnapshot: a, maxSnapshot: b }, { order: "oldest" }).pipe(
-      Effect.mapError(duckFailure(p))
+      Effect.mapError(duckFailure(p, files, local))
     )
     const paths = [...new Set(inRange.map((r) => r.irodsPath))].sort()
     const far = new Date(8_000_000_000_000)
@@ -1374,7 +1490,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         const [before, after] = yield* Effect.all([
           duck.avusAsOf(local, path, far, a),
           duck.avusAsOf(local, path, far, b)
-        ]).pipe(Effect.mapError(duckFailure(p)))
+        ]).pipe(Effect.mapError(duckFailure(p, files, local)))
         const k = (x: Avu) => JSON.stringify([x.attribute, x.value, x.unit])
         const beforeKeys = new Set(before.map(k))
         const afterKeys = new Set(after.map(k))
@@ -1427,7 +1543,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
                 dataFileId: f.dataFileId,
                 relativePath: `main/${TABLE_NAME}/${f.fileName}`,
                 beginSnapshot: f.beginSnapshot,
-                fileSizeBytes: f.fileSizeBytes
+                fileSizeBytes: f.fileSizeBytes,
+                checksum: f.checksum
               }),
               (file) => ({ file, rowIdStart: f.rowIdStart })
             ), { concurrency: 8 })
@@ -1485,6 +1602,9 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           yield* Effect.promise(() => fs.rm(local, { force: true }))
         }
       }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
+      if (groups.length > 0) {
+        yield* anchorHead(p).pipe(Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e)))
+      }
       const filesAfter = live.length - groups.reduce((n, g) => n + g.length, 0) + groups.length
       yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: live.length, filesAfter })
       return {
@@ -1566,6 +1686,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           yield* writeMarker(p, id)
           report.markers++
         }
+        yield* anchorHead(p)
       }).pipe(
         Effect.catchAll((e) =>
           e._tag === "CatalogUnavailable"
@@ -1648,8 +1769,20 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
       )
     })
 
+  const verifyProject: DuckLakeClientService["verifyProject"] = Effect.fn("DuckLakeClient.verifyProject")(
+    function*(projectId) {
+      const p = yield* project(projectId)
+      yield* flush
+      return yield* Verify.verifyProject(p).pipe(
+        Effect.provideService(Catalog, catalog),
+        Effect.provideService(LakeStorage, storage)
+      )
+    }
+  )
+
   return DuckLakeClient.of({
     recording: true,
+    verifyProject,
     registerProject,
     getProject: (id) => project(id),
     findProjectByPath,
@@ -1688,6 +1821,7 @@ export const notConfigured: DuckLakeClientService = (() => {
     flush: Effect.void,
     catchUpIndex: () => unavailable,
     grantProjectReader: () => unavailable,
+    verifyProject: () => unavailable,
     recordChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     ingestChanges: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),
     recordRename: () => Effect.succeed({ recorded: false as const, reason: "no-catalog" as const }),

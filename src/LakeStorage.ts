@@ -92,6 +92,14 @@ export interface LakeStorageService {
   readonly localPath: (path: string) => Option.Option<string>
   /** True when `stat` reports real iRODS object ids (the native client); a mount cannot. */
   readonly resolvesObjectIds: boolean
+  /**
+   * Where the storage can keep a value outside the catalog on a project root (iRODS: an AVU on the root collection),
+   * the hash chain's head is anchored there (`mesa.ducklake.head`); absent on a mount, which has no AVUs.
+   */
+  readonly anchor?: {
+    readonly read: (root: string, attribute: string) => Effect.Effect<Option.Option<string>, StorageError>
+    readonly write: (root: string, attribute: string, value: string) => Effect.Effect<void, StorageError>
+  }
 }
 
 export class LakeStorage extends Context.Tag("mesa-ducklake/LakeStorage")<LakeStorage, LakeStorageService>() {}

@@ -74,6 +74,7 @@ export const openDuckLake = async (options: OpenOptions): Promise<DuckLake> => {
     grantProjectReader: (projectId, role, password, options) =>
       call((s) => s.grantProjectReader(projectId, role, password, options)),
     recoverPendingPushes: (opts) => call((s) => s.recoverPendingPushes(opts)),
+    verifyProject: (id) => call((s) => s.verifyProject(id)),
     close,
     [Symbol.asyncDispose]: close
   }

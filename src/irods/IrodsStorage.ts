@@ -89,7 +89,15 @@ export const fromClient = (client: IrodsClientService): LakeStorageService => {
     list,
     remove: (path) => mapError(client.unlink(path, { force: true })),
     makeCollection: (path) => mapError(client.collCreate(path, { parents: true })),
-    localPath: () => Option.none()
+    localPath: () => Option.none(),
+    anchor: {
+      read: (root, attribute) =>
+        mapError(client.listAvus({ type: "collection", path: root })).pipe(
+          Effect.map((avus) => Option.fromNullable(avus.find((a) => a.name === attribute)?.value))
+        ),
+      write: (root, attribute, value) =>
+        mapError(client.setAvu({ type: "collection", path: root }, { name: attribute, value, units: "" }))
+    }
   }
 }
 
