@@ -164,7 +164,9 @@ export const make = (config: MountConfig) =>
       const inside = path === prefix || path.startsWith(prefix + "/")
       if (!inside || path.split("/").some((s) => s === "..")) return undefined
       const root = rootNow()
-      return { root, local: nodePath.join(root, path.slice(prefix.length) || ".") }
+      // No trailing separator (`/` under the prefix `/` is the root itself): the link check compares exact paths.
+      const rel = path.slice(prefix.length).replace(/^\/+|\/+$/g, "")
+      return { root, local: rel === "" ? root : nodePath.join(root, rel) }
     }
 
     /** Fails unless `local` is its own real path below the mount root (no symbolic link on the way, none at the end). */
