@@ -171,6 +171,8 @@ export const chainRow = (r: ChainRecord, dataFileId: number) => ({
   note: r.note,
   idempotency_key: r.idempotencyKey,
   content_hash: r.contentHash,
+  min_ts: r.minTs,
+  max_ts: r.maxTs,
   sources: JSON.stringify(r.sources),
   prev_hash: r.prevHash,
   record_hash: recordHash(r)
@@ -843,6 +845,8 @@ export const make = (config: CatalogConfig) =>
             note: write.note,
             idempotencyKey: write.idempotencyKey,
             contentHash: write.contentHash,
+            minTs: isoMillis(minTs),
+            maxTs: isoMillis(maxTs),
             sources: [],
             prevHash: prev.prev_hash ?? GENESIS_HASH
           }, fileId)
@@ -1204,6 +1208,8 @@ export const make = (config: CatalogConfig) =>
               note: null,
               idempotencyKey: null,
               contentHash: null,
+              minTs: null,
+              maxTs: null,
             sources: input.sources.map((f) => f.fileName),
             prevHash: head?.h ?? GENESIS_HASH
           }, fileId)
@@ -1519,12 +1525,12 @@ const upgradeToChain = (sql: SqlClient.SqlClient, schema: string, projectId: str
     const rows = yield* sql<any>`
       SELECT 'data' AS kind, m.snapshot_id::text AS id, s.snapshot_time, m.data_file_id::text AS file_id, m.file_path,
              m.checksum, COALESCE(d.file_size_bytes, -1)::text AS size, m.change_count::text AS n, m.actor, m.note,
-             m.idempotency_key, m.content_hash, '' AS sources
+             m.idempotency_key, m.content_hash, m.min_ts, m.max_ts, '' AS sources
       FROM ${s}.mesa_snapshot m JOIN ${s}.ducklake_snapshot s ON s.snapshot_id = m.snapshot_id
       LEFT JOIN ${s}.ducklake_data_file d ON d.data_file_id = m.data_file_id
       UNION ALL
       SELECT 'compaction', s.snapshot_id::text, s.snapshot_time, d.data_file_id::text, d.path, '',
-             d.file_size_bytes::text, d.record_count::text, COALESCE(c.author, ''), NULL, NULL, NULL, ''
+             d.file_size_bytes::text, d.record_count::text, COALESCE(c.author, ''), NULL, NULL, NULL, NULL, NULL, ''
       FROM ${s}.ducklake_data_file d
       -- A compaction's snapshot is the one that handed out the merged file's id.
       JOIN ${s}.ducklake_snapshot s ON s.next_file_id = d.data_file_id + 1
@@ -1548,6 +1554,8 @@ const upgradeToChain = (sql: SqlClient.SqlClient, schema: string, projectId: str
         note: r.note,
         idempotencyKey: r.idempotency_key,
         contentHash: r.content_hash,
+        minTs: r.min_ts === null ? null : isoMillis(new Date(r.min_ts)),
+        maxTs: r.max_ts === null ? null : isoMillis(new Date(r.max_ts)),
         sources: [],
         prevHash: prev
       }, Number(r.file_id))

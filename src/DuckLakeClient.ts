@@ -14,7 +14,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Catalog, checkLakeSchema, type FileFilter, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
-import { ANCHOR_ATTRIBUTE, formatAnchor } from "./catalog/chain.js"
+import { ANCHOR_ATTRIBUTE, formatAnchor, markerDigest } from "./catalog/chain.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import { laterThan, PairSet, TripleTable, type TripleState } from "./catalog/tripleTable.js"
 import {
@@ -739,7 +739,9 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     Effect.gen(function*() {
       const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
       // A full or broken cache is a typed failure (the caller defers the marker to recovery), never a defect.
-      yield* writeLocalFile(local, JSON.stringify(record, null, 2) + "\n").pipe(
+      // The marker carries a digest of its own text, so any change to it shows (verifyProject).
+      const signed = { ...(record as object), digest: markerDigest(record) }
+      yield* writeLocalFile(local, JSON.stringify(signed, null, 2) + "\n").pipe(
         Effect.zipRight(upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`)),
         Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
       )

@@ -16,8 +16,16 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Catalog } from "./Catalog.js"
-import { ANCHOR_ATTRIBUTE, type ChainRecord, GENESIS_HASH, isoMillis, parseAnchor, recordHash } from "./catalog/chain.js"
-import { TABLE_NAME } from "./catalog/ducklakeSchema.js"
+import {
+  ANCHOR_ATTRIBUTE,
+  type ChainRecord,
+  GENESIS_HASH,
+  isoMillis,
+  markerDigest,
+  parseAnchor,
+  recordHash
+} from "./catalog/chain.js"
+import { TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import type { Project } from "./domain.js"
 import { checksumFile, formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
 
@@ -80,6 +88,8 @@ const recordOf = (projectId: string, r: any): ChainRecord => ({
   note: r.note,
   idempotencyKey: r.idempotency_key,
   contentHash: r.content_hash,
+  minTs: r.min_ts,
+  maxTs: r.max_ts,
   sources: JSON.parse(r.sources) as Array<string>,
   prevHash: r.prev_hash
 })
@@ -99,21 +109,25 @@ export const verifyProject = (p: Project) =>
       Effect.all({
         chainRows: sql<any>`SELECT snapshot_id::text AS snapshot_id, kind, snapshot_time, data_file_id::text AS data_file_id,
                               file_name, checksum, file_size_bytes::text AS file_size_bytes,
-                              record_count::text AS record_count, actor, note, idempotency_key, content_hash, sources,
-                              prev_hash, record_hash
+                              record_count::text AS record_count, actor, note, idempotency_key, content_hash,
+                              min_ts, max_ts, sources, prev_hash, record_hash
                             FROM ${sql(S)}.mesa_chain ORDER BY snapshot_id`,
-        mesaRows: sql<any>`SELECT snapshot_id::text AS snapshot_id, file_path, checksum, change_count, actor, note,
-                             idempotency_key, content_hash, marker_written
+        mesaRows: sql<any>`SELECT snapshot_id::text AS snapshot_id, data_file_id::text AS data_file_id, file_path,
+                             checksum, change_count, actor, note, idempotency_key, content_hash, min_ts, max_ts,
+                             marker_written
                            FROM ${sql(S)}.mesa_snapshot ORDER BY snapshot_id`,
-        dataFiles: sql<any>`SELECT data_file_id::text AS id, path, begin_snapshot::text AS b, partial_max::text AS pm,
-                              end_snapshot::text AS e, record_count::text AS n, file_size_bytes::text AS size
+        dataFiles: sql<any>`SELECT data_file_id::text AS id, table_id::text AS table_id, path, begin_snapshot::text AS b,
+                              partial_max::text AS pm, end_snapshot::text AS e, record_count::text AS n,
+                              file_size_bytes::text AS size, file_order::text AS file_order, path_is_relative,
+                              file_format, footer_size::text AS footer_size, row_id_start::text AS row_id_start,
+                              partition_id::text AS partition_id, encryption_key, mapping_id::text AS mapping_id
                             FROM ${sql(S)}.ducklake_data_file ORDER BY data_file_id`,
         snapshotTimes: sql<any>`SELECT snapshot_id::text AS id, snapshot_time FROM ${sql(S)}.ducklake_snapshot`
       }))
     const timeOf = new Map(snapshotTimes.map((r) => [Number(r.id), isoMillis(new Date(r.snapshot_time))] as const))
 
     // 1. The chain itself: every record's hash, every link.
-    const records: Array<ChainRecord & { readonly hash: string }> = []
+    const records: Array<ChainRecord & { readonly hash: string; readonly dataFileId: number }> = []
     let prev = GENESIS_HASH
     let unverifiable = 0
     for (const row of chainRows) {
@@ -136,7 +150,7 @@ export const verifyProject = (p: Project) =>
         })
       }
       if (record.checksum === "" || record.fileSizeBytes < 0) unverifiable++
-      records.push({ ...record, hash: row.record_hash })
+      records.push({ ...record, hash: row.record_hash, dataFileId: Number(row.data_file_id) })
       prev = row.record_hash
     }
     const byId = new Map(records.map((r) => [r.snapshotId, r] as const))
@@ -162,6 +176,9 @@ export const verifyProject = (p: Project) =>
         continue
       }
       const fields: Array<[string, unknown, unknown]> = [
+        ["data_file_id", Number(m.data_file_id), r.dataFileId],
+        ["min_ts", isoMillis(new Date(m.min_ts)), r.minTs],
+        ["max_ts", isoMillis(new Date(m.max_ts)), r.maxTs],
         ["file_path", m.file_path, r.fileName],
         ["checksum", m.checksum, r.checksum],
         ["change_count", Number(m.change_count), r.recordCount],
@@ -202,6 +219,27 @@ export const verifyProject = (p: Project) =>
       return lo
     }
     const coverage = new Map<number, number>()
+    const rowsBefore = new Map<number, number>()
+    let rowCount = 0
+    for (const r of records) {
+      if (r.kind !== "data") continue
+      rowsBefore.set(r.snapshotId, rowCount)
+      rowCount += r.recordCount
+    }
+    /** The snapshots a compaction's sources hold, through earlier compactions. */
+    const spanOf = (r: ChainRecord, depth = 0): readonly [number, number] | undefined => {
+      if (r.kind === "data") return [r.snapshotId, r.snapshotId]
+      let lo = Infinity
+      let hi = -Infinity
+      for (const name of r.sources) {
+        const s = byFile.get(name)
+        const span = s === undefined || depth > 64 ? undefined : spanOf(s, depth + 1)
+        if (span === undefined) return undefined
+        lo = Math.min(lo, span[0])
+        hi = Math.max(hi, span[1])
+      }
+      return r.sources.length === 0 ? undefined : [lo, hi]
+    }
     for (const f of live) {
       const r = byFile.get(f.path)
       const begin = Number(f.b)
@@ -215,18 +253,33 @@ export const verifyProject = (p: Project) =>
         })
         continue
       }
-      const fields: Array<[string, number, number]> = [
+      const fields: Array<[string, unknown, unknown]> = [
+        ["data_file_id", Number(f.id), r.dataFileId],
+        ["table_id", f.table_id, String(TABLE_ID)],
         ["record_count", Number(f.n), r.recordCount],
-        ...(r.fileSizeBytes < 0 ? [] : [["file_size_bytes", Number(f.size), r.fileSizeBytes] as [string, number, number]])
+        ["file_order", f.file_order, null],
+        ["path_is_relative", f.path_is_relative, true],
+        ["file_format", f.file_format, "parquet"],
+        ["partition_id", f.partition_id, null],
+        ["encryption_key", f.encryption_key, null],
+        ["mapping_id", f.mapping_id, null],
+        // Row ids run on over the batches in commit order (a compacted file carries its rows' ids itself).
+        ["row_id_start", f.row_id_start === null ? null : Number(f.row_id_start), r.kind === "data" ? rowsBefore.get(r.snapshotId) : null],
+        ...(r.fileSizeBytes < 0 ? [] : [["file_size_bytes", Number(f.size), r.fileSizeBytes] as [string, unknown, unknown]])
       ]
-      if (r.kind === "data") fields.push(["begin_snapshot", begin, r.snapshotId], ["partial_max", end, r.snapshotId])
+      if (r.kind === "data") fields.push(["begin_snapshot", begin, r.snapshotId], ["partial_max", f.pm, null])
+      else if (r.sources.length > 0) {
+        // A compaction covers exactly the snapshots of the files it replaced.
+        const span = spanOf(r)
+        if (span !== undefined) fields.push(["begin_snapshot", begin, span[0]], ["partial_max", end, span[1]])
+      }
       for (const [name, found, expected] of fields) {
-        if (found !== expected) {
+        if (!same(found, expected)) {
           problem({
             kind: "catalog-row-altered",
             snapshotId: r.snapshotId,
             file: "ducklake_data_file",
-            detail: `${name} of ${f.path} is ${found}, the chain says ${expected}`
+            detail: `${name} of ${f.path} is ${JSON.stringify(found)}, expected ${JSON.stringify(expected)}`
           })
         }
       }
@@ -238,11 +291,14 @@ export const verifyProject = (p: Project) =>
       if (d.kind !== "data") continue
       const n = coverage.get(d.snapshotId) ?? 0
       if (n === 0) {
+        const row = dataFiles.find((f) => f.path === d.fileName)
         problem({
           kind: "rows-not-covered",
           snapshotId: d.snapshotId,
-          file: `main/${TABLE_NAME}/${d.fileName}`,
-          detail: "no live data file holds this snapshot's rows (its history would not be read)"
+          file: "ducklake_data_file",
+          detail: row === undefined
+            ? `no live row holds this snapshot's file ${d.fileName}: its history would not be read`
+            : `end_snapshot of ${d.fileName} is ${row.e}, and no live file holds its rows: its history would not be read`
         })
       } else if (n > 1) {
         problem({
@@ -273,7 +329,15 @@ export const verifyProject = (p: Project) =>
         Effect.zipRight(Effect.tryPromise(async () => {
           const st = await fs.stat(local)
           const actual = expected === undefined ? undefined : await checksumFile(local, expected.algorithm)
-          return { size: st.size, actual }
+          // A Parquet file ends with its footer's length and "PAR1": ducklake_data_file.footer_size must say so.
+          const handle = await fs.open(local, "r")
+          const tail = Buffer.alloc(8)
+          try {
+            await handle.read(tail, 0, 8, Math.max(0, st.size - 8))
+          } finally {
+            await handle.close()
+          }
+          return { size: st.size, actual, footer: tail.readUInt32LE(0) }
         })),
         Effect.either
       )
@@ -283,7 +347,7 @@ export const verifyProject = (p: Project) =>
         problem({ kind: "file-missing", snapshotId: r.snapshotId, file: relative, detail: "the stored file cannot be read" })
         continue
       }
-      const { actual, size } = outcome.right
+      const { actual, footer, size } = outcome.right
       if (r.fileSizeBytes >= 0 && size !== r.fileSizeBytes) {
         problem({ kind: "file-altered", snapshotId: r.snapshotId, file: relative, detail: `is ${size} bytes, the chain says ${r.fileSizeBytes}` })
       } else if (expected !== undefined && actual !== undefined && actual.hex !== expected.hex) {
@@ -292,6 +356,14 @@ export const verifyProject = (p: Project) =>
           snapshotId: r.snapshotId,
           file: relative,
           detail: `its checksum is ${formatIrodsChecksum(actual)}, the chain says ${r.checksum}`
+        })
+      } else if (Number(f.footer_size) !== footer) {
+        // The bytes are the recorded ones: the row's footer size is what changed.
+        problem({
+          kind: "catalog-row-altered",
+          snapshotId: r.snapshotId,
+          file: "ducklake_data_file",
+          detail: `footer_size of ${f.path} is ${f.footer_size}, the file's footer is ${footer} bytes`
         })
       }
     }
@@ -324,6 +396,21 @@ export const verifyProject = (p: Project) =>
         marker = JSON.parse(text.right)
       } catch {
         problem({ kind: "marker-altered", snapshotId: id, file, detail: "the marker is not JSON" })
+        continue
+      }
+      // Written as pretty JSON with a digest of the rest: any byte changed shows in one or the other.
+      if (text.right !== JSON.stringify(marker, null, 2) + "\n") {
+        problem({ kind: "marker-altered", snapshotId: id, file, detail: "the marker's text is not as it was written" })
+        continue
+      }
+      if (marker !== null && typeof marker === "object" && "digest" in marker) {
+        const { digest, ...body } = marker
+        if (digest !== markerDigest(body)) {
+          problem({ kind: "marker-altered", snapshotId: id, file, detail: `its digest ${String(digest)} does not match its content` })
+          continue
+        }
+      } else if (marker?.recordHash !== undefined) {
+        problem({ kind: "marker-altered", snapshotId: id, file, detail: "the marker's digest is missing" })
         continue
       }
       const r = byId.get(id)

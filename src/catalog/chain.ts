@@ -41,6 +41,9 @@ export interface ChainRecord {
   readonly idempotencyKey: string | null
   /** Digest of the batch as sent (data snapshots; null for compactions). */
   readonly contentHash: string | null
+  /** Earliest and latest valid time of the snapshot's changes, ISO (data snapshots; null for compactions). */
+  readonly minTs: string | null
+  readonly maxTs: string | null
   /** Compactions: the file names they replaced, in snapshot order. Data snapshots: empty. */
   readonly sources: ReadonlyArray<string>
   readonly prevHash: string
@@ -68,6 +71,8 @@ export const canonicalText = (r: ChainRecord): string =>
     field(r.note),
     field(r.idempotencyKey),
     field(r.contentHash),
+    field(r.minTs),
+    field(r.maxTs),
     field(JSON.stringify(r.sources)),
     field(r.prevHash)
   ].join("\n")
@@ -81,6 +86,10 @@ export const parseAnchor = (value: string): { readonly snapshotId: number; reado
   const m = /^(\d{1,18}):([0-9a-f]{64})$/.exec(value.trim())
   return m === null ? undefined : { snapshotId: Number(m[1]), hash: m[2]! }
 }
+
+/** The digest a marker file carries of its other fields (its JSON text without the digest, as written). */
+export const markerDigest = (body: unknown) =>
+  `sha256:${createHash("sha256").update(JSON.stringify(body, null, 2), "utf8").digest("hex")}`
 
 /** Milliseconds ISO form used in records (PostgreSQL keeps microseconds; snapshot times are whole milliseconds). */
 export const isoMillis = (d: Date) => d.toISOString()

@@ -47,7 +47,7 @@ const ident = (s: string) => `"${s.replace(/"/g, "\"\"")}"`
 /** DDL + bootstrap for a new project lake in schema `schema`. Run inside one transaction. */
 /** The chain table (layout 2), for new lakes and for the upgrade of a layout-1 lake. */
 export const chainTableStatements = (S: string): Array<string> => [
-  `CREATE TABLE ${S}.mesa_chain(snapshot_id BIGINT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('data', 'compaction')), snapshot_time TIMESTAMPTZ NOT NULL, data_file_id BIGINT NOT NULL, file_name TEXT NOT NULL, checksum TEXT NOT NULL, file_size_bytes BIGINT NOT NULL, record_count BIGINT NOT NULL, actor TEXT NOT NULL, note TEXT, idempotency_key TEXT, content_hash TEXT, sources TEXT NOT NULL, prev_hash TEXT NOT NULL, record_hash TEXT NOT NULL UNIQUE)`
+  `CREATE TABLE ${S}.mesa_chain(snapshot_id BIGINT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('data', 'compaction')), snapshot_time TIMESTAMPTZ NOT NULL, data_file_id BIGINT NOT NULL, file_name TEXT NOT NULL, checksum TEXT NOT NULL, file_size_bytes BIGINT NOT NULL, record_count BIGINT NOT NULL, actor TEXT NOT NULL, note TEXT, idempotency_key TEXT, content_hash TEXT, min_ts TEXT, max_ts TEXT, sources TEXT NOT NULL, prev_hash TEXT NOT NULL, record_hash TEXT NOT NULL UNIQUE)`
 ]
 
 export const createLakeStatements = (

@@ -241,6 +241,8 @@ const rebuildChain = (
         note: p.note,
         idempotencyKey: p.idempotencyKey,
         contentHash: p.contentHash,
+        minTs: isoMillis(p.minTs),
+        maxTs: isoMillis(p.maxTs),
         sources: []
       },
       ...(m?.prevHash === undefined ? {} : { prevHash: m.prevHash }),
@@ -262,6 +264,8 @@ const rebuildChain = (
         note: null,
         idempotencyKey: null,
         contentHash: null,
+        minTs: null,
+        maxTs: null,
         sources: c.sources ?? []
       },
       ...(c.prevHash === undefined ? {} : { prevHash: c.prevHash }),

@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { closedPort, ensureBuilt, runCli, startPostgres, stderrJson, tempDir } from "./support.js"
+import { LATEST_MIGRATION } from "../../src/catalog/migrations.js"
 
 let pg: Awaited<ReturnType<typeof startPostgres>>
 let work: ReturnType<typeof tempDir>
@@ -188,7 +189,7 @@ describe("record and query", () => {
     expect(JSON.parse(rec.stdout)).toMatchObject({ pushed: 0, committed: 0, failed: 0, orphaned: 0 })
     const mig = await runCli(["migrate", "--json"], { env })
     expect(mig.code, mig.stderr).toBe(0)
-    expect(JSON.parse(mig.stdout)).toMatchObject({ version: 1, latest: 1 })
+    expect(JSON.parse(mig.stdout)).toMatchObject({ version: LATEST_MIGRATION, latest: LATEST_MIGRATION })
     const beyond = await runCli(["migrate", "--to", "99"], { env })
     expect(beyond.code).toBe(1)
     expect(stderrJson(beyond).code).toBe("InvalidChange")
@@ -302,7 +303,7 @@ describe("doctor", () => {
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.stdout).toMatch(/^CHECK\s+STATUS\s+DETAIL\n/)
     for (const c of ["config", "catalog", "storage", "pg_dump", "cache"]) expect(r.stdout).toMatch(new RegExp(`\\n${c}\\s+ok\\s`))
-    expect(r.stdout).toContain("migration 1 (latest)")
+    expect(r.stdout).toContain(`migration ${LATEST_MIGRATION} (latest)`)
     const j = await runCli(["doctor", "--json"], { env })
     expect(JSON.parse(j.stdout)).toMatchObject({ healthy: true })
   })
