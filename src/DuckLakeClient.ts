@@ -526,6 +526,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
         )
       )
       yield* cache.added(f.fileSizeBytes)
+      yield* cache.secure(local)
       yield* verifyLocal(p, f, local).pipe(
         Effect.tapError(() => Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
       )
@@ -605,7 +606,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
 
   const writeLocalFile = (file: string, text: string) =>
     Effect.tryPromise({
-      try: () => fs.writeFile(file, text),
+      try: () => fs.writeFile(file, text, { mode: 0o600 }),
       catch: (cause) =>
         new StorageError({
           operation: "write",
@@ -930,6 +931,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
           .pipe(Effect.mapError((e) =>
             new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
           ), Effect.withSpan("write.parquet"))
+        yield* cache.secure(w.localFile)
         yield* probe("parquet-written", w.snapshotId)
         yield* cache.added(written.fileSizeBytes)
         const put = yield* push(p, w).pipe(Effect.withSpan("write.push"))

@@ -2,6 +2,9 @@
  * `LocalCache`: the directory where snapshot files are written before they are pushed, and where remote files are
  * fetched for reading. It has a size cap; eviction removes least recently used files but never one that a pending
  * or failed write still refers to (the upstream library could delete the only copy of an unpushed file).
+ *
+ * The history in it is private to the service's user: directories are 0700 (also ones an older version left more
+ * open) and files 0600 (`secure`), whatever the umask.
  */
 import { Context, Effect, Layer } from "effect"
 import { StorageError } from "./errors.js"
@@ -19,6 +22,8 @@ export interface LocalCacheService {
   readonly maxBytes: number
   /** Local path for a project's file (directories are created; a directory that cannot be is a typed error). */
   readonly pathFor: (projectId: string, fileName: string) => Effect.Effect<string, StorageError>
+  /** Makes a file in the cache readable by its owner only (0600); a file that is gone is not an error. */
+  readonly secure: (file: string) => Effect.Effect<void>
   /** True when the file is present locally. */
   readonly has: (file: string) => Effect.Effect<boolean>
   /** Mark as recently used. */
@@ -60,7 +65,12 @@ export const make = (config: LocalCacheConfig) =>
   Effect.gen(function*() {
     const directory = nodePath.resolve(config.directory)
     const maxBytes = config.maxBytes ?? 1024 ** 3
-    yield* Effect.promise(() => fs.mkdir(directory, { recursive: true }))
+    yield* Effect.promise(async () => {
+      await fs.mkdir(directory, { recursive: true, mode: 0o700 })
+      await fs.chmod(directory, 0o700).catch(() => undefined)
+    })
+    /** Project directories already made private by this process. */
+    const privateDirs = new Set<string>()
     // Running total of the cache's size: starts from one walk, then follows our own additions and evictions.
     let approxBytes = (yield* Effect.promise(() => walk(directory))).reduce((n, f) => n + f.size, 0)
 
@@ -71,7 +81,11 @@ export const make = (config: LocalCacheConfig) =>
         const dir = nodePath.join(directory, projectId.replace(/[^0-9a-zA-Z-]/g, "_"))
         return Effect.tryPromise({
           try: async () => {
-            await fs.mkdir(dir, { recursive: true })
+            if (!privateDirs.has(dir)) {
+              await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+              await fs.chmod(dir, 0o700)
+              privateDirs.add(dir)
+            }
             return nodePath.join(dir, nodePath.basename(fileName))
           },
           catch: (cause) => {
@@ -85,6 +99,7 @@ export const make = (config: LocalCacheConfig) =>
           }
         })
       },
+      secure: (file) => Effect.promise(() => fs.chmod(file, 0o600).catch(() => undefined)),
       has: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
       touch: (file) =>
         Effect.promise(() => {

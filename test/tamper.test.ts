@@ -313,6 +313,28 @@ layer(IrodsBase, { timeout: "5 minutes" })("tamper evidence on iRODS (native cli
       expect(truncated.problems.map((x) => x.kind)).toEqual(["anchor-mismatch"])
     }))
 
+  it.effect("the local cache is private whatever the umask: directories 0700, written and fetched files 0600", () =>
+    Effect.gen(function*() {
+      const lake = yield* DuckLakeClient
+      const old = process.umask(0o022)
+      try {
+        const p = yield* history
+        for (let id = 2; id <= 6; id++) yield* lake.getSnapshotChanges(p.projectId, id)
+        const walk = (dir: string): Array<string> =>
+          fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+            e.isDirectory() ? [nodePath.join(dir, e.name), ...walk(nodePath.join(dir, e.name))] : [nodePath.join(dir, e.name)]
+          )
+        const entries = walk(nodePath.join(dirs2.cacheDir, p.projectId))
+        expect(entries.filter((f) => f.endsWith(".parquet")).length).toBeGreaterThanOrEqual(5)
+        const open = [dirs2.cacheDir, nodePath.join(dirs2.cacheDir, p.projectId), ...entries]
+          .map((f) => `${f} ${(fs.statSync(f).mode & 0o777).toString(8)}`)
+          .filter((line) => !/ (600|700)$/.test(line))
+        expect(open).toEqual([])
+      } finally {
+        process.umask(old)
+      }
+    }))
+
   it.effect("a swapped remote file fails every read with ChecksumMismatch; a tampered cached copy is fetched again", () =>
     Effect.gen(function*() {
       const lake = yield* DuckLakeClient
