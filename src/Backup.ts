@@ -26,6 +26,7 @@ import { Config, Context, Effect, Layer, Option, Redacted, Stream } from "effect
 import { randomBytes } from "node:crypto"
 import * as nodePath from "node:path"
 import { Catalog, type CatalogService } from "./Catalog.js"
+import { toolEnv } from "./childEnv.js"
 import {
   BackupCorrupt,
   BackupNotFound,
@@ -51,6 +52,8 @@ import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, ChecksumM
 import { checksumFile, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
 
 export * from "./backupErrors.js"
+// The child environment's allow-list lives in childEnv.ts (shared with EmbeddedPostgres and the CLI).
+export { inheritable, toolEnv } from "./childEnv.js"
 
 export interface BackupConfig {
   /**
@@ -254,110 +257,6 @@ export const connectionOf = (dsn: string): Connection => {
 
 /** A `.pgpass` line matching any server: the file exists only for one tool run. */
 export const passfileLine = (password: string) => `*:*:*:*:${password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}\n`
-
-/**
- * Variables a tool may take over from our environment: what it needs to start (`PATH`, `LD_LIBRARY_PATH`, Debian's
- * `PGCLUSTER`), find its home (`~/.postgresql/` certificates, `~/.pg_service.conf`, `~/.pgpass`), speak the locale
- * and time zone, and libpq's connection settings (host, port, SSL files, service, timeouts). None of them carries a
- * secret.
- *
- * An allow-list, not a strip-list: the DSN (`MESA_DUCKLAKE_DSN`) and every other `MESA_DUCKLAKE_*` variable (iRODS,
- * reader and AMQP credentials), an inherited `PGPASSWORD`, and any secret under a name we have never heard of (cloud
- * keys, tokens) stay out of the child's `/proc/<pid>/environ` without anyone having to list them.
- */
-const INHERITED = new Set([
-  "PATH",
-  "LD_LIBRARY_PATH",
-  "HOME",
-  "USER",
-  "LOGNAME",
-  "TMPDIR",
-  "TZ",
-  "LANG",
-  "LANGUAGE",
-  "PGCLUSTER",
-  // libpq's environment variables (PostgreSQL 15-17 docs, "Environment Variables"), without PGPASSWORD and PGPASSFILE
-  "PGHOST",
-  "PGHOSTADDR",
-  "PGPORT",
-  "PGDATABASE",
-  "PGUSER",
-  "PGSERVICE",
-  "PGSERVICEFILE",
-  "PGSYSCONFDIR",
-  "PGOPTIONS",
-  "PGAPPNAME",
-  "PGCONNECT_TIMEOUT",
-  "PGCLIENTENCODING",
-  "PGDATESTYLE",
-  "PGTZ",
-  "PGGEQO",
-  "PGLOCALEDIR",
-  "PGCHANNELBINDING",
-  "PGREQUIREAUTH",
-  "PGREQUIREPEER",
-  "PGREQUIRESSL",
-  "PGSSLMODE",
-  "PGSSLNEGOTIATION",
-  "PGSSLCOMPRESSION",
-  "PGSSLCERT",
-  "PGSSLCERTMODE",
-  "PGSSLKEY",
-  "PGSSLROOTCERT",
-  "PGSSLCRL",
-  "PGSSLCRLDIR",
-  "PGSSLSNI",
-  "PGSSLMINPROTOCOLVERSION",
-  "PGSSLMAXPROTOCOLVERSION",
-  "PGGSSENCMODE",
-  "PGGSSLIB",
-  "PGGSSDELEGATION",
-  "PGKRBSRVNAME",
-  "PGTARGETSESSIONATTRS",
-  "PGLOADBALANCEHOSTS"
-])
-
-/** The locale categories (POSIX and glibc's). */
-const LOCALE = new Set([
-  "LC_ALL",
-  "LC_CTYPE",
-  "LC_COLLATE",
-  "LC_MESSAGES",
-  "LC_MONETARY",
-  "LC_NUMERIC",
-  "LC_TIME",
-  "LC_ADDRESS",
-  "LC_IDENTIFICATION",
-  "LC_MEASUREMENT",
-  "LC_NAME",
-  "LC_PAPER",
-  "LC_TELEPHONE"
-])
-
-/** A variable a child may inherit from our environment. */
-export const inheritable = (name: string): boolean => INHERITED.has(name) || LOCALE.has(name)
-
-/**
- * The environment of every child process Backup starts, built from scratch (the tool is spawned with
- * `extendEnv: false`): the allow-listed variables of `source` (our environment), minus any whose value holds one of
- * `secrets` (the catalog password, in case someone put it into, say, `PGOPTIONS`), plus `LC_MESSAGES=C` and our
- * private password file. The password reaches the tool only through that file: never argv, never the environment.
- */
-export const toolEnv = (
-  passfile: string | undefined,
-  source: Readonly<Record<string, string | undefined>> = process.env,
-  secrets: ReadonlyArray<string> = []
-): Record<string, string> => {
-  const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(source)) {
-    if (v === undefined || !inheritable(k)) continue
-    if (secrets.some((secret) => secret !== "" && v.includes(secret))) continue
-    env[k] = v
-  }
-  env.LC_MESSAGES = "C"
-  if (passfile !== undefined) env.PGPASSFILE = passfile
-  return env
-}
 
 /**
  * pg_dump's argv for one project's schema: no password, ever. `--no-password`: never prompt (an unattended run

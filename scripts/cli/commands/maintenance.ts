@@ -7,7 +7,9 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { cacheConfig, mountConfig, storageFromConfig } from "../../../layers/components.js"
+import { connectionOf } from "../../../src/Backup.js"
 import * as Catalog from "../../../src/Catalog.js"
+import { toolEnv } from "../../../src/childEnv.js"
 import { LATEST_MIGRATION, MIGRATIONS_TABLE } from "../../../src/catalog/migrations.js"
 import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
 import { InvalidChange } from "../../../src/errors.js"
@@ -108,9 +110,15 @@ const run = <E>(check: Check["check"], effect: Effect.Effect<string, E, never>):
     Effect.catchAllDefect((d) => Effect.succeed({ check, ok: false, detail: errorText(d) }))
   )
 
-const pgDumpVersion = (binary: string) =>
+/**
+ * `pg_dump --version`, with the environment Backup gives the tool (`toolEnv`: an allow-list, built from scratch):
+ * not ours, which holds the DSN and other secrets. `secrets`: values no variable passed on may hold (the catalog
+ * password).
+ */
+const pgDumpVersion = (binary: string, secrets: ReadonlyArray<string>) =>
   Effect.async<string, Error>((resume) => {
-    const child = execFile(binary, ["--version"], { timeout: 10_000 }, (error, stdout) =>
+    const env = toolEnv(undefined, process.env, secrets)
+    const child = execFile(binary, ["--version"], { timeout: 10_000, env }, (error, stdout) =>
       resume(error ? Effect.fail(new Error(`${binary}: ${error.message.split("\n")[0]}`)) : Effect.succeed(stdout.trim())))
     return Effect.sync(() => child.kill())
   })
@@ -159,7 +167,10 @@ const doctor = Command.make("doctor", { json }, (o) =>
       Effect.flatMap(after, () =>
         run("pg_dump", Effect.gen(function*() {
           const binary = yield* Config.string("MESA_DUCKLAKE_BACKUP_PG_DUMP").pipe(Config.withDefault("pg_dump"))
-          const version = yield* pgDumpVersion(binary)
+          const password = Option.isSome(dsn)
+            ? yield* Effect.try(() => connectionOf(Redacted.value(dsn.value)).password).pipe(Effect.orElseSucceed(() => undefined))
+            : undefined
+          const version = yield* pgDumpVersion(binary, password === undefined ? [] : [password])
           const major = Number(/(\d+)(?:\.\d+)?/.exec(version.replace(/^[^\d]*/, ""))?.[1] ?? NaN)
           if (serverMajor !== undefined && serverMajor > 0 && !(major >= serverMajor)) {
             return yield* Effect.fail(`${version} is older than the catalog server (${serverMajor}): backups need pg_dump >= ${serverMajor}`)
