@@ -12,6 +12,7 @@
  *
  * The project's own `.mesa/` collection (the lake's files) is left out of both sides.
  */
+import { ANCHOR_ATTRIBUTE } from "./catalog/chain.js"
 import { Effect } from "effect"
 import { Catalog, indexMark } from "./Catalog.js"
 import { type AvuChangeInput, isWithin, type NotRecorded, type Project, type RecordResult, type TargetType } from "./domain.js"
@@ -116,6 +117,8 @@ const liveAvus = (root: string) =>
       add(out, `${coll}/${name}`, "data_object", { attribute: attribute!, value: value!, unit: unit ?? "" }, idOf(id))
     }
     for (const [coll, attribute, value, unit, id] of [...collAt, ...collBelow]) {
+      // Our own bookkeeping on the project root (the hash chain's anchor) is not the project's metadata.
+      if (attribute === ANCHOR_ATTRIBUTE) continue
       add(out, coll!, "collection", { attribute: attribute!, value: value!, unit: unit ?? "" }, idOf(id))
     }
     return out
