@@ -25,7 +25,7 @@ export const ExitCode = {
 } as const
 
 export const EXIT_CODES_HELP = [
-  "exit codes: 0 ok · 1 invalid input or usage · 2 not MESA-enabled / project or snapshot not found / rebuild reported problems",
+  "exit codes: 0 ok · 1 invalid input or usage · 2 not MESA-enabled / project or snapshot not found / rebuild or verify reported problems",
   "· 3 catalog not configured (MESA_DUCKLAKE_DSN blank; record prints not-recorded) or configuration missing",
   "· 4 catalog unavailable · 5 write or storage failure · 130 interrupted"
 ].join(" ")
@@ -87,6 +87,7 @@ export const describeFailure = (error: unknown): { readonly exitCode: number; re
     case "CatalogSchemaMismatch":
       return { exitCode: ExitCode.catalogUnavailable, code: tag, message }
     case "LakeWriteError":
+    case "LakeReadError":
     case "ChecksumMismatch":
     case "StorageError":
     case "CatalogError":
