@@ -47,7 +47,7 @@ import {
 import { TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import { parseIrodsPath, type Project } from "./domain.js"
 import { DuckDb } from "./DuckDb.js"
-import { MARKER_DIR } from "./DuckLakeClient.js"
+import { MARKER_DIR } from "./layout.js"
 import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, ChecksumMismatch, InvalidChange, ProjectNotFound, StorageError } from "./errors.js"
 import { checksumFile, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
 

@@ -62,7 +62,8 @@ import * as Verify from "./verify.js"
 import type { VerifyReport } from "./verify.js"
 
 /** Collection (under a project's ducklake path) holding one commit marker per committed snapshot. */
-export const MARKER_DIR = "_mesa_log"
+export { MARKER_DIR } from "./layout.js"
+import { MARKER_DIR } from "./layout.js"
 
 type CatalogFailure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
 type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | StorageError | LakeReadError | ChecksumMismatch

@@ -28,9 +28,8 @@ import {
 import { TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import type { Project } from "./domain.js"
 import { checksumFile, formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
+import { MARKER_DIR } from "./layout.js"
 
-/** The collection of commit markers inside a project's lake. */
-export const MARKER_COLLECTION = "_mesa_log"
 
 export type VerifyProblemKind =
   | "record-altered"
@@ -369,7 +368,7 @@ export const verifyProject = (p: Project) =>
     }
 
     // 5. Commit markers: each equal to its record; none without one; none missing where the catalog says it landed.
-    const markerDir = `${p.ducklakePath}/${MARKER_COLLECTION}`
+    const markerDir = `${p.ducklakePath}/${MARKER_DIR}`
     const entries = yield* storage.list(markerDir).pipe(
       Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed([]))
     )
@@ -379,7 +378,7 @@ export const verifyProject = (p: Project) =>
       const m = /^(snapshot|compaction)_(\d{10})\.json$/.exec(e.name)
       if (m === null || e.type !== "data_object") continue
       const id = Number(m[2])
-      const file = `${MARKER_COLLECTION}/${e.name}`
+      const file = `${MARKER_DIR}/${e.name}`
       const local = nodePath.join(tmp, e.name)
       const text = yield* Option.match(storage.localPath(e.path), {
         onSome: (path) => Effect.tryPromise(() => fs.readFile(path, "utf8")),
@@ -460,7 +459,7 @@ export const verifyProject = (p: Project) =>
       problem({
         kind: "marker-missing",
         snapshotId: r.snapshotId,
-        file: `${MARKER_COLLECTION}/${r.kind === "data" ? "snapshot" : "compaction"}_${String(r.snapshotId).padStart(10, "0")}.json`,
+        file: `${MARKER_DIR}/${r.kind === "data" ? "snapshot" : "compaction"}_${String(r.snapshotId).padStart(10, "0")}.json`,
         detail: "the marker is not in storage"
       })
     }

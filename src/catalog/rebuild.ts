@@ -27,7 +27,7 @@ import {
 } from "../Catalog.js"
 import type { ChangeRow } from "../domain.js"
 import type { DuckDbService, WrittenFile } from "../DuckDb.js"
-import { MARKER_DIR } from "../DuckLakeClient.js"
+import { MARKER_DIR } from "../layout.js"
 import type { StorageError } from "../errors.js"
 import { checksumFile, formatIrodsChecksum, type LakeStorageService, parseIrodsChecksum } from "../LakeStorage.js"
 import { CatalogNotEmpty, RebuildError } from "../backupErrors.js"
