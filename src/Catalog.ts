@@ -33,6 +33,7 @@ import {
 } from "./catalog/ducklakeSchema.js"
 import { type ChainRecord, GENESIS_HASH, isoMillis, recordHash } from "./catalog/chain.js"
 import { acquirePool, isDeadline } from "./catalog/pool.js"
+import { fileColumnStatsSource, insertTableColumnStats } from "./catalog/tableColumnStats.js"
 import * as Readers from "./catalog/readers.js"
 import { LATEST_MIGRATION, MIGRATIONS_TABLE, migrations, SHARED_SCHEMA } from "./catalog/migrations.js"
 
@@ -880,30 +881,12 @@ export const make = (config: CatalogConfig) =>
               SELECT x.column_id, x.contains_null, x.min_value, x.max_value
               FROM jsonb_to_recordset(${newStats}::jsonb)
                 AS x(column_id int8, contains_null boolean, min_value varchar, max_value varchar)
-              UNION ALL
-              SELECT f.column_id, f.null_count > 0, f.min_value, f.max_value
-              FROM ${s}.ducklake_file_column_stats f JOIN ${s}.ducklake_data_file d ON d.data_file_id = f.data_file_id
-              WHERE f.table_id = ${TABLE_ID} AND d.end_snapshot IS NULL AND NOT ${prev.have_stats === true}
-            ),
-            keyed AS (
-              SELECT src.*, c.column_type AS t FROM source src
-              JOIN ${s}.ducklake_column c ON c.table_id = ${TABLE_ID} AND c.column_id = src.column_id AND c.end_snapshot IS NULL
-            ),
-            merged AS (
-              SELECT column_id, bool_or(contains_null) AS contains_null,
-                (array_agg(min_value ORDER BY CASE WHEN t LIKE 'int%' THEN min_value::numeric END,
-                                              CASE WHEN t = 'timestamptz' THEN min_value::timestamptz END,
-                                              min_value COLLATE "C") FILTER (WHERE min_value IS NOT NULL))[1] AS min_value,
-                (array_agg(max_value ORDER BY CASE WHEN t LIKE 'int%' THEN max_value::numeric END DESC NULLS LAST,
-                                              CASE WHEN t = 'timestamptz' THEN max_value::timestamptz END DESC NULLS LAST,
-                                              max_value COLLATE "C" DESC) FILTER (WHERE max_value IS NOT NULL))[1] AS max_value
-              FROM keyed GROUP BY column_id
+              ${prev.have_stats === true ? sql`` : sql`UNION ALL SELECT * FROM ${
+                fileColumnStatsSource(sql, S(project), { liveOnly: true })
+              } live`}
             ),
             cleared AS (DELETE FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}),
-            table_column_stats AS (
-              INSERT INTO ${s}.ducklake_table_column_stats
-              SELECT ${TABLE_ID}, column_id, contains_null, NULL, min_value, max_value, NULL FROM merged
-            ),
+            table_column_stats AS (${insertTableColumnStats(sql, S(project), sql`source`)}),
             table_stats AS (
               UPDATE ${s}.ducklake_table_stats SET record_count = record_count + ${file.recordCount},
                 next_row_id = next_row_id + ${file.recordCount}, file_size_bytes = file_size_bytes + ${file.fileSizeBytes}
