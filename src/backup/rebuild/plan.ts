@@ -11,7 +11,7 @@ import { type ChainRecord, GENESIS_HASH, isoMillis, recordHash } from "../../cat
 import type { ChangeRow } from "../../domain.js"
 import type { WrittenFile } from "../../DuckDb.js"
 import { formatIrodsChecksum, parseIrodsChecksum } from "../../LakeStorage.js"
-import { MARKER_DIR } from "../../layout.js"
+import { MARKER_DIR, snapshotMarkerName } from "../../layout.js"
 import { RebuildError } from "../errors.js"
 
 /** Why a file or marker was left out of the rebuilt catalog. */
@@ -196,7 +196,7 @@ export const chooseProject = (
     const kept = new Map<number, CommitRecord>()
     for (const [id, m] of markers) {
       if (m.projectId !== projectId) {
-        problems.push({ kind: "bad-marker", file: `${MARKER_DIR}/snapshot_${String(id).padStart(10, "0")}.json`, reason: `of project ${m.projectId}` })
+        problems.push({ kind: "bad-marker", file: `${MARKER_DIR}/${snapshotMarkerName(id)}`, reason: `of project ${m.projectId}` })
       } else kept.set(id, m)
     }
     const ours = scans.filter((s) => {

@@ -19,7 +19,7 @@ import { TABLE_NAME } from "../../catalog/ducklakeSchema.js"
 import type { DuckDbService } from "../../DuckDb.js"
 import type { StorageError } from "../../errors.js"
 import { checksumFile, type LakeStorageService, parseIrodsChecksum, type StoredEntry } from "../../LakeStorage.js"
-import { MARKER_DIR } from "../../layout.js"
+import { lakePathOf, MARKER_DIR } from "../../layout.js"
 import { RebuildError } from "../errors.js"
 import {
   applyCoverage,
@@ -280,7 +280,7 @@ export const scanLake = (
 ) =>
   Effect.gen(function*() {
     const { storage } = deps
-    const ducklakePath = `${root}/.mesa/ducklake`
+    const ducklakePath = lakePathOf(root)
     const problems: Array<RebuildProblem> = []
     const tmp = yield* Effect.acquireRelease(
       Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-rebuild-"))),

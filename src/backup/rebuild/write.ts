@@ -9,6 +9,7 @@ import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { type CatalogService, chainRow, type ColumnStats, currentAvuRow, fileStatsRows } from "../../Catalog.js"
 import { createLakeStatements, TABLE_ID } from "../../catalog/ducklakeSchema.js"
+import { fileColumnStatsSource, insertTableColumnStats } from "../../catalog/tableColumnStats.js"
 import { CatalogNotEmpty } from "../errors.js"
 import type { RebuildPlan } from "./plan.js"
 
@@ -292,25 +293,9 @@ export const writePlan = (
       }
       yield* sql`UPDATE ${s}.ducklake_table_stats SET record_count = ${rows.rowCount}, next_row_id = ${rows.rowCount},
                    file_size_bytes = ${rows.bytes} WHERE table_id = ${TABLE_ID}`
-      // Table-level column statistics over all live files, merged with a typed order (as Catalog.commitSnapshot does).
+      // Table-level column statistics over all files (a rebuilt catalog holds only live ones), as a commit merges them.
       if (plan.snapshots.length > 0) {
-        yield* sql`
-          WITH keyed AS (
-            SELECT f.column_id, f.null_count > 0 AS contains_null, f.min_value, f.max_value, c.column_type AS t
-            FROM ${s}.ducklake_file_column_stats f
-            JOIN ${s}.ducklake_column c ON c.table_id = f.table_id AND c.column_id = f.column_id AND c.end_snapshot IS NULL
-            WHERE f.table_id = ${TABLE_ID}
-          )
-          INSERT INTO ${s}.ducklake_table_column_stats
-          SELECT ${TABLE_ID}, column_id, bool_or(contains_null), NULL,
-            (array_agg(min_value ORDER BY CASE WHEN t LIKE 'int%' THEN min_value::numeric END,
-                                          CASE WHEN t = 'timestamptz' THEN min_value::timestamptz END,
-                                          min_value COLLATE "C") FILTER (WHERE min_value IS NOT NULL))[1],
-            (array_agg(max_value ORDER BY CASE WHEN t LIKE 'int%' THEN max_value::numeric END DESC NULLS LAST,
-                                          CASE WHEN t = 'timestamptz' THEN max_value::timestamptz END DESC NULLS LAST,
-                                          max_value COLLATE "C" DESC) FILTER (WHERE max_value IS NOT NULL))[1],
-            NULL
-          FROM keyed GROUP BY column_id`
+        yield* insertTableColumnStats(sql, plan.metadataSchema, fileColumnStatsSource(sql, plan.metadataSchema))
       }
       return { snapshots: plan.snapshots.length, rows: rows.rowCount, bytes: rows.bytes }
     }))
