@@ -1,0 +1,133 @@
+/**
+ * The `LakeStorage` operations of a mounted zone, each a function of the adapter's `MountContext`: stat, checksum
+ * (no-follow), verified put (temporary name, links checked again before the rename), get, list (lstat, links listed
+ * as what they are), remove, makeCollection (checked before and after) and the synchronous `localPath`.
+ */
+import { Effect, Option } from "effect"
+import { randomBytes } from "node:crypto"
+import * as nodeFs from "node:fs"
+import { ChecksumMismatch, StorageError } from "../errors.js"
+import { checksumFile, type LakeStorageService, type StoredEntry } from "../LakeStorage.js"
+import { entryOf, type MountContext } from "./mountContext.js"
+import { checksumNoFollow, codeOf, runSync, syncProbe } from "./mountLinks.js"
+
+export const stat = (ctx: MountContext): LakeStorageService["stat"] => (path) =>
+  Effect.flatMap(ctx.resolve("stat", path), (local) =>
+    ctx.fs.stat(local).pipe(
+      Effect.map((info) => Option.some(entryOf(path, info))),
+      Effect.catchIf(
+        (e) => e._tag === "SystemError" && e.reason === "NotFound",
+        () => Effect.succeed(Option.none<StoredEntry>())
+      ),
+      Effect.mapError(ctx.fail("stat", path))
+    ))
+
+export const checksum = (ctx: MountContext): LakeStorageService["checksum"] => (path) =>
+  Effect.flatMap(ctx.resolve("checksum", path), (local) =>
+    Effect.tryPromise({
+      try: () => checksumNoFollow(local),
+      catch: (cause) =>
+        new StorageError({
+          operation: "checksum",
+          path,
+          reason: codeOf(cause) === "ENOENT"
+            ? "NotFound"
+            : codeOf(cause) === "ELOOP" || codeOf(cause) === "EACCES"
+            ? "PermissionDenied"
+            : "Unknown",
+          cause
+        })
+    }))
+
+export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile, path, options) =>
+  Effect.gen(function*() {
+    const { local: target, root } = yield* ctx.resolveAt("put", path)
+    if (options?.overwrite !== true && (yield* ctx.fs.exists(target).pipe(Effect.mapError(ctx.fail("put", path))))) {
+      return yield* new StorageError({ operation: "put", path, reason: "AlreadyExists" })
+    }
+    const expected = yield* Effect.tryPromise({
+      try: () => checksumFile(localFile, "sha256"),
+      catch: (cause) => new StorageError({ operation: "put", path: localFile, reason: "NotFound", cause })
+    })
+    // Copy under a temporary name and rename, so a reader never sees a half-written file. The copy goes
+    // through the FileSystem service (which has no no-follow flag); the temporary name is random, and right
+    // before the rename the directories, the temporary file and the target are checked again for links.
+    const temp = `${target}.part-${randomBytes(4).toString("hex")}`
+    yield* ctx.fs.copyFile(localFile, temp).pipe(
+      Effect.mapError(ctx.fail("put", path)),
+      Effect.zipRight(ctx.refuseLinks("put", path, root, temp)),
+      Effect.zipRight(ctx.refuseLinks("put", path, root, target)),
+      Effect.zipRight(ctx.fs.rename(temp, target).pipe(Effect.mapError(ctx.fail("put", path)))),
+      Effect.tapError(() => ctx.fs.remove(temp).pipe(Effect.ignore))
+    )
+    const actual = yield* checksum(ctx)(path)
+    if (actual.hex !== expected.hex) {
+      return yield* new ChecksumMismatch({ path, expected: expected.hex, actual: actual.hex })
+    }
+    const info = yield* ctx.fs.stat(target).pipe(Effect.mapError(ctx.fail("put", path)))
+    return { path, size: Number(info.size), checksum: actual }
+  })
+
+export const get = (ctx: MountContext): LakeStorageService["get"] => (path, localFile) =>
+  Effect.gen(function*() {
+    const source = yield* ctx.resolve("get", path)
+    const temp = `${localFile}.part-${randomBytes(4).toString("hex")}`
+    yield* ctx.fs.copyFile(source, temp).pipe(
+      Effect.zipRight(ctx.fs.rename(temp, localFile)),
+      Effect.tapError(() => ctx.fs.remove(temp).pipe(Effect.ignore)),
+      Effect.mapError(ctx.fail("get", path))
+    )
+  })
+
+export const list = (ctx: MountContext): LakeStorageService["list"] => (collection) =>
+  Effect.gen(function*() {
+    const dir = yield* ctx.resolve("list", collection)
+    const names = yield* ctx.fs.readDirectory(dir).pipe(Effect.mapError(ctx.fail("list", collection)))
+    const entries = yield* Effect.forEach(
+      names.filter((n) => !/\.part-[0-9a-f]{8}$/.test(n)),
+      (name) => {
+        const path = collection === "/" ? `/${name}` : `${collection}/${name}`
+        // lstat: an entry that is a link is listed as what it is here (not followed); reading it is refused.
+        return Effect.tryPromise(() => nodeFs.promises.lstat(`${dir}/${name}`)).pipe(
+          Effect.map((st) => ({
+            type: st.isDirectory() ? "Directory" as const : "File" as const,
+            size: st.size,
+            mtime: Option.some(st.mtime)
+          })),
+          Effect.map((info) => Option.some(entryOf(path, info))),
+          // A file removed between readdir and stat is simply gone.
+          Effect.catchAll(() => Effect.succeed(Option.none<StoredEntry>()))
+        )
+      },
+      { concurrency: 16 }
+    )
+    return entries.flatMap((e) => (Option.isSome(e) ? [e.value] : [])).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+    )
+  })
+
+export const remove = (ctx: MountContext): LakeStorageService["remove"] => (path) =>
+  Effect.flatMap(ctx.resolve("remove", path), (local) => ctx.fs.remove(local).pipe(Effect.mapError(ctx.fail("remove", path))))
+
+// Checked before creating and again after: a link that appeared in between is reported, though directories may
+// have been created through it by then.
+export const makeCollection = (ctx: MountContext): LakeStorageService["makeCollection"] => (path) =>
+  Effect.flatMap(
+    ctx.resolve("makeCollection", path),
+    (local) =>
+      ctx.fs.makeDirectory(local, { recursive: true }).pipe(
+        Effect.mapError(ctx.fail("makeCollection", path)),
+        Effect.zipRight(ctx.resolve("makeCollection", path))
+      )
+  ).pipe(Effect.asVoid)
+
+// Synchronous by contract, and called for every file DuckDB reads: one realpath(3) per call (a few µs on a local
+// disk; no cache, which would only widen the check-to-use window described in MountedStorage.ts). A path that fails the check gets None, so the
+// caller falls back to `get`, which refuses it with a typed error. On a stalled mount this call blocks the thread.
+export const localPath = (ctx: MountContext): LakeStorageService["localPath"] => (path) => {
+  const at = ctx.lexical(path)
+  if (at === undefined) return Option.none()
+  // The common case (the file exists and is its own real path) without the generator; the full check otherwise.
+  if (syncProbe.realpath(at.local) === at.local) return Option.some(at.local)
+  return runSync(at.root, at.local) === undefined ? Option.some(at.local) : Option.none()
+}
