@@ -8,13 +8,12 @@
  *   WAL state in one transaction → drop the WAL row.
  * A failure before the commit leaves nothing visible; `recoverPendingPushes` finishes writes whose process died.
  */
-import { Context, Effect, Fiber, Layer, Option, Queue, Redacted, Schedule } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Queue, Redacted } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { Catalog, checkLakeSchema, type FileFilter, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
-import { ANCHOR_ATTRIBUTE, formatAnchor, markerDigest } from "./catalog/chain.js"
+import { Catalog, type FileFilter, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import { laterThan, PairSet, TripleTable, type TripleState } from "./catalog/tripleTable.js"
 import {
@@ -28,7 +27,6 @@ import {
   type HistoryFilter,
   isWithin,
   MAX_BATCH,
-  MAX_TEXT_BYTES,
   type NotRecorded,
   parseIrodsPath,
   parseTimestamp,
@@ -39,10 +37,8 @@ import {
   type RecoveryReport,
   type Snapshot
 } from "./domain.js"
-import { DuckDb, type DuckDbError } from "./DuckDb.js"
+import type { DuckDbError } from "./DuckDb.js"
 import {
-  CatalogError,
-  CatalogSchemaMismatch,
   CatalogUnavailable,
   ChecksumMismatch,
   IdempotencyConflict,
@@ -56,17 +52,27 @@ import {
   SnapshotNotFound,
   StorageError
 } from "./errors.js"
-import { checksumFile, formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
-import { LocalCache } from "./LocalCache.js"
+import { formatIrodsChecksum, LakeStorage, parseIrodsChecksum } from "./LakeStorage.js"
 import * as Verify from "./verify.js"
 import type { VerifyReport } from "./verify.js"
 
 /** Collection (under a project's ducklake path) holding one commit marker per committed snapshot. */
 export { MARKER_DIR } from "./layout.js"
-import { MARKER_DIR } from "./layout.js"
-
-type CatalogFailure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
-type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | StorageError | LakeReadError | ChecksumMismatch
+export { type ClientSettings, WriteProbe, type WriteStep } from "./client/context.js"
+import {
+  type CatalogFailure,
+  type ClientSettings,
+  END_OF_TIME,
+  FUTURE_SKEW_MS,
+  invalid,
+  limitArg,
+  makeCore,
+  type ReadError,
+  snapshotArg,
+  textArg
+} from "./client/context.js"
+import * as Files from "./client/files.js"
+import * as Markers from "./client/markers.js"
 
 export interface RecordInput {
   readonly projectId: string
@@ -230,56 +236,11 @@ export interface DuckLakeClientService {
   }) => Effect.Effect<RecoveryReport, CatalogFailure>
 }
 
-/** The steps of the write protocol, in order, as `WriteProbe` sees them. */
-export type WriteStep = "reserved" | "parquet-written" | "pushed" | "marked-pushed" | "committed"
-
-/**
- * An optional observer called after each step of the write protocol. Production code provides none; the
- * reliability tests provide one that kills the process at a chosen step.
- */
-export class WriteProbe extends Context.Tag("mesa-ducklake/WriteProbe")<
-  WriteProbe,
-  { readonly after: (step: WriteStep, snapshotId: number) => Effect.Effect<void> }
->() {}
 
 export class DuckLakeClient extends Context.Tag("mesa-ducklake/DuckLakeClient")<
   DuckLakeClient,
   DuckLakeClientService
 >() {}
-
-const invalid = (field: string, reason: string) => new InvalidChange({ field, reason })
-
-const textArg = (field: string, value: unknown, opts: { readonly optional: boolean }) =>
-  Effect.suspend(() => {
-    if (value === undefined || value === null) {
-      return opts.optional ? Effect.succeed(null) : Effect.fail(invalid(field, "is required"))
-    }
-    if (typeof value !== "string") return Effect.fail(invalid(field, "must be a string"))
-    if (value.trim().length === 0) return Effect.fail(invalid(field, "must not be blank"))
-    if (value.includes("\u0000")) return Effect.fail(invalid(field, "must not contain NUL"))
-    if (Buffer.byteLength(value) > MAX_TEXT_BYTES) return Effect.fail(invalid(field, `is over ${MAX_TEXT_BYTES} bytes`))
-    return Effect.succeed(value)
-  })
-
-const limitArg = (value: unknown, fallback: number) =>
-  Effect.suspend(() => {
-    if (value === undefined) return Effect.succeed(fallback)
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 1_000_000) {
-      return Effect.fail(invalid("limit", "must be an integer from 1 to 1,000,000"))
-    }
-    return Effect.succeed(value)
-  })
-
-const snapshotArg = (field: string, value: unknown) =>
-  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
-    ? Effect.succeed(value)
-    : Effect.fail(invalid(field, "must be a non-negative integer snapshot id"))
-
-/** Later than any valid time a change can have (they are refused beyond a few minutes in the future). */
-const END_OF_TIME = new Date("9999-12-31T23:59:59.999Z")
-
-/** Future valid times are refused beyond this allowance for clock skew between hosts. */
-const FUTURE_SKEW_MS = 5 * 60_000
 
 /** The distinct (path, attribute) pairs of a batch. */
 const pathAttributePairs = (changes: ReadonlyArray<AvuChange>): Array<readonly [string, string]> => {
@@ -412,149 +373,16 @@ const contentHash = (actor: string, note: string | null, changes: ReadonlyArray<
     changes: changes.map((c) => ({ ...c, ts: c.ts?.toISOString() ?? null }))
   })).digest("hex")
 
-export interface ClientSettings {
-  /**
-   * Compact a project in the background after every N-th snapshot (0: never, the default here; the hosted layer
-   * reads `MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). The compaction holds the writer lock while it runs.
-   */
-  readonly autoCompactEvery?: number
-  /**
-   * Catch the current-state index up in the background after each bulk ingest (default true). Off, the index lags
-   * until the next write to the project, a `catchUpIndex` call or a drift check; reads are exact either way.
-   */
-  readonly catchUpAfterIngest?: boolean
-  /**
-   * How many AVU triples a bulk ingest remembers of its own rows before it catches the index up and starts again
-   * (default 1,200,000: about 80 MB of typed arrays). Lower bounds memory further at the cost of catch-ups.
-   */
-  readonly ingestMemoryTriples?: number
-}
-
 export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
-  const catalog = yield* Catalog
-  const storage = yield* LakeStorage
-  const duck = yield* DuckDb
-  const cache = yield* LocalCache
-  const probe = Option.match(yield* Effect.serviceOption(WriteProbe), {
-    onNone: () => (_step: WriteStep, _id: number) => Effect.void,
-    onSome: (p) => p.after
-  })
-  const verifiedSchemas = new Set<string>()
+  const core = yield* makeCore(settings)
+  const { cache, catalog, duck, probe, project, storage } = core
 
-  /** The project, with its lake schema checked once per client (ours, DuckLake 1.0). */
-  const project = (projectId: unknown) =>
-    Effect.gen(function*() {
-      if (typeof projectId !== "string") return yield* new ProjectNotFound({})
-      const p = yield* catalog.getProject(projectId)
-      if (!verifiedSchemas.has(p.metadataSchema)) {
-        yield* catalog.withSql((sql) => checkLakeSchema(sql, p.metadataSchema))
-        verifiedSchemas.add(p.metadataSchema)
-      }
-      return p
-    }).pipe(Effect.withSpan("project.lookup"))
-
-  const remoteOf = (p: Project, relative: string) => `${p.ducklakePath}/${relative}`
-
-  /**
-   * Files checked against the catalog's checksum, by local path: the checksum and the stat fingerprint (device,
-   * inode, size, mtime and ctime in nanoseconds) they had then. A file that changes in any way, or is swapped for
-   * another (a rename gives a new inode), is checked again before it is read; an unchanged one costs one stat.
-   */
-  const verifiedFiles = new Map<string, string>()
-  const VERIFIED_CAP = 200_000
-
-  /** Fails unless `local` holds exactly the bytes the catalog vouches for (`ChecksumMismatch` naming the file). */
-  const verifyLocal = (p: Project, f: LakeFile, local: string) =>
-    Effect.tryPromise({
-      try: async () => {
-        const st = await fs.stat(local, { bigint: true })
-        const print = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
-        if (verifiedFiles.get(local) === `${f.checksum}|${print}`) return undefined
-        if (Number(st.size) !== f.fileSizeBytes) {
-          return { expected: `${f.fileSizeBytes} bytes`, actual: `${st.size} bytes` }
-        }
-        const expected = parseIrodsChecksum(f.checksum)
-        // A checksum the catalog does not have (a compacted file of a lake upgraded from layout 1) cannot be checked.
-        if (expected === undefined) return undefined
-        const actual = await checksumFile(local, expected.algorithm)
-        if (actual.hex !== expected.hex) return { expected: f.checksum, actual: formatIrodsChecksum(actual) }
-        if (verifiedFiles.size >= VERIFIED_CAP) verifiedFiles.clear()
-        verifiedFiles.set(local, `${f.checksum}|${print}`)
-        return undefined
-      },
-      catch: (cause) =>
-        new LakeReadError({
-          projectId: p.projectId,
-          file: f.relativePath,
-          reason: (cause as NodeJS.ErrnoException)?.code === "ENOENT" ? "missing" : "unreadable",
-          cause
-        })
-    }).pipe(
-      Effect.flatMap((bad) =>
-        bad === undefined
-          ? Effect.void
-          : Effect.zipRight(
-            Effect.sync(() => verifiedFiles.delete(local)),
-            Effect.fail(new ChecksumMismatch({ path: remoteOf(p, f.relativePath), ...bad }))
-          )
-      )
-    )
-
-  /**
-   * A local path DuckDB can read for a lake file, holding the bytes the catalog's checksum vouches for: the mount
-   * itself, or a cached copy of a remote file (a cached copy that does not match is fetched again, once).
-   */
-  const readable = (p: Project, f: LakeFile) =>
-    Effect.gen(function*() {
-      const remote = remoteOf(p, f.relativePath)
-      const direct = storage.localPath(remote)
-      if (Option.isSome(direct)) {
-        yield* verifyLocal(p, f, direct.value)
-        return direct.value
-      }
-      const local = yield* cache.pathFor(p.projectId, f.relativePath.split("/").pop()!)
-      if (yield* cache.has(local)) {
-        yield* cache.touch(local)
-        const ok = yield* Effect.either(verifyLocal(p, f, local))
-        if (ok._tag === "Right") return local
-        yield* Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined))
-      }
-      yield* storage.get(remote, local).pipe(
-        Effect.mapError((e) =>
-          e.reason === "NotFound"
-            ? new LakeReadError({ projectId: p.projectId, file: f.relativePath, reason: "missing", cause: e })
-            : e
-        )
-      )
-      yield* cache.added(f.fileSizeBytes)
-      yield* cache.secure(local)
-      yield* verifyLocal(p, f, local).pipe(
-        Effect.tapError(() => Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
-      )
-      return local
-    })
-
-  const readableAll = (p: Project, files: ReadonlyArray<LakeFile>) =>
-    Effect.forEach(files, (f) => readable(p, f), { concurrency: 8 })
-
-  /** A DuckDB failure while reading lake files: a read-side error naming the file when DuckDB names it. */
-  const duckFailure = (p: Project, files: ReadonlyArray<LakeFile> = [], local: ReadonlyArray<string> = []) =>
-  (e: DuckDbError) => {
-    const text = String((e as any)?.cause?.message ?? e.message ?? "")
-    const at = local.findIndex((l) => text.includes(l))
-    const named = at >= 0 ? files[at]?.relativePath : undefined
-    const reason = /No such file|does not exist|cannot open file|Could not open/i.test(text)
-      ? "missing" as const
-      : /magic|corrupt|invalid|truncat|too small|out of range|parquet/i.test(text)
-      ? "corrupt" as const
-      : "unreadable" as const
-    return new LakeReadError({ projectId: p.projectId, ...(named === undefined ? {} : { file: named }), reason, cause: e })
-  }
-
-  /** A DuckDB read over the files the catalog lists for `filter` (pruned by their statistics, through the cache). */
+  const readable = (p: Project, f: LakeFile) => Files.readable(core, p, f)
+  const readableAll = (p: Project, files: ReadonlyArray<LakeFile>) => Files.readableAll(core, p, files)
+  const duckFailure = Files.duckFailure
   const readFiles = <A>(p: Project, filter: FileFilter, read: (local: ReadonlyArray<string>) => Effect.Effect<A, DuckDbError>) =>
-    Effect.flatMap(catalog.files(p, filter), (files) =>
-      Effect.flatMap(readableAll(p, files), (local) => read(local).pipe(Effect.mapError(duckFailure(p, files, local)))))
+    Files.readFiles(core, p, filter, read)
+
 
   const registerProject: DuckLakeClientService["registerProject"] = Effect.fn("DuckLakeClient.registerProject")(
     function*(input) {
@@ -587,69 +415,10 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   )
 
   /** Upload with a few retries for transient faults; the parent collection is created on demand. */
-  const upload = (localFile: string, remotePath: string) =>
-    storage.put(localFile, remotePath, { overwrite: true }).pipe(
-      Effect.catchIf(
-        (e) => e._tag === "StorageError" && e.reason === "NotFound",
-        () =>
-          Effect.zipRight(
-            storage.makeCollection(remotePath.slice(0, remotePath.lastIndexOf("/"))),
-            storage.put(localFile, remotePath, { overwrite: true })
-          )
-      ),
-      Effect.retry({
-        while: (e) => e._tag === "StorageError" && (e.reason === "Unavailable" || e.reason === "Timeout"),
-        schedule: Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(3)))
-      })
-    )
-
-  const push = (_p: Project, w: PendingWrite) => upload(w.localFile, w.remotePath)
-
-  const writeLocalFile = (file: string, text: string) =>
-    Effect.tryPromise({
-      try: () => fs.writeFile(file, text, { mode: 0o600 }),
-      catch: (cause) =>
-        new StorageError({
-          operation: "write",
-          path: file,
-          reason: (cause as NodeJS.ErrnoException)?.code === "ENOSPC" ? "NoSpace" : "Unknown",
-          cause
-        })
-    })
-
-  /**
-   * Writes the commit marker of a committed snapshot (`_mesa_log/snapshot_<id>.json`) and notes it in the catalog.
-   * A rebuild from storage trusts only files with a marker; recovery writes the ones a dying writer left out.
-   */
-  const writeMarker = (p: Project, snapshotId: number) =>
-    Effect.gen(function*() {
-      const record = yield* catalog.commitRecord(p, snapshotId)
-      yield* putMarker(p, `snapshot_${String(snapshotId).padStart(10, "0")}.json`, record)
-      yield* catalog.markerWritten(p, snapshotId)
-    }).pipe(Effect.withSpan("write.marker"))
-
-  /** The anchor value last written per project by this client (so an unchanged head costs nothing). */
-  const anchored = new Map<string, string>()
-
-  /**
-   * Stores the hash chain's head (`<snapshot id>:<hash>`) on the project root, where the storage can (an AVU on
-   * iRODS), so the chain is anchored outside the catalog. Writes only when the stored value differs.
-   */
-  const anchorHead = (p: Project) =>
-    Effect.gen(function*() {
-      const anchor = storage.anchor
-      if (anchor === undefined) return
-      const [head] = yield* catalog.withSql((sql) =>
-        sql<any>`SELECT snapshot_id::text AS id, record_hash FROM ${sql(p.metadataSchema)}.mesa_chain
-                 ORDER BY snapshot_id DESC LIMIT 1`
-      )
-      if (head === undefined) return
-      const value = formatAnchor(Number(head.id), head.record_hash)
-      if (anchored.get(p.projectId) === value) return
-      const stored = yield* anchor.read(p.irodsPath, ANCHOR_ATTRIBUTE)
-      if (Option.getOrUndefined(stored) !== value) yield* anchor.write(p.irodsPath, ANCHOR_ATTRIBUTE, value)
-      anchored.set(p.projectId, value)
-    }).pipe(Effect.withSpan("write.anchor"))
+  const upload = (localFile: string, remotePath: string) => Files.upload(core, localFile, remotePath)
+  const push = (_p: Project, w: PendingWrite) => Files.push(core, w)
+  const writeMarker = (p: Project, snapshotId: number) => Markers.writeMarker(core, p, snapshotId)
+  const anchorHead = (p: Project) => Markers.anchorHead(core, p)
 
   /**
    * Background work in the client's scope: commit markers of new snapshots, and automatic compaction. A committed
@@ -735,19 +504,6 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   )
 
   const flush: DuckLakeClientService["flush"] = idle.await.pipe(Effect.withSpan("DuckLakeClient.flush"))
-
-  /** Stores a marker file under `_mesa_log/`, staged through the cache. */
-  const putMarker = (p: Project, name: string, record: unknown) =>
-    Effect.gen(function*() {
-      const local = yield* cache.pathFor(p.projectId, `${name}.${randomBytes(4).toString("hex")}`)
-      // A full or broken cache is a typed failure (the caller defers the marker to recovery), never a defect.
-      // The marker carries a digest of its own text, so any change to it shows (verifyProject).
-      const signed = { ...(record as object), digest: markerDigest(record) }
-      yield* writeLocalFile(local, JSON.stringify(signed, null, 2) + "\n").pipe(
-        Effect.zipRight(upload(local, `${p.ducklakePath}/${MARKER_DIR}/${name}`)),
-        Effect.ensuring(Effect.promise(() => fs.rm(local, { force: true }).catch(() => undefined)))
-      )
-    })
 
   /** The file metadata that lets a Parquet file describe its own snapshot (used by rebuild). */
   const fileMetadata = (p: Project, w: PendingWrite, changeCount: number): Record<string, string> => ({
@@ -1624,7 +1380,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   })
 
   const writeCompactionMarker = (p: Project, record: Record<string, unknown> & { readonly snapshotId: number }) =>
-    putMarker(p, `compaction_${String(record.snapshotId).padStart(10, "0")}.json`, record)
+    Markers.writeCompactionMarker(core, p, record)
 
   const deleteScheduledFiles: DuckLakeClientService["deleteScheduledFiles"] = Effect.fn(
     "DuckLakeClient.deleteScheduledFiles"
