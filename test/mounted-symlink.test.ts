@@ -19,6 +19,7 @@ import type { Project } from "../src/domain.js"
 import { DuckLakeClient, MARKER_DIR } from "../src/DuckLakeClient.js"
 import { LakeStorage } from "../src/LakeStorage.js"
 import * as MountedStorage from "../src/storage/MountedStorage.js"
+import { faultyFileSystem } from "./faults.js"
 import { catalogState, change, embedded, EmbeddedPostgres, freshRoot, record, registerFresh } from "./support.js"
 
 const { dirs, layer: Base } = embedded("mounted-symlink")
@@ -389,27 +390,23 @@ describe("MountedStorage and symbolic links", () => {
    * link to a directory outside the zone holding its contents: the race the checks before the rename catch.
    */
   const swapping = (outsideOf: () => string) =>
-    Layer.effect(
-      FileSystem.FileSystem,
-      Effect.map(FileSystem.FileSystem, (real) => {
-        const swap = (path: string) =>
-          Effect.sync(() => {
-            const i = path.indexOf("/alice/a/.mesa/")
-            if (i < 0) return
-            const mesa = path.slice(0, i) + "/alice/a/.mesa"
-            if (fs.lstatSync(mesa).isSymbolicLink()) return
-            const moved = nodePath.join(outsideOf(), "moved")
-            fs.renameSync(mesa, moved)
-            fs.symlinkSync(moved, mesa)
-          })
-        return {
-          ...real,
-          copyFile: (from: string, to: string) => Effect.zipRight(real.copyFile(from, to), swap(to)),
-          makeDirectory: (path: string, options?: FileSystem.MakeDirectoryOptions) =>
-            Effect.zipRight(real.makeDirectory(path, options), swap(`${path}/`))
-        } satisfies FileSystem.FileSystem
-      })
-    ).pipe(Layer.provide(NodeFileSystem.layer))
+    faultyFileSystem((real) => {
+      const swap = (path: string) =>
+        Effect.sync(() => {
+          const i = path.indexOf("/alice/a/.mesa/")
+          if (i < 0) return
+          const mesa = path.slice(0, i) + "/alice/a/.mesa"
+          if (fs.lstatSync(mesa).isSymbolicLink()) return
+          const moved = nodePath.join(outsideOf(), "moved")
+          fs.renameSync(mesa, moved)
+          fs.symlinkSync(moved, mesa)
+        })
+      return {
+        copyFile: (from: string, to: string) => Effect.zipRight(real.copyFile(from, to), swap(to)),
+        makeDirectory: (path: string, options?: FileSystem.MakeDirectoryOptions) =>
+          Effect.zipRight(real.makeDirectory(path, options), swap(`${path}/`))
+      }
+    })
 
   it.effect("put checks again right before its rename: a link swapped in during the copy is refused", () => {
     let outside = ""

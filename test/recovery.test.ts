@@ -9,14 +9,15 @@ import * as nodePath from "node:path"
 import { client, mounted } from "../layers/components.js"
 import { Catalog } from "../src/Catalog.js"
 import { DuckDb, DuckDbError } from "../src/DuckDb.js"
+import type { Project } from "../src/domain.js"
 import * as DuckLakeClientLayers from "../src/DuckLakeClient.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
-import { ChecksumMismatch, StorageError } from "../src/errors.js"
 import { LakeStorage } from "../src/LakeStorage.js"
 import { LocalCache } from "../src/LocalCache.js"
 import * as LocalCacheModule from "../src/LocalCache.js"
-import { change, freshRoot, listTree, tempDirs } from "./support.js"
+import { faultyStorage, overriding, type StorageFault } from "./faults.js"
+import { change, freshRoot, listTree, tempDirs, withFakeClient } from "./support.js"
 
 type Fault = "none" | "unavailable" | "corrupt" | "die-after-put" | "die-before-commit" | "die-after-commit"
 
@@ -27,76 +28,57 @@ let putCalls = 0
 let dieAfterParquetPut: number | undefined
 let parquetPuts = 0
 
+/** What each switchable fault does to a put (the others are the catalog's). */
+const putFaults: Partial<Record<Fault, StorageFault>> = { unavailable: "Unavailable", corrupt: "corrupt", "die-after-put": "die-after" }
+
 /** The mounted storage with switchable faults. */
-const faultyStorage = Layer.effect(
-  LakeStorage,
-  Effect.map(LakeStorage, (real) =>
-    LakeStorage.of({
-      ...real,
-      put: (local, path, options) =>
-        Effect.suspend(() => {
-        putCalls++
-        if (dieAfterParquetPut !== undefined && path.endsWith(".parquet") && ++parquetPuts === dieAfterParquetPut) {
-          return Effect.zipRight(real.put(local, path, options), Effect.interrupt)
-        }
-        switch (fault) {
-          case "unavailable":
-            return Effect.fail(new StorageError({ operation: "put", path, reason: "Unavailable" }))
-          case "corrupt":
-            return Effect.zipRight(
-              real.put(local, path, options),
-              Effect.fail(new ChecksumMismatch({ path, expected: "aa", actual: "bb" }))
-            )
-          case "die-after-put":
-            return Effect.zipRight(real.put(local, path, options), Effect.interrupt)
-          default:
-            return real.put(local, path, options)
-        }
-      })
-    }))
-).pipe(Layer.provide(mounted({ mountRoot: dirs.zoneDir, logicalPrefix: "/" })))
+const faultyMount = faultyStorage(mounted({ mountRoot: dirs.zoneDir, logicalPrefix: "/" }), {
+  put: (_local, path) => {
+    putCalls++
+    if (dieAfterParquetPut !== undefined && path.endsWith(".parquet") && ++parquetPuts === dieAfterParquetPut) {
+      return "die-after"
+    }
+    return putFaults[fault]
+  }
+})
 
 /** The catalog with a writer that dies just before, or just after, the commit transaction. */
-const faultyCatalog = Layer.effect(
-  Catalog,
-  Effect.map(Catalog, (real) =>
-    Catalog.of({
-      ...real,
-      commitSnapshot: (...args) =>
-        fault === "die-before-commit"
-          ? Effect.interrupt
-          : fault === "die-after-commit"
-          ? Effect.zipRight(real.commitSnapshot(...args), Effect.interrupt)
-          : real.commitSnapshot(...args)
-    }))
-)
+const faultyCatalog = overriding(Catalog, (real) => ({
+  commitSnapshot: (...args) =>
+    fault === "die-before-commit"
+      ? Effect.interrupt
+      : fault === "die-after-commit"
+      ? Effect.zipRight(real.commitSnapshot(...args), Effect.interrupt)
+      : real.commitSnapshot(...args)
+}))
 
 const Live = Layer.unwrapScoped(Effect.gen(function*() {
   const pg = yield* EmbeddedPostgres.make()
   yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dirs.base, { recursive: true, force: true })))
-  return client({ dsn: pg.dsn, cacheDir: dirs.cacheDir }, faultyStorage)
+  return client({ dsn: pg.dsn, cacheDir: dirs.cacheDir }, faultyMount)
 }))
 
 /** A DuckDB whose Parquet writer fails (a full disk, say). */
-const failingDuck = Layer.effect(
-  DuckDb,
-  Effect.map(DuckDb, (real) =>
-    DuckDb.of({ ...real, writeSnapshotFile: () => Effect.fail(new DuckDbError("IO Error: No space left on device")) }))
-)
+const failingDuck = overriding(DuckDb, () => ({
+  writeSnapshotFile: () => Effect.fail(new DuckDbError("IO Error: No space left on device"))
+}))
 
-/** Runs `effect` with a second client over one replaced part (same database, storage and cache). */
-const withClientOver = <P>(part: Layer.Layer<P, never, P>) => <A, E>(effect: Effect.Effect<A, E, DuckLakeClient>) =>
-  Effect.gen(function*() {
-    const parts = yield* Effect.context<Catalog | LakeStorage | DuckDb | LocalCache>()
-    return yield* effect.pipe(
-      Effect.provide(
-        DuckLakeClientLayers.layer.pipe(Layer.provide(part), Layer.provide(Layer.succeedContext(parts)))
-      )
-    )
-  })
-const withFaultyCatalog = withClientOver(faultyCatalog)
+/** A second client over this file's parts, with a catalog that dies around the commit. */
+const withFaultyCatalog = withFakeClient(faultyCatalog)
 
 const register = Effect.flatMap(DuckLakeClient, (c) => c.registerProject({ irodsPath: freshRoot("rec"), actor: "alice" }))
+
+/** A write that died just before its commit, whose local file and stored copy are then lost. */
+const diedBeforeCommitFileGone = (p: Project) =>
+  Effect.gen(function*() {
+    const catalog = yield* Catalog
+    fault = "die-before-commit"
+    yield* Effect.exit(withFaultyCatalog(attempt(p.projectId, p.irodsPath, "1")))
+    fault = "none"
+    const [w] = (yield* catalog.pendingWrites({ limit: 1000 })).filter((x) => x.projectId === p.projectId)
+    fs.rmSync(w!.localFile)
+    fs.rmSync(nodePath.join(dirs.zoneDir, w!.remotePath))
+  })
 
 const attempt = (projectId: string, root: string, value: string) =>
   Effect.flatMap(DuckLakeClient, (c) =>
@@ -163,7 +145,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
     Effect.gen(function*() {
       const c = yield* DuckLakeClient
       const p = yield* register
-      const e = yield* Effect.flip(withClientOver(failingDuck)(attempt(p.projectId, p.irodsPath, "1")))
+      const e = yield* Effect.flip(withFakeClient(failingDuck)(attempt(p.projectId, p.irodsPath, "1")))
       expect(e._tag).toBe("LakeWriteError")
       if (e._tag === "LakeWriteError") {
         expect(e.step).toBe("write-parquet")
@@ -291,12 +273,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       const c = yield* DuckLakeClient
       const catalog = yield* Catalog
       const p = yield* register
-      fault = "die-before-commit"
-      yield* Effect.exit(withFaultyCatalog(attempt(p.projectId, p.irodsPath, "1")))
-      fault = "none"
-      const [w] = (yield* catalog.pendingWrites({ limit: 1000 })).filter((x) => x.projectId === p.projectId)
-      fs.rmSync(w!.localFile)
-      fs.rmSync(nodePath.join(dirs.zoneDir, w!.remotePath))
+      yield* diedBeforeCommitFileGone(p)
       // Recovery holds the project's lock, which the writer held from reservation to commit: on this host, with no
       // local file and nothing stored, nothing can ever finish the write.
       const first = yield* c.recoverPendingPushes({ maxAttempts: 5 })
@@ -314,12 +291,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
       const c = yield* DuckLakeClient
       const catalog = yield* Catalog
       const p = yield* register
-      fault = "die-before-commit"
-      yield* Effect.exit(withFaultyCatalog(attempt(p.projectId, p.irodsPath, "1")))
-      fault = "none"
-      const [w] = (yield* catalog.pendingWrites({ limit: 1000 })).filter((x) => x.projectId === p.projectId)
-      fs.rmSync(w!.localFile)
-      fs.rmSync(nodePath.join(dirs.zoneDir, w!.remotePath))
+      yield* diedBeforeCommitFileGone(p)
       yield* catalog.withSql((sql) =>
         sql`UPDATE mesa_ducklake.pending_writes SET host = 'another-host' WHERE project_id = ${p.projectId}`
       )

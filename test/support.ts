@@ -14,7 +14,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Embedded from "../layers/embedded.js"
 import type { AvuChangeInput } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import { type ClientSettings, DuckLakeClient, layerWith as clientLayerWith } from "../src/DuckLakeClient.js"
 import { EmbeddedPostgres } from "../src/EmbeddedPostgres.js"
 import { Catalog } from "../src/Catalog.js"
 import type { DuckDb } from "../src/DuckDb.js"
@@ -66,8 +66,23 @@ const irodsEmbedded = (dirs: Dirs, requestTimeout: Duration.DurationInput = "5 s
     })
   )
 
+/** The parts a DuckLakeClient is made of (every embedded test layer provides them). */
+export type ClientParts = Catalog | LakeStorage | DuckDb | LocalCache
+
 /** What every embedded test layer provides. */
-export type EmbeddedServices = DuckLakeClient | Catalog | LakeStorage | DuckDb | LocalCache | EmbeddedPostgres
+export type EmbeddedServices = DuckLakeClient | ClientParts | EmbeddedPostgres
+
+/**
+ * A second DuckLakeClient over the parts the test already has (same database, storage, DuckDB and cache), some of
+ * them replaced or added by `over`: a fault-injecting storage, catalog or DuckDB over the real one (see faults.ts),
+ * a `WriteProbe`. `settings` as for `DuckLakeClient.layerWith`.
+ */
+export const fakeClientLayer = <P, R>(over: Layer.Layer<P, never, R>, settings: ClientSettings = {}) =>
+  clientLayerWith(settings).pipe(Layer.provide(over))
+
+/** Runs `effect` with a `fakeClientLayer(over, settings)` client (a new one each run). */
+export const withFakeClient = <P, R>(over: Layer.Layer<P, never, R>, settings: ClientSettings = {}) =>
+<A, E, R2>(effect: Effect.Effect<A, E, R2>) => Effect.provide(effect, fakeClientLayer(over, settings))
 
 const removing = (dirs: Dirs) =>
   Layer.scopedDiscard(

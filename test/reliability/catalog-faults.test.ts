@@ -10,14 +10,9 @@ import * as fs from "node:fs"
 import { createServer } from "node:net"
 import { inject } from "vitest"
 import * as Local from "../../layers/local.js"
-import type { Catalog } from "../../src/Catalog.js"
-import type { DuckDb } from "../../src/DuckDb.js"
-import * as DuckLakeClientLayers from "../../src/DuckLakeClient.js"
 import { DuckLakeClient, WriteProbe } from "../../src/DuckLakeClient.js"
 import { EmbeddedPostgres } from "../../src/EmbeddedPostgres.js"
-import type { LakeStorage } from "../../src/LakeStorage.js"
-import type { LocalCache } from "../../src/LocalCache.js"
-import { change, embedded, freshRoot, listTree, tempDirs } from "../support.js"
+import { change, embedded, freshRoot, listTree, tempDirs, withFakeClient } from "../support.js"
 import { capturingLogger, checkProject, passwordOf, runWriter, type WriterEnv } from "./harness.js"
 import { addTally } from "./tally.js"
 
@@ -89,7 +84,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("catalog faults
         const probe = Layer.succeed(WriteProbe, {
           after: (step) => (step === "marked-pushed" ? Effect.orDie(pg.stop) : Effect.void)
         })
-        const e = yield* Effect.flip(Effect.flatMap(DuckLakeClient, (c) => c.recordChanges(input)).pipe(withParts(probe)))
+        const e = yield* Effect.flip(Effect.flatMap(DuckLakeClient, (c) => c.recordChanges(input)).pipe(withFakeClient(probe)))
         expect(e._tag).toBe("CatalogUnavailable")
         yield* pg.start
         const retry = Effect.flatMap(DuckLakeClient, (c) => c.recordChanges(input)).pipe(
@@ -113,15 +108,6 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("catalog faults
       }))
   }
 })
-
-/** Runs an effect with a client over this file's parts plus `parts` (a probe). */
-const withParts = <P>(parts: Layer.Layer<P>) => <A, E>(effect: Effect.Effect<A, E, DuckLakeClient>) =>
-  Effect.gen(function*() {
-    const ctx = yield* Effect.context<Catalog | LakeStorage | DuckDb | LocalCache>()
-    return yield* effect.pipe(
-      Effect.provide(DuckLakeClientLayers.layer.pipe(Layer.provide(parts), Layer.provide(Layer.succeedContext(ctx))))
-    )
-  })
 
 describe("modes B and C", () => {
   it.live("no DSN: writes and reads open no connection to anything (PGHOST/PGPORT point at a listener)", () =>

@@ -9,13 +9,8 @@ import { Effect, Layer, Schedule } from "effect"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { inject } from "vitest"
-import type { Catalog } from "../../src/Catalog.js"
-import type { DuckDb } from "../../src/DuckDb.js"
-import * as DuckLakeClientLayers from "../../src/DuckLakeClient.js"
 import { DuckLakeClient, WriteProbe } from "../../src/DuckLakeClient.js"
-import type { LakeStorage } from "../../src/LakeStorage.js"
-import type { LocalCache } from "../../src/LocalCache.js"
-import { change, embedded, EmbeddedPostgres, freshRoot } from "../support.js"
+import { change, embedded, EmbeddedPostgres, freshRoot, withFakeClient } from "../support.js"
 import { checkProject } from "./harness.js"
 import { addTally } from "./tally.js"
 
@@ -60,15 +55,6 @@ const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const recoverWhenBack = Effect.flatMap(DuckLakeClient, (c) =>
   c.recoverPendingPushes().pipe(Effect.retry({ times: 20, schedule: Schedule.spaced("300 millis") })))
-
-/** Runs an effect with a client over this file's parts plus `parts` (a probe). */
-const withParts = <P>(parts: Layer.Layer<P>) => <A, E>(effect: Effect.Effect<A, E, DuckLakeClient>) =>
-  Effect.gen(function*() {
-    const ctx = yield* Effect.context<Catalog | LakeStorage | DuckDb | LocalCache>()
-    return yield* effect.pipe(
-      Effect.provide(DuckLakeClientLayers.layer.pipe(Layer.provide(parts), Layer.provide(Layer.succeedContext(ctx))))
-    )
-  })
 
 const failureTag = (exit: { readonly _tag: string }): string => {
   if (exit._tag !== "Failure") return "Success"
@@ -140,7 +126,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("frozen catalog
       })
       const attempt = yield* timed(
         Effect.flatMap(DuckLakeClient, (c) => c.recordChanges(input)).pipe(
-          withParts(probe),
+          withFakeClient(probe),
           Effect.ensuring(Effect.suspend(() => (thawed ? Effect.void : signalServer("SIGCONT"))))
         )
       )

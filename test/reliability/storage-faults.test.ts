@@ -6,9 +6,7 @@
  * never "committed" without the file safely stored, never a defect. A random fault schedule (fast-check) covers
  * the combinations.
  */
-import { FileSystem } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
-import { NodeFileSystem } from "@effect/platform-node"
 import { expect, layer } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option } from "effect"
 import fc from "fast-check"
@@ -21,14 +19,13 @@ import { client, mounted } from "../../layers/components.js"
 import type { Project } from "../../src/domain.js"
 import type { Catalog } from "../../src/Catalog.js"
 import type { DuckDb } from "../../src/DuckDb.js"
-import * as DuckLakeClientLayers from "../../src/DuckLakeClient.js"
 import { DuckLakeClient, WriteProbe } from "../../src/DuckLakeClient.js"
 import { EmbeddedPostgres } from "../../src/EmbeddedPostgres.js"
-import { StorageError } from "../../src/errors.js"
-import { LakeStorage } from "../../src/LakeStorage.js"
+import type { LakeStorage } from "../../src/LakeStorage.js"
 import { LocalCache } from "../../src/LocalCache.js"
 import * as MountedStorage from "../../src/storage/MountedStorage.js"
-import { change, embedded, freshRoot } from "../support.js"
+import { faultyFileSystem, faultyStorage, overriding, type StorageFault } from "../faults.js"
+import { change, embedded, freshRoot, withFakeClient } from "../support.js"
 import { catalogView, checkProject, filesBelow, sha2Of } from "./harness.js"
 import { addTally } from "./tally.js"
 
@@ -46,64 +43,52 @@ const nextFault = (path: string): PutFault => {
 let fsFault: PutFault = "none"
 
 /** A FileSystem whose copy truncates or corrupts the destination, or fails with ENOSPC, when `fsFault` says so. */
-const faultyFileSystem = Layer.effect(
-  FileSystem.FileSystem,
-  Effect.map(FileSystem.FileSystem, (real) => ({
-    ...real,
-    copyFile: (from: string, to: string) =>
-      Effect.suspend(() => {
-        const fault = fsFault
-        if (fault === "short-write") {
-          return Effect.sync(() => {
-            const bytes = fs.readFileSync(from)
-            fs.writeFileSync(to, bytes.subarray(0, Math.floor(bytes.length / 2)))
-          })
-        }
-        if (fault === "no-space") {
-          return Effect.fail(new SystemError({ reason: "Unknown", module: "FileSystem", method: "copyFile", pathOrDescriptor: to, description: "ENOSPC: no space left on device" }))
-        }
-        return real.copyFile(from, to)
-      }),
-    rename: (from: string, to: string) =>
-      Effect.zipRight(
-        real.rename(from, to),
-        Effect.sync(() => {
-          if (fsFault === "bit-flip" && to.endsWith(".parquet")) {
-            const bytes = fs.readFileSync(to)
-            bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0x40
-            fs.writeFileSync(to, bytes)
-          }
+const faultyFiles = faultyFileSystem((real) => ({
+  copyFile: (from: string, to: string) =>
+    Effect.suspend(() => {
+      const fault = fsFault
+      if (fault === "short-write") {
+        return Effect.sync(() => {
+          const bytes = fs.readFileSync(from)
+          fs.writeFileSync(to, bytes.subarray(0, Math.floor(bytes.length / 2)))
         })
-      )
-  } satisfies FileSystem.FileSystem))
-).pipe(Layer.provide(NodeFileSystem.layer))
+      }
+      if (fault === "no-space") {
+        return Effect.fail(new SystemError({ reason: "Unknown", module: "FileSystem", method: "copyFile", pathOrDescriptor: to, description: "ENOSPC: no space left on device" }))
+      }
+      return real.copyFile(from, to)
+    }),
+  rename: (from: string, to: string) =>
+    Effect.zipRight(
+      real.rename(from, to),
+      Effect.sync(() => {
+        if (fsFault === "bit-flip" && to.endsWith(".parquet")) {
+          const bytes = fs.readFileSync(to)
+          bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0x40
+          fs.writeFileSync(to, bytes)
+        }
+      })
+    )
+}))
+
+/** What the faults that fail a put at once answer. */
+const failing: Partial<Record<PutFault, StorageFault>> = { unavailable: "Unavailable", timeout: "Timeout", permission: "PermissionDenied" }
+const resetFsFault = <A, E>(put: Effect.Effect<A, E>) =>
+  Effect.ensuring(put, Effect.sync(() => {
+    fsFault = "none"
+  }))
 
 /** The real mounted adapter over the faulty FileSystem, wrapped by a LakeStorage that fails puts on schedule. */
-const faultyStorage = Layer.effect(
-  LakeStorage,
-  Effect.map(LakeStorage, (real) =>
-    LakeStorage.of({
-      ...real,
-      put: (local, path, options) =>
-        Effect.suspend(() => {
-          const fault = nextFault(path)
-          fsFault = fault
-          const reset = Effect.sync(() => {
-            fsFault = "none"
-          })
-          switch (fault) {
-            case "unavailable":
-              return Effect.fail(new StorageError({ operation: "put", path, reason: "Unavailable" }))
-            case "timeout":
-              return Effect.fail(new StorageError({ operation: "put", path, reason: "Timeout" }))
-            case "permission":
-              return Effect.fail(new StorageError({ operation: "put", path, reason: "PermissionDenied" }))
-            default:
-              return Effect.ensuring(real.put(local, path, options), reset)
-          }
-        })
-    }))
-).pipe(Layer.provide(MountedStorage.layer({ mountRoot: dirs.zoneDir, logicalPrefix: "/" })), Layer.provide(faultyFileSystem))
+const faultyMount = faultyStorage(
+  MountedStorage.layer({ mountRoot: dirs.zoneDir, logicalPrefix: "/" }).pipe(Layer.provide(faultyFiles)),
+  {
+    put: (_local, path) => {
+      const fault = nextFault(path)
+      fsFault = fault
+      return failing[fault] ?? resetFsFault
+    }
+  }
+)
 
 /** A client of our own over the file's PostgreSQL, with the given storage and cache. */
 const clientWith = <E>(storage: Layer.Layer<LakeStorage, E>, cacheDir = dirs.cacheDir, extra: Layer.Layer<never> = Layer.empty) =>
@@ -142,7 +127,7 @@ const notes: Array<string> = []
 
 layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults", (it) => {
   it.effect("transient put failures (unavailable, timeout) are retried: committed once", () =>
-    clientWith(faultyStorage)(Effect.gen(function*() {
+    clientWith(faultyMount)(Effect.gen(function*() {
       const p = yield* register
       for (const faults of [["unavailable"], ["timeout", "timeout"], ["unavailable", "timeout", "unavailable"]] as const) {
         putFaults = [...faults]
@@ -160,7 +145,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
     })))
 
   it.effect("a permanent put failure is not retried: StorageError, nothing visible, the id not reused", () =>
-    clientWith(faultyStorage)(Effect.gen(function*() {
+    clientWith(faultyMount)(Effect.gen(function*() {
       const p = yield* register
       putFaults = ["permission"]
       parquetPuts = 0
@@ -179,7 +164,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
 
   for (const fault of ["short-write", "bit-flip"] as const) {
     it.effect(`${fault} under the mounted adapter: ChecksumMismatch, the bad copy removed, nothing visible`, () =>
-      clientWith(faultyStorage)(Effect.gen(function*() {
+      clientWith(faultyMount)(Effect.gen(function*() {
         const p = yield* register
         putFaults = [fault]
         const e = yield* Effect.flip(write(p, "bad"))
@@ -196,7 +181,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
   }
 
   it.effect("a full zone disk (ENOSPC on copy): StorageError NoSpace, no temporary file left", () =>
-    clientWith(faultyStorage)(Effect.gen(function*() {
+    clientWith(faultyMount)(Effect.gen(function*() {
       const p = yield* register
       putFaults = ["no-space"]
       const e = yield* Effect.flip(write(p, "full"))
@@ -236,20 +221,15 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
     Effect.gen(function*() {
       const link = nodePath.join(dirs.base, "full-device")
       if (!fs.existsSync(link)) fs.symlinkSync("/dev/full", link)
-      const fullMarkers = Layer.effect(
-        LocalCache,
-        Effect.map(LocalCache, (real) =>
-          LocalCache.of({
-            ...real,
-            pathFor: (projectId, name) => (name.includes(".json.") ? Effect.succeed(link) : real.pathFor(projectId, name))
-          }))
-      )
+      const fullMarkers = overriding(LocalCache, (real) => ({
+        pathFor: (projectId, name) => (name.includes(".json.") ? Effect.succeed(link) : real.pathFor(projectId, name))
+      }))
       const c0 = yield* DuckLakeClient
       const p = yield* register
       const exit = yield* Effect.exit(
         Effect.flatMap(DuckLakeClient, (c) =>
           c.recordChanges({ projectId: p.projectId, actor: "alice", note: "m", changes: [change(`${p.irodsPath}/m`, "k", "v")] })).pipe(
-            clientWithParts(fullMarkers)
+            withFakeClient(fullMarkers)
           )
       )
       const visible = (yield* catalogView(p)).snapshots.length
@@ -273,7 +253,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
       })
       putFaults = ["permission"]
       const writer = yield* Effect.fork(
-        Effect.either(write(p, "doomed")).pipe(clientWithParts(Layer.merge(probe, faultyStorage)))
+        Effect.either(write(p, "doomed")).pipe(withFakeClient(Layer.merge(probe, faultyMount)))
       )
       yield* Deferred.await(reserved)
       // Recovery starts now: it sees the in-flight write's row, and waits for the project's lock.
@@ -289,7 +269,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
     }))
 
   it.effect("random fault schedules (fast-check): success means stored whole and visible; failure means invisible", () =>
-    clientWith(faultyStorage)(Effect.gen(function*() {
+    clientWith(faultyMount)(Effect.gen(function*() {
       const c = yield* DuckLakeClient
       const p = yield* register
       const fault = fc.constantFrom<PutFault>("none", "unavailable", "timeout", "permission", "short-write", "bit-flip", "no-space")
@@ -328,14 +308,3 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("storage faults
       addTally(inject("tallyDir"), "storage-faults", { "storage fault cases": tried }, notes)
     }))
 })
-
-/** Runs an effect with a client whose parts are this file's, except those `parts` replaces. */
-function clientWithParts<P>(parts: Layer.Layer<P, never, LakeStorage | LocalCache>) {
-  return <A, E>(effect: Effect.Effect<A, E, DuckLakeClient>) =>
-    Effect.gen(function*() {
-      const ctx = yield* Effect.context<Catalog | LakeStorage | DuckDb | LocalCache>()
-      return yield* effect.pipe(
-        Effect.provide(DuckLakeClientLayers.layer.pipe(Layer.provide(parts), Layer.provide(Layer.succeedContext(ctx))))
-      )
-    })
-}

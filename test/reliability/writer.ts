@@ -25,7 +25,7 @@ import { Effect, Layer, Logger, Redacted, Schedule } from "effect"
 import * as fs from "node:fs"
 import { client, mounted } from "../../layers/components.js"
 import { DuckLakeClient, WriteProbe, type WriteStep } from "../../src/DuckLakeClient.js"
-import { LakeStorage } from "../../src/LakeStorage.js"
+import { faultyStorage } from "../faults.js"
 
 export type KillStep = WriteStep | "mid-push"
 
@@ -67,25 +67,19 @@ const probe = Layer.succeed(WriteProbe, {
 })
 
 /** Mounted storage whose `put` of the chosen write's Parquet file stops half-way and kills the process. */
-const storage = Layer.effect(
-  LakeStorage,
-  Effect.map(LakeStorage, (real) =>
-    LakeStorage.of({
-      ...real,
-      put: (local, path, options) =>
-        Effect.suspend(() => {
-          if (plan.kill?.step === "mid-push" && plan.kill.at === writeIndex && path.endsWith(".parquet")) {
-            const bytes = fs.readFileSync(local)
-            const target = zoneDir + path
-            const fd = fs.openSync(target, "w")
-            fs.writeSync(fd, bytes, 0, Math.floor(bytes.length / 2))
-            fs.fsyncSync(fd)
-            die()
-          }
-          return real.put(local, path, options)
-        })
-    }))
-).pipe(Layer.provide(mounted({ mountRoot: zoneDir, logicalPrefix: "/" })))
+const storage = faultyStorage(mounted({ mountRoot: zoneDir, logicalPrefix: "/" }), {
+  put: (local, path) => {
+    if (plan.kill?.step === "mid-push" && plan.kill.at === writeIndex && path.endsWith(".parquet")) {
+      const bytes = fs.readFileSync(local)
+      const target = zoneDir + path
+      const fd = fs.openSync(target, "w")
+      fs.writeSync(fd, bytes, 0, Math.floor(bytes.length / 2))
+      fs.fsyncSync(fd)
+      die()
+    }
+    return undefined
+  }
+})
 
 const live = client({ dsn: Redacted.make(env("MESA_DUCKLAKE_DSN")), cacheDir: env("RELIABILITY_CACHE_DIR") }, storage).pipe(
   Layer.provide(probe)
