@@ -8,12 +8,10 @@
  *   WAL state in one transaction → drop the WAL row.
  * A failure before the commit leaves nothing visible; `recoverPendingPushes` finishes writes whose process died.
  */
-import { Context, Effect, Fiber, Layer, Option, Queue, Redacted } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Redacted } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as os from "node:os"
-import * as nodePath from "node:path"
-import { Catalog, type FileFilter, type LakeFile, type LiveFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
+import { Catalog, type FileFilter, type LakeFile, type PendingWrite, type Rename, type Reservation } from "./Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import { laterThan, PairSet, TripleTable, type TripleState } from "./catalog/tripleTable.js"
 import {
@@ -71,6 +69,9 @@ import {
   snapshotArg,
   textArg
 } from "./client/context.js"
+import { makeBackground } from "./client/background.js"
+import * as Compaction from "./client/compaction.js"
+import type { ClientContext } from "./client/context.js"
 import * as Files from "./client/files.js"
 import * as Markers from "./client/markers.js"
 
@@ -377,7 +378,6 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   const core = yield* makeCore(settings)
   const { cache, catalog, duck, probe, project, storage } = core
 
-  const readable = (p: Project, f: LakeFile) => Files.readable(core, p, f)
   const readableAll = (p: Project, files: ReadonlyArray<LakeFile>) => Files.readableAll(core, p, files)
   const duckFailure = Files.duckFailure
   const readFiles = <A>(p: Project, filter: FileFilter, read: (local: ReadonlyArray<string>) => Effect.Effect<A, DuckDbError>) =>
@@ -414,80 +414,16 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     }
   )
 
-  /** Upload with a few retries for transient faults; the parent collection is created on demand. */
-  const upload = (localFile: string, remotePath: string) => Files.upload(core, localFile, remotePath)
   const push = (_p: Project, w: PendingWrite) => Files.push(core, w)
   const writeMarker = (p: Project, snapshotId: number) => Markers.writeMarker(core, p, snapshotId)
   const anchorHead = (p: Project) => Markers.anchorHead(core, p)
 
-  /**
-   * Background work in the client's scope: commit markers of new snapshots, and automatic compaction. A committed
-   * snapshot is already durable in the catalog; a marker that never lands (a crash, a storage fault) is written by
-   * `recoverPendingPushes`. `flush` waits until the background is idle; closing the client waits too (bounded).
-   */
-  const scope = yield* Effect.scope
-  let inFlight = 0
-  const idle = yield* Effect.makeLatch(true)
-  const started = Effect.suspend(() => (inFlight++ === 0 ? idle.close : Effect.void))
-  const finished = Effect.suspend(() => (--inFlight === 0 ? idle.open : Effect.void))
-
-  const markerQueue = yield* Queue.unbounded<{ readonly p: Project; readonly snapshotId: number }>()
-  const writeQueuedMarkers = (batch: Iterable<{ readonly p: Project; readonly snapshotId: number }>) => {
-    const items = Array.from(batch)
-    const projects = new Map(items.map(({ p }) => [p.projectId, p] as const))
-    return Effect.forEach(items, ({ p, snapshotId }) =>
-      writeMarker(p, snapshotId).pipe(
-        Effect.catchAll((e) => Effect.logWarning("commit marker deferred to recovery", e))
-      ), { discard: true }).pipe(
-        // Then the chain's head goes to the project root (iRODS), once per project per batch.
-        Effect.zipRight(Effect.forEach(projects.values(), (p) =>
-          anchorHead(p).pipe(Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e))), {
-          discard: true
-        })),
-        Effect.ensuring(Effect.forEach(items, () => finished, { discard: true }))
-      )
-  }
-  const markerWorker = yield* Effect.forkScoped(Effect.forever(
-    Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(Queue.takeBetween(markerQueue, 1, 256)), writeQueuedMarkers)
-    )
-  ))
-  yield* Effect.addFinalizer(() =>
-    Fiber.interrupt(markerWorker).pipe(
-      Effect.zipRight(Effect.flatMap(Queue.takeAll(markerQueue), writeQueuedMarkers)),
-      Effect.zipRight(idle.await),
-      Effect.timeout("30 seconds"),
-      Effect.ignore
-    )
-  )
-  const enqueueMarker = (p: Project, snapshotId: number) =>
-    Effect.zipRight(started, Queue.offer(markerQueue, { p, snapshotId }))
-
-  /** Projects with an automatic compaction running (one at a time per project). */
-  const compacting = new Set<string>()
-  const autoCompactEvery = settings.autoCompactEvery ?? 0
-  /** Compacts in the background when snapshots `from..to` (just committed) include a multiple of the setting. */
+  const background = yield* makeBackground(core)
+  const ctx: ClientContext = { ...core, background }
+  const enqueueMarker = background.enqueueMarker
   const maybeAutoCompact = (p: Project, from: number, to: number = from) =>
-    autoCompactEvery <= 0 || Math.floor(to / autoCompactEvery) === Math.floor((from - 1) / autoCompactEvery) ||
-      compacting.has(p.projectId)
-      ? Effect.void
-      : Effect.suspend(() => {
-        compacting.add(p.projectId)
-        return started.pipe(
-          Effect.zipRight(
-            compact(p.projectId, { actor: "mesa-ducklake:auto-compact" }).pipe(
-              Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
-              Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e)),
-              Effect.ensuring(Effect.zipRight(Effect.sync(() => compacting.delete(p.projectId)), finished)),
-              Effect.withSpan("DuckLakeClient.autoCompact"),
-              // Forked from finalizers too (after an ingest): closing the client must still be able to stop it.
-              Effect.interruptible,
-              Effect.forkIn(scope)
-            )
-          ),
-          Effect.asVoid
-        )
-      })
+    Compaction.maybeAutoCompact(ctx, p, from, to)
+
 
   const grantProjectReader: DuckLakeClientService["grantProjectReader"] = Effect.fn("DuckLakeClient.grantProjectReader")(
     function*(projectId, role, password, options) {
@@ -503,7 +439,7 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     }
   )
 
-  const flush: DuckLakeClientService["flush"] = idle.await.pipe(Effect.withSpan("DuckLakeClient.flush"))
+  const flush: DuckLakeClientService["flush"] = background.flush
 
   /** The file metadata that lets a Parquet file describe its own snapshot (used by rebuild). */
   const fileMetadata = (p: Project, w: PendingWrite, changeCount: number): Record<string, string> => ({
@@ -594,21 +530,13 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     }
   )
 
-  /** After a bulk ingest: the index catch-up, then any compaction that came due, in the background. */
   const catchUpInBackground = (p: Project, first: number, last: number) =>
-    started.pipe(
-      Effect.zipRight(
-        catalog.withWriteLock(p.projectId, catchUp(p)).pipe(
-          Effect.catchAll((e) => Effect.logWarning("index catch-up failed; the next writer or reader of the project retries", e)),
-          Effect.zipRight(maybeAutoCompact(p, first, last)),
-          Effect.ensuring(finished),
-          Effect.withSpan("DuckLakeClient.backgroundCatchUp"),
-          // Forked from the ingest's finalizer: closing the client must still be able to stop it (a lock wait).
-          Effect.interruptible,
-          Effect.forkIn(scope)
-        )
+    background.fork(
+      catalog.withWriteLock(p.projectId, catchUp(p)).pipe(
+        Effect.catchAll((e) => Effect.logWarning("index catch-up failed; the next writer or reader of the project retries", e)),
+        Effect.zipRight(maybeAutoCompact(p, first, last))
       ),
-      Effect.asVoid
+      "DuckLakeClient.backgroundCatchUp"
     )
 
   /**
@@ -1265,140 +1193,10 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   })
 
 
-  const compact: DuckLakeClientService["compact"] = Effect.fn("DuckLakeClient.compact")(function*(projectId, options) {
-    const target = options?.targetFileSize ?? 64 * 1024 * 1024
-    const minFiles = options?.minFiles ?? 2
-    if (!Number.isSafeInteger(target) || target < 1024) return yield* invalid("targetFileSize", "must be an integer >= 1024")
-    if (!Number.isSafeInteger(minFiles) || minFiles < 2) return yield* invalid("minFiles", "must be an integer >= 2")
-    const actor = (yield* textArg("actor", options?.actor, { optional: true })) ?? "mesa-ducklake:compact"
-    const p = yield* project(projectId)
-    return yield* catalog.withWriteLock(p.projectId, Effect.gen(function*() {
-      const live = yield* catalog.liveFiles(p)
-      // Runs of adjacent small files, each run up to the target size.
-      const groups: Array<Array<LiveFile>> = []
-      let run: Array<LiveFile> = []
-      let runBytes = 0
-      const close = () => {
-        if (run.length >= minFiles) groups.push(run)
-        run = []
-        runBytes = 0
-      }
-      for (const f of live) {
-        if (f.fileSizeBytes >= target) {
-          close()
-          continue
-        }
-        if (runBytes + f.fileSizeBytes > target) close()
-        run.push(f)
-        runBytes += f.fileSizeBytes
-      }
-      close()
-      const snapshots: Array<number> = []
-      let bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
-      const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-compact-")))
-      yield* Effect.gen(function*() {
-        for (const group of groups) {
-          const locals = yield* Effect.forEach(group, (f) =>
-            Effect.map(
-              readable(p, {
-                dataFileId: f.dataFileId,
-                relativePath: `main/${TABLE_NAME}/${f.fileName}`,
-                beginSnapshot: f.beginSnapshot,
-                fileSizeBytes: f.fileSizeBytes,
-                checksum: f.checksum
-              }),
-              (file) => ({ file, rowIdStart: f.rowIdStart })
-            ), { concurrency: 8 })
-          const fileName = `compacted_${String(group[0]!.beginSnapshot).padStart(10, "0")}_${
-            String(group[group.length - 1]!.lastSnapshot).padStart(10, "0")
-          }_${randomBytes(4).toString("hex")}.parquet`
-          const local = nodePath.join(dir, fileName)
-          // Renames of the covered snapshots travel with the merged file, for a rebuild once the originals are gone.
-          const first = group[0]!.beginSnapshot
-          const last = group[group.length - 1]!.lastSnapshot
-          const coveredRenames = (yield* catalog.renames(p, last)).filter((r) => r.snapshotId >= first)
-          const written = yield* duck.writeCompactedFile(locals, local, {
-            ...(coveredRenames.length === 0 ? {} : { renames: JSON.stringify(coveredRenames) }),
-            format: "1.0",
-            mesa_layout_version: "1",
-            project_id: p.projectId,
-            project_root: p.irodsPath,
-            table_name: TABLE_NAME,
-            table_id: String(TABLE_ID),
-            kind: "compaction",
-            begin_snapshot: String(group[0]!.beginSnapshot),
-            partial_max: String(group[group.length - 1]!.lastSnapshot),
-            replaces: JSON.stringify(group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))),
-            columns: JSON.stringify(COLUMNS.map(({ id, name, type, nullable }) => ({ id, name, type, nullable })))
-          }).pipe(Effect.mapError((e) => new LakeWriteError({ projectId: p.projectId, step: "write-parquet", cause: e })))
-          const remote = `${p.ducklakePath}/main/${TABLE_NAME}/${fileName}`
-          const put = yield* upload(local, remote)
-          const checksum = formatIrodsChecksum(put.checksum)
-          // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker).
-          const committed = yield* catalog.commitCompaction(p, {
-            sources: group,
-            file: { ...written, fileName, checksum },
-            actor
-          }).pipe(Effect.tapError(() => storage.remove(remote).pipe(Effect.ignore)))
-          snapshots.push(committed.snapshotId)
-          bytesAfter += written.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
-          yield* writeCompactionMarker(p, {
-            format: "mesa-ducklake-compaction/1",
-            projectId: p.projectId,
-            snapshotId: committed.snapshotId,
-            snapshotTime: committed.snapshotTime.toISOString(),
-            dataFileId: committed.dataFileId,
-            fileName,
-            checksum,
-            recordCount: written.recordCount,
-            fileSizeBytes: written.fileSizeBytes,
-            actor,
-            sources: group.map((f) => f.fileName),
-            prevHash: committed.prevHash,
-            recordHash: committed.recordHash,
-            beginSnapshot: group[0]!.beginSnapshot,
-            partialMax: group[group.length - 1]!.lastSnapshot,
-            replaces: group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))
-          }).pipe(Effect.catchAll((e) => Effect.logWarning("compaction marker not written", e)))
-          yield* Effect.promise(() => fs.rm(local, { force: true }))
-        }
-      }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
-      if (groups.length > 0) {
-        yield* anchorHead(p).pipe(Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e)))
-      }
-      const filesAfter = live.length - groups.reduce((n, g) => n + g.length, 0) + groups.length
-      yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: live.length, filesAfter })
-      return {
-        filesBefore: live.length,
-        filesAfter,
-        filesWritten: groups.length,
-        bytesBefore: live.reduce((n, f) => n + f.fileSizeBytes, 0),
-        bytesAfter,
-        snapshots
-      }
-    }))
-  })
+  const compact: DuckLakeClientService["compact"] = (projectId, options) => Compaction.compact(core, projectId, options)
 
-  const writeCompactionMarker = (p: Project, record: Record<string, unknown> & { readonly snapshotId: number }) =>
-    Markers.writeCompactionMarker(core, p, record)
-
-  const deleteScheduledFiles: DuckLakeClientService["deleteScheduledFiles"] = Effect.fn(
-    "DuckLakeClient.deleteScheduledFiles"
-  )(function*(projectId, options) {
-    const grace = options?.graceMs ?? 7 * 24 * 3600_000
-    if (!Number.isFinite(grace) || grace < 0) return yield* invalid("graceMs", "must be a non-negative number")
-    const p = yield* project(projectId)
-    const due = yield* catalog.scheduledForDeletion(p, new Date(Date.now() - grace))
-    const done: Array<number> = []
-    for (const f of due) {
-      yield* storage.remove(`${p.ducklakePath}/${f.relativePath}`).pipe(
-        Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void)
-      )
-      done.push(f.dataFileId)
-    }
-    yield* catalog.forgetScheduled(p, done)
-    return done.length
-  })
+  const deleteScheduledFiles: DuckLakeClientService["deleteScheduledFiles"] = (projectId, options) =>
+    Compaction.deleteScheduledFiles(core, projectId, options)
 
 
   const setProjectStatus: DuckLakeClientService["setProjectStatus"] = Effect.fn("DuckLakeClient.setProjectStatus")(

@@ -1,0 +1,212 @@
+/**
+ * Compaction: merging a project's small snapshot files into files of about a target size (DuckLake's
+ * merge-adjacent representation), automatically every N snapshots if configured, and removing the replaced files
+ * after a grace period.
+ *
+ * Owns: `compactionGroups` (which files are merged), `compact`, `maybeAutoCompact`, `deleteScheduledFiles`.
+ * May call: context.ts, files.ts (reads and uploads), markers.ts (the compaction marker, the chain anchor).
+ */
+import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import type { LiveFile } from "../Catalog.js"
+import { COLUMNS, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
+import type { CompactionReport, Project } from "../domain.js"
+import { LakeWriteError } from "../errors.js"
+import { formatIrodsChecksum } from "../LakeStorage.js"
+import { type ClientContext, type ClientCore, invalid, textArg } from "./context.js"
+import { readable, upload } from "./files.js"
+import { anchorHead, writeCompactionMarker } from "./markers.js"
+
+export interface CompactOptions {
+  readonly targetFileSize?: number
+  readonly minFiles?: number
+  readonly actor?: string
+}
+
+/**
+ * The files a compaction merges: runs of adjacent live files smaller than `target`, each run up to `target` bytes
+ * and kept only if it has at least `minFiles` files. A file at or over the target ends a run and stays as it is.
+ */
+export const compactionGroups = (
+  live: ReadonlyArray<LiveFile>,
+  target: number,
+  minFiles: number
+): Array<Array<LiveFile>> => {
+  const groups: Array<Array<LiveFile>> = []
+  let run: Array<LiveFile> = []
+  let runBytes = 0
+  const close = () => {
+    if (run.length >= minFiles) groups.push(run)
+    run = []
+    runBytes = 0
+  }
+  for (const f of live) {
+    if (f.fileSizeBytes >= target) {
+      close()
+      continue
+    }
+    if (runBytes + f.fileSizeBytes > target) close()
+    run.push(f)
+    runBytes += f.fileSizeBytes
+  }
+  close()
+  return groups
+}
+
+export const compact = Effect.fn("DuckLakeClient.compact")(function*(
+  ctx: ClientCore,
+  projectId: string,
+  options?: CompactOptions
+) {
+  const { catalog } = ctx
+  const target = options?.targetFileSize ?? 64 * 1024 * 1024
+  const minFiles = options?.minFiles ?? 2
+  if (!Number.isSafeInteger(target) || target < 1024) return yield* invalid("targetFileSize", "must be an integer >= 1024")
+  if (!Number.isSafeInteger(minFiles) || minFiles < 2) return yield* invalid("minFiles", "must be an integer >= 2")
+  const actor = (yield* textArg("actor", options?.actor, { optional: true })) ?? "mesa-ducklake:compact"
+  const p = yield* ctx.project(projectId)
+  return yield* catalog.withWriteLock(p.projectId, Effect.gen(function*() {
+    const live = yield* catalog.liveFiles(p)
+    const groups = compactionGroups(live, target, minFiles)
+    const snapshots: Array<number> = []
+    let bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
+    const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-compact-")))
+    yield* Effect.gen(function*() {
+      for (const group of groups) {
+        const merged = yield* compactGroup(ctx, p, group, dir, actor)
+        snapshots.push(merged.snapshotId)
+        bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
+      }
+    }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
+    if (groups.length > 0) {
+      yield* anchorHead(ctx, p).pipe(Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e)))
+    }
+    const filesAfter = live.length - groups.reduce((n, g) => n + g.length, 0) + groups.length
+    yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: live.length, filesAfter })
+    const report: CompactionReport = {
+      filesBefore: live.length,
+      filesAfter,
+      filesWritten: groups.length,
+      bytesBefore: live.reduce((n, f) => n + f.fileSizeBytes, 0),
+      bytesAfter,
+      snapshots
+    }
+    return report
+  }))
+})
+
+/**
+ * Merges one group into a new file in `dir`, pushes it, and commits it as a compaction snapshot (the old files are
+ * scheduled for deletion), then writes its marker. Call under the writer lock.
+ */
+const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile>, dir: string, actor: string) =>
+  Effect.gen(function*() {
+    const { catalog, duck, storage } = ctx
+    const locals = yield* Effect.forEach(group, (f) =>
+      Effect.map(
+        readable(ctx, p, {
+          dataFileId: f.dataFileId,
+          relativePath: `main/${TABLE_NAME}/${f.fileName}`,
+          beginSnapshot: f.beginSnapshot,
+          fileSizeBytes: f.fileSizeBytes,
+          checksum: f.checksum
+        }),
+        (file) => ({ file, rowIdStart: f.rowIdStart })
+      ), { concurrency: 8 })
+    const fileName = `compacted_${String(group[0]!.beginSnapshot).padStart(10, "0")}_${
+      String(group[group.length - 1]!.lastSnapshot).padStart(10, "0")
+    }_${randomBytes(4).toString("hex")}.parquet`
+    const local = nodePath.join(dir, fileName)
+    // Renames of the covered snapshots travel with the merged file, for a rebuild once the originals are gone.
+    const first = group[0]!.beginSnapshot
+    const last = group[group.length - 1]!.lastSnapshot
+    const coveredRenames = (yield* catalog.renames(p, last)).filter((r) => r.snapshotId >= first)
+    const written = yield* duck.writeCompactedFile(locals, local, {
+      ...(coveredRenames.length === 0 ? {} : { renames: JSON.stringify(coveredRenames) }),
+      format: "1.0",
+      mesa_layout_version: "1",
+      project_id: p.projectId,
+      project_root: p.irodsPath,
+      table_name: TABLE_NAME,
+      table_id: String(TABLE_ID),
+      kind: "compaction",
+      begin_snapshot: String(group[0]!.beginSnapshot),
+      partial_max: String(group[group.length - 1]!.lastSnapshot),
+      replaces: JSON.stringify(group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))),
+      columns: JSON.stringify(COLUMNS.map(({ id, name, type, nullable }) => ({ id, name, type, nullable })))
+    }).pipe(Effect.mapError((e) => new LakeWriteError({ projectId: p.projectId, step: "write-parquet", cause: e })))
+    const remote = `${p.ducklakePath}/main/${TABLE_NAME}/${fileName}`
+    const put = yield* upload(ctx, local, remote)
+    const checksum = formatIrodsChecksum(put.checksum)
+    // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker).
+    const committed = yield* catalog.commitCompaction(p, {
+      sources: group,
+      file: { ...written, fileName, checksum },
+      actor
+    }).pipe(Effect.tapError(() => storage.remove(remote).pipe(Effect.ignore)))
+    yield* writeCompactionMarker(ctx, p, {
+      format: "mesa-ducklake-compaction/1",
+      projectId: p.projectId,
+      snapshotId: committed.snapshotId,
+      snapshotTime: committed.snapshotTime.toISOString(),
+      dataFileId: committed.dataFileId,
+      fileName,
+      checksum,
+      recordCount: written.recordCount,
+      fileSizeBytes: written.fileSizeBytes,
+      actor,
+      sources: group.map((f) => f.fileName),
+      prevHash: committed.prevHash,
+      recordHash: committed.recordHash,
+      beginSnapshot: group[0]!.beginSnapshot,
+      partialMax: group[group.length - 1]!.lastSnapshot,
+      replaces: group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))
+    }).pipe(Effect.catchAll((e) => Effect.logWarning("compaction marker not written", e)))
+    yield* Effect.promise(() => fs.rm(local, { force: true }))
+    return { snapshotId: committed.snapshotId, fileSizeBytes: written.fileSizeBytes }
+  })
+
+/**
+ * Compacts in the background when snapshots `from..to` (just committed) include a multiple of the
+ * `autoCompactEvery` setting, unless an automatic compaction of the project is running.
+ */
+export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, to: number = from) => {
+  const every = ctx.settings.autoCompactEvery ?? 0
+  return every <= 0 || Math.floor(to / every) === Math.floor((from - 1) / every) || ctx.compacting.has(p.projectId)
+    ? Effect.void
+    : Effect.suspend(() => {
+      ctx.compacting.add(p.projectId)
+      return ctx.background.fork(
+        compact(ctx, p.projectId, { actor: "mesa-ducklake:auto-compact" }).pipe(
+          Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
+          Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e)),
+          Effect.ensuring(Effect.sync(() => ctx.compacting.delete(p.projectId)))
+        ),
+        "DuckLakeClient.autoCompact"
+      )
+    })
+}
+
+/** Removes files that compaction replaced more than `graceMs` ago (default 7 days). Returns how many. */
+export const deleteScheduledFiles = Effect.fn("DuckLakeClient.deleteScheduledFiles")(function*(
+  ctx: ClientCore,
+  projectId: string,
+  options?: { readonly graceMs?: number }
+) {
+  const grace = options?.graceMs ?? 7 * 24 * 3600_000
+  if (!Number.isFinite(grace) || grace < 0) return yield* invalid("graceMs", "must be a non-negative number")
+  const p = yield* ctx.project(projectId)
+  const due = yield* ctx.catalog.scheduledForDeletion(p, new Date(Date.now() - grace))
+  const done: Array<number> = []
+  for (const f of due) {
+    yield* ctx.storage.remove(`${p.ducklakePath}/${f.relativePath}`).pipe(
+      Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void)
+    )
+    done.push(f.dataFileId)
+  }
+  yield* ctx.catalog.forgetScheduled(p, done)
+  return done.length
+})
