@@ -32,11 +32,9 @@ const localIoError = (operation: string, path: string, cause: unknown) => {
 const closeFd = (conn: IrodsConnection, operation: string, path: string, fd: number) =>
   conn.call(operation, path, API.DATA_OBJ_CLOSE, openedDataObjInp({ fd }))
 
-/** The transfer operations over a session. */
-export const makeTransfer = (
-  { chunkSize, withConnection }: IrodsSession
-): Pick<IrodsClientService, "put" | "get" | "unlink" | "checksum"> => {
-  const put = Effect.fn("IrodsClient.put")(
+/** Streams a local file into a data object: DATA_OBJ_CREATE, WRITE chunks read from disk, CLOSE. */
+const put = ({ chunkSize, withConnection }: IrodsSession) =>
+  Effect.fn("IrodsClient.put")(
     function*(localFile: string, path: string, opts?: { readonly overwrite?: boolean }) {
       const overwrite = opts?.overwrite ?? false
       return yield* withConnection((conn) =>
@@ -99,7 +97,9 @@ export const makeTransfer = (
     }
   )
 
-  const get = Effect.fn("IrodsClient.get")(function*(path: string, localFile: string) {
+/** Streams a data object into a local file: OPEN, READ until empty into a temporary file, then rename. */
+const get = ({ chunkSize, withConnection }: IrodsSession) =>
+  Effect.fn("IrodsClient.get")(function*(path: string, localFile: string) {
     return yield* withConnection((conn) =>
       Effect.scoped(Effect.gen(function*() {
         const temp = localJoin(localDirname(localFile), `.${localBasename(localFile)}.${randomBytes(6).toString("hex")}.part`)
@@ -147,7 +147,9 @@ export const makeTransfer = (
     )
   })
 
-  const unlink = Effect.fn("IrodsClient.unlink")(function*(path: string, opts?: { readonly force?: boolean }) {
+/** DATA_OBJ_UNLINK (`force`, the default, skips the trash). */
+const unlink = ({ withConnection }: IrodsSession) =>
+  Effect.fn("IrodsClient.unlink")(function*(path: string, opts?: { readonly force?: boolean }) {
     yield* withConnection((conn) =>
       conn.call(
         "unlink",
@@ -158,7 +160,9 @@ export const makeTransfer = (
     )
   })
 
-  const checksum = Effect.fn("IrodsClient.checksum")(function*(path: string, opts?: { readonly force?: boolean }) {
+/** DATA_OBJ_CHKSUM; an empty or unrecognised answer is a `ChecksumMismatch`, never a checksum. */
+const checksum = ({ withConnection }: IrodsSession) =>
+  Effect.fn("IrodsClient.checksum")(function*(path: string, opts?: { readonly force?: boolean }) {
     const raw = yield* withConnection((conn) =>
       conn.call(
         "checksum",
@@ -174,5 +178,12 @@ export const makeTransfer = (
     return parsed
   })
 
-  return { put, get, unlink, checksum }
-}
+/** The transfer operations over a session. */
+export const makeTransfer = (
+  session: IrodsSession
+): Pick<IrodsClientService, "put" | "get" | "unlink" | "checksum"> => ({
+  put: put(session),
+  get: get(session),
+  unlink: unlink(session),
+  checksum: checksum(session)
+})
