@@ -122,8 +122,9 @@ export const makeCollection = (ctx: MountContext): LakeStorageService["makeColle
   ).pipe(Effect.asVoid)
 
 // Synchronous by contract, and called for every file DuckDB reads: one realpath(3) per call (a few µs on a local
-// disk; no cache, which would only widen the check-to-use window described in MountedStorage.ts). A path that fails the check gets None, so the
-// caller falls back to `get`, which refuses it with a typed error. On a stalled mount this call blocks the thread.
+// disk; no cache, which would only widen the check-to-use window described in MountedStorage.ts). A path that
+// fails the check gets None, so the caller falls back to `get`, which refuses it with a typed error. On a stalled
+// mount this call blocks the thread.
 export const localPath = (ctx: MountContext): LakeStorageService["localPath"] => (path) => {
   const at = ctx.lexical(path)
   if (at === undefined) return Option.none()
