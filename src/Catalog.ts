@@ -5,144 +5,66 @@
  * The connection is opened lazily and re-tried on the next call after a failure, so a catalog that is down when the
  * client starts gives `CatalogUnavailable` on each call until it is back, rather than poisoning the client.
  */
-import { PgClient } from "@effect/sql-pg"
-import { Reactivity } from "@effect/experimental"
-import { Migrator, SqlClient, type SqlError } from "@effect/sql"
-import { Config, Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Option, Redacted, Schedule, Scope, SynchronizedRef } from "effect"
-import { hostname } from "node:os"
+import type { SqlClient, SqlError } from "@effect/sql"
+import { Context, Effect, Layer, Option, type Redacted } from "effect"
 import {
   CatalogError,
-  CatalogSchemaMismatch,
-  CatalogUnavailable,
   ProjectConflict,
   ProjectNotFound,
   type ReaderRoleConflict,
   SnapshotNotFound
 } from "./errors.js"
-import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot, TargetType } from "./domain.js"
+import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "./domain.js"
 import { isWithin } from "./domain.js"
 import {
   COLUMNS,
   createLakeStatements,
-  DUCKLAKE_VERSION,
-  MESA_LAYOUT_VERSION,
-  chainTableStatements,
   TABLE_ID,
   TABLE_NAME,
   columnId
 } from "./catalog/ducklakeSchema.js"
-import { type ChainRecord, GENESIS_HASH, isoMillis, recordHash } from "./catalog/chain.js"
-import { acquirePool, isDeadline } from "./catalog/pool.js"
+import { GENESIS_HASH, isoMillis } from "./catalog/chain.js"
+import { chainHead, chainRow } from "./catalog/chainTable.js"
+import { type CatalogConfig, makeConn } from "./catalog/connection.js"
+import { hostname } from "node:os"
 import { fileColumnStatsSource, insertTableColumnStats } from "./catalog/tableColumnStats.js"
 import * as Readers from "./catalog/readers.js"
-import { LATEST_MIGRATION, MIGRATIONS_TABLE, migrations, SHARED_SCHEMA } from "./catalog/migrations.js"
+import type {
+  ColumnStats,
+  CommitRecord,
+  CurrentRow,
+  DataFileInfo,
+  Failure,
+  FileFilter,
+  IdempotentHit,
+  LakeFile,
+  LiveFile,
+  PendingWrite,
+  Rename,
+  Reservation
+} from "./catalog/types.js"
 
-export interface CatalogConfig {
-  /** `postgresql://…`, `postgres://…` or libpq `key=value` pairs. */
-  readonly dsn: Redacted.Redacted<string>
-  readonly maxConnections?: number
-  /**
-   * Deadline for getting a connection (a free pooled one, or a new one through its handshake). Default: 5 s, or
-   * `MESA_DUCKLAKE_CATALOG_CONNECT_TIMEOUT_MS`.
-   */
-  readonly connectTimeout?: Duration.DurationInput
-  /**
-   * Deadline for each statement's answer. Default: 30 s, or `MESA_DUCKLAKE_CATALOG_STATEMENT_TIMEOUT_MS`. Past it
-   * the connection is dropped and the call fails with `CatalogUnavailable { reason: "timeout" }`.
-   */
-  readonly statementTimeout?: Duration.DurationInput
-}
-
-/** Default deadlines of catalog calls (see `CatalogConfig`). */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
-export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
-
-const deadlineMs = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: "must be a positive number of milliseconds", validation: (n) => n > 0 }),
-    Config.withDefault(fallback)
-  )
-
-/** Column statistics of a data file, as `ducklake_file_column_stats` holds them. */
-export interface ColumnStats {
-  readonly columnId: number
-  readonly columnSizeBytes: number | null
-  readonly valueCount: number
-  readonly nullCount: number
-  readonly min: string | null
-  readonly max: string | null
-}
-
-export interface DataFileInfo {
-  /** File name relative to the table's path (`main/avu_changes/`). */
-  readonly fileName: string
-  readonly recordCount: number
-  readonly fileSizeBytes: number
-  readonly footerSize: number
-  readonly checksum: string
-  readonly stats: ReadonlyArray<ColumnStats>
-}
-
-export interface PendingWrite {
-  readonly projectId: string
-  readonly snapshotId: number
-  readonly state: "pending" | "pushed" | "committed" | "failed"
-  readonly localFile: string
-  readonly remotePath: string
-  readonly fileName: string
-  readonly clock: Date
-  readonly actor: string
-  readonly note: string | null
-  readonly idempotencyKey: string | null
-  readonly contentHash: string
-  readonly checksum: string | null
-  readonly attempts: number
-  readonly host: string
-}
-
-/** A committed data file that may hold rows relevant to a read. */
-export interface LakeFile {
-  readonly dataFileId: number
-  /** Path relative to the project's ducklake collection (`main/avu_changes/…`). */
-  readonly relativePath: string
-  readonly beginSnapshot: number
-  readonly fileSizeBytes: number
-  /**
-   * The stored file's checksum as the chain records it (iRODS form); "" when the catalog has none (a compacted file
-   * of a lake upgraded from layout 1).
-   */
-  readonly checksum: string
-}
-
-export interface FileFilter {
-  readonly irodsPath?: string
-  /** Only files with changes whose valid time is at or before this. */
-  readonly validAtOrBefore?: Date
-  readonly validFrom?: Date
-  /** Transaction-time bound: only files of snapshots up to and including this id. */
-  readonly maxSnapshot?: number
-  /** Only files of snapshots after this id. */
-  readonly afterSnapshot?: number
-  readonly attribute?: string
-}
-
-export interface IdempotentHit {
-  readonly snapshotId: number
-  readonly contentHash: string
-  readonly fileName: string
-  readonly changeCount: number
-}
-
-type Failure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
-
-/**
- * A reserved snapshot: the write-ahead row, the latest snapshot id at reservation (under the writer lock, so no
- * one commits in between) and how far the current-state index reaches when it lags (null: it is complete).
- */
-export interface Reservation extends PendingWrite {
-  readonly previousSnapshot: number
-  readonly indexThrough: number | null
-}
+export {
+  type CatalogConfig,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_STATEMENT_TIMEOUT_MS,
+  describeDsn
+} from "./catalog/connection.js"
+export type {
+  ColumnStats,
+  CommitRecord,
+  CurrentRow,
+  DataFileInfo,
+  FileFilter,
+  IdempotentHit,
+  LakeFile,
+  LiveFile,
+  PendingWrite,
+  Rename,
+  Reservation
+} from "./catalog/types.js"
+export { chainHead, chainRow } from "./catalog/chainTable.js"
+export { checkLakeSchema } from "./catalog/lakeSchema.js"
 
 /**
  * `ducklake_metadata` key (scope NULL) present only while the current-state index lags: the last snapshot whose
@@ -153,31 +75,6 @@ export const INDEX_THROUGH_KEY = "mesa_index_through"
 /** The mark as a scalar subquery: the last indexed snapshot while the index lags, else NULL. */
 export const indexMark = (sql: SqlClient.SqlClient, schema: string) =>
   sql`(SELECT value FROM ${sql(schema)}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL)`
-
-/** The chain's head hash as a scalar subquery (NULL before the first record). */
-export const chainHead = (sql: SqlClient.SqlClient, schema: string) =>
-  sql`(SELECT record_hash FROM ${sql(schema)}.mesa_chain ORDER BY snapshot_id DESC LIMIT 1)`
-
-/** A chain record as a `mesa_chain` row (with the catalog's id of its file), its hash computed. */
-export const chainRow = (r: ChainRecord, dataFileId: number) => ({
-  snapshot_id: r.snapshotId,
-  kind: r.kind,
-  snapshot_time: r.snapshotTime,
-  data_file_id: dataFileId,
-  file_name: r.fileName,
-  checksum: r.checksum,
-  file_size_bytes: r.fileSizeBytes,
-  record_count: r.recordCount,
-  actor: r.actor,
-  note: r.note,
-  idempotency_key: r.idempotencyKey,
-  content_hash: r.contentHash,
-  min_ts: r.minTs,
-  max_ts: r.maxTs,
-  sources: JSON.stringify(r.sources),
-  prev_hash: r.prevHash,
-  record_hash: recordHash(r)
-})
 
 export interface CatalogService {
   /**
@@ -340,67 +237,6 @@ export interface CatalogService {
   readonly target: string
 }
 
-/**
- * What a commit marker (`<ducklake>/_mesa_log/snapshot_<id>.json`) records: written after the commit, it is how a
- * rebuild from storage alone tells committed snapshot files from orphans, and recovers their transaction times.
- */
-export interface CommitRecord {
-  readonly format: "mesa-ducklake-commit/1"
-  readonly projectId: string
-  readonly snapshotId: number
-  readonly snapshotTime: string
-  readonly dataFileId: number
-  readonly fileName: string
-  readonly checksum: string
-  readonly recordCount: number
-  readonly actor: string
-  readonly note: string | null
-  readonly idempotencyKey: string | null
-  readonly contentHash: string
-  /** The chain record's remaining fields (src/catalog/chain.ts): the marker carries the whole record. */
-  readonly fileSizeBytes: number
-  readonly prevHash: string
-  readonly recordHash: string
-}
-
-export interface LiveFile {
-  readonly dataFileId: number
-  /** File name relative to the table path. */
-  readonly fileName: string
-  readonly beginSnapshot: number
-  /** Highest snapshot whose rows the file holds (its begin snapshot, unless compacted). */
-  readonly lastSnapshot: number
-  readonly recordCount: number
-  readonly fileSizeBytes: number
-  readonly rowIdStart: number | null
-  /** As `LakeFile.checksum`. */
-  readonly checksum: string
-}
-
-export interface Rename {
-  readonly snapshotId: number
-  readonly ts: Date
-  readonly fromPath: string
-  readonly toPath: string
-  readonly targetType: string
-  readonly objectId: number | null
-  readonly actor: string
-}
-
-export interface CurrentRow {
-  readonly irodsPath: string
-  readonly attribute: string
-  readonly value: string
-  readonly unit: string
-  readonly op: "add" | "delete"
-  readonly targetType: TargetType
-  readonly objectId: number | null
-  /** The change's order: valid time (ms), snapshot, position. */
-  readonly tsMs: number
-  readonly snapshotId: number
-  readonly changeSeq: number
-}
-
 const currentRowOf = (r: any): CurrentRow => ({
   tsMs: new Date(r.ts).getTime(),
   snapshotId: Number(r.snapshot_id),
@@ -416,151 +252,10 @@ const currentRowOf = (r: any): CurrentRow => ({
 
 export class Catalog extends Context.Tag("mesa-ducklake/Catalog")<Catalog, CatalogService>() {}
 
-/** host:port/database of a DSN, without user or password. */
-export const describeDsn = (dsn: string): string => {
-  try {
-    if (/^postgres(ql)?:\/\//.test(dsn)) {
-      const u = new URL(dsn)
-      return `${u.hostname}:${u.port || "5432"}${u.pathname || "/"}`
-    }
-  } catch {
-    return "<unparseable DSN>"
-  }
-  const kv = Object.fromEntries(
-    [...dsn.matchAll(/(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g)].map((m) => [m[1], (m[2] ?? "").replace(/^'|'$/g, "")])
-  )
-  return `${kv.host ?? "localhost"}:${kv.port ?? "5432"}/${kv.dbname ?? ""}`
-}
-
-/** libpq key=value → URL, so one code path serves both DSN forms. */
-const dsnToUrl = (dsn: string): string => {
-  if (/^postgres(ql)?:\/\//.test(dsn)) return dsn
-  const kv = Object.fromEntries(
-    [...dsn.matchAll(/(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g)].map((m) => [
-      m[1],
-      (m[2] ?? "").replace(/^'|'$/g, "").replace(/\\(.)/g, "$1")
-    ])
-  )
-  const auth = kv.user === undefined
-    ? ""
-    : `${encodeURIComponent(kv.user)}${kv.password === undefined ? "" : ":" + encodeURIComponent(kv.password)}@`
-  return `postgresql://${auth}${kv.host ?? "localhost"}:${kv.port ?? "5432"}/${encodeURIComponent(kv.dbname ?? "")}`
-}
-
-const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "EPIPE"])
-
-/** Walks an error's cause chain looking for signs of a lost or refused connection. */
-const isConnectionProblem = (e: unknown): boolean => {
-  for (let c: any = e, depth = 0; c !== undefined && c !== null && depth < 6; c = c.cause, depth++) {
-    const code = typeof c.code === "string" ? c.code : ""
-    // 08P01 (protocol violation) comes from a statement we sent, not from the network: a CatalogError.
-    if (CONNECTION_CODES.has(code) || (code.startsWith("08") && code !== "08P01") || code === "57P01" || code === "57P03") {
-      return true
-    }
-    const msg = typeof c.message === "string" ? c.message : ""
-    if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(msg)) {
-      return true
-    }
-  }
-  return false
-}
-
-/** Copy of a SqlError with the password scrubbed from anything that might echo the DSN. */
-const scrub = (e: unknown, secret: string | undefined): unknown => {
-  if (secret === undefined || secret.length === 0) return e
-  const m = e instanceof Error ? e.message : String(e)
-  return m.includes(secret) ? new Error(m.split(secret).join("***")) : e
-}
-
 export const make = (config: CatalogConfig) =>
   Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const dsn = Redacted.value(config.dsn)
-    const url = dsnToUrl(dsn)
-    const secret = (() => {
-      try {
-        return decodeURIComponent(new URL(url).password) || undefined
-      } catch {
-        return undefined
-      }
-    })()
-    const target = describeDsn(dsn)
-    const state = yield* SynchronizedRef.make<Option.Option<SqlClient.SqlClient>>(Option.none())
-
-    const connectTimeout = config.connectTimeout === undefined
-      ? Duration.millis(yield* deadlineMs("MESA_DUCKLAKE_CATALOG_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS))
-      : Duration.decode(config.connectTimeout)
-    const statementTimeout = config.statementTimeout === undefined
-      ? Duration.millis(yield* deadlineMs("MESA_DUCKLAKE_CATALOG_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS))
-      : Duration.decode(config.statementTimeout)
-
-    const toFailure = (operation: string) => (e: unknown): Failure =>
-      isDeadline(e)
-        ? new CatalogUnavailable({ reason: "timeout", target, cause: scrub(e, secret) })
-        : isConnectionProblem(e)
-        ? new CatalogUnavailable({ reason: "unreachable", target, cause: scrub(e, secret) })
-        : new CatalogError({ operation, cause: scrub(e, secret) })
-
-    /**
-     * @effect/sql turns a failed ROLLBACK into a defect; on a connection dropped at a deadline (or lost) that is a
-     * catalog failure like any other, not a bug.
-     */
-    const sqlDefectsAsFailures = (operation: string) =>
-      Effect.catchSomeDefect((d) =>
-        (d as any)?._tag === "SqlError" ? Option.some(Effect.fail(toFailure(operation)(d))) : Option.none()
-      )
-
-    /** Connect, check and migrate the shared schema. Runs once; a failure is retried on the next call. */
-    const connect = Effect.gen(function*() {
-      const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-      const client = yield* PgClient.fromPool({
-        acquire: acquirePool({
-          connectionString: url,
-          maxConnections: config.maxConnections ?? 10,
-          acquireTimeout: connectTimeout,
-          statementTimeout,
-          idleTimeout: Duration.seconds(30),
-          applicationName: "mesa-ducklake"
-        }),
-        applicationName: "mesa-ducklake"
-      }).pipe(
-        Effect.provide(Reactivity.layer),
-        Scope.extend(child),
-        Effect.tapError(() => Scope.close(child, Exit.void))
-      )
-      yield* migrate(client).pipe(Effect.tapError(() => Scope.close(child, Exit.void)))
-      return client as SqlClient.SqlClient
-    }).pipe(
-      Effect.mapError((e) =>
-        e instanceof CatalogSchemaMismatch || e instanceof CatalogError || e instanceof CatalogUnavailable
-          ? e
-          : isDeadline(e)
-          ? new CatalogUnavailable({ reason: "timeout", target, cause: scrub(e, secret) })
-          : isConnectionProblem(e) || (e as SqlError.SqlError)._tag === "SqlError"
-          ? new CatalogUnavailable({ reason: "unreachable", target, cause: scrub(e, secret) })
-          : new CatalogError({ operation: "connect", cause: scrub(e, secret) })
-      )
-    )
-
-    const client: Effect.Effect<SqlClient.SqlClient, Failure> = SynchronizedRef
-      .modifyEffect(state, (current) =>
-        Option.match(current, {
-          onSome: (c) => Effect.succeed([c, current] as const),
-          onNone: () => Effect.map(connect, (c) => [c, Option.some(c)] as const)
-        }))
-
-    const withSql = <A, E>(
-      f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>,
-      operation = "query"
-    ): Effect.Effect<A, Exclude<E, SqlError.SqlError> | Failure> =>
-      Effect.flatMap(client, (sql) =>
-        f(sql).pipe(
-          Effect.catchIf(
-            (e): e is any => (e as any)?._tag === "SqlError",
-            (e) => Effect.fail(toFailure(operation)(e))
-          ),
-          sqlDefectsAsFailures(operation)
-        )) as any
+    const conn = yield* makeConn(config)
+    const { withSql, withWriteLock, target } = conn
 
     const S = (project: Project) => project.metadataSchema
 
@@ -661,35 +356,6 @@ export const make = (config: CatalogConfig) =>
           (sql) => sql`UPDATE mesa_ducklake.projects SET status = ${status} WHERE project_id = ${projectId}`,
           "setProjectStatus"
         )).pipe(Effect.asVoid)
-
-    const withWriteLock: CatalogService["withWriteLock"] = (projectId, effect) =>
-      Effect.flatMap(client, (sql) =>
-        Effect.scoped(Effect.gen(function*() {
-          const conn = yield* sql.reserve
-          const key = `mesa-ducklake:${projectId}`
-          // Poll a try-lock rather than block: a blocked query cannot be interrupted cleanly, a poll can.
-          yield* conn.executeValues(`SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, [key]).pipe(
-            Effect.flatMap((rows) => rows[0]?.[0] === true ? Effect.void : Effect.fail("busy" as const)),
-            Effect.retry({
-              while: (e) => e === "busy",
-              schedule: Schedule.exponential("2 millis", 1.5).pipe(
-                Schedule.union(Schedule.spaced("50 millis")),
-                Schedule.jittered
-              )
-            }),
-            Effect.withSpan("write.lock")
-          )
-          yield* Effect.addFinalizer(() =>
-            conn.executeValues(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [key]).pipe(Effect.ignore)
-          )
-          return yield* effect
-        }))).pipe(
-          Effect.catchIf(
-            (e): e is any => (e as any)?._tag === "SqlError",
-            (e) => Effect.fail(toFailure("withWriteLock")(e))
-          ),
-          sqlDefectsAsFailures("withWriteLock")
-        ) as any
 
     const findIdempotent: CatalogService["findIdempotent"] = (project, key) =>
       withSql((sql) =>
@@ -1442,112 +1108,6 @@ export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow
   }
   return [...latest.values()]
 }
-
-/** Creates the shared schema if needed, refuses a catalog newer than this build, and runs our migrations. */
-const migrate = (sql: SqlClient.SqlClient) =>
-  Effect.gen(function*() {
-    yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(SHARED_SCHEMA)}`
-    const [reg] = yield* sql<any>`SELECT to_regclass(${MIGRATIONS_TABLE})::text AS t`
-    if (reg?.t !== null && reg?.t !== undefined) {
-      const [latest] = yield* sql<any>`SELECT max(migration_id) AS m FROM ${sql(MIGRATIONS_TABLE)}`
-      if (latest?.m !== null && Number(latest?.m) > LATEST_MIGRATION) {
-        return yield* new CatalogSchemaMismatch({
-          schema: SHARED_SCHEMA,
-          found: `migration ${latest.m}`,
-          expected: `migration <= ${LATEST_MIGRATION}`
-        })
-      }
-    }
-    yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE }).pipe(
-      Effect.provideService(SqlClient.SqlClient, sql)
-    )
-  })
-
-/** Checks a project schema is a DuckLake catalog of ours, of a version we write. */
-export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
-  Effect.gen(function*() {
-    const [t] = yield* sql<any>`SELECT to_regclass(${`"${schema}".ducklake_metadata`})::text AS t`
-    if (t?.t === null || t?.t === undefined) {
-      return yield* new CatalogSchemaMismatch({ schema, found: "no ducklake_metadata table", expected: "a DuckLake catalog" })
-    }
-    const rows = yield* sql<any>`SELECT key, value FROM ${sql(schema)}.ducklake_metadata WHERE scope IS NULL`
-    const meta = new Map(rows.map((r) => [r.key as string, r.value as string]))
-    if (meta.get("version") !== DUCKLAKE_VERSION) {
-      return yield* new CatalogSchemaMismatch({
-        schema,
-        found: `DuckLake ${meta.get("version") ?? "?"}`,
-        expected: `DuckLake ${DUCKLAKE_VERSION}`
-      })
-    }
-    if (meta.get("mesa_layout_version") === "1") {
-      yield* upgradeToChain(sql, schema, meta.get("mesa_project_id") ?? "")
-      return
-    }
-    if (meta.get("mesa_layout_version") !== MESA_LAYOUT_VERSION) {
-      return yield* new CatalogSchemaMismatch({
-        schema,
-        found: meta.has("mesa_layout_version") ? `layout ${meta.get("mesa_layout_version")}` : "not a mesa-ducklake lake",
-        expected: `mesa-ducklake layout ${MESA_LAYOUT_VERSION}`
-      })
-    }
-  })
-
-/**
- * Layout 1 → 2: adds the hash chain and fills it from the history as the catalog holds it now (so it vouches for
- * nothing that happened before the upgrade). Data files already replaced by compaction have no size in the catalog
- * any more (recorded as -1), and compacted files of layout 1 have no checksum in it (recorded as ""): `verifyProject`
- * reports those records as unverifiable rather than broken. Runs once, under the lock every commit takes.
- */
-const upgradeToChain = (sql: SqlClient.SqlClient, schema: string, projectId: string) =>
-  sql.withTransaction(Effect.gen(function*() {
-    const s = sql(schema)
-    yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
-    const [layout] = yield* sql<any>`SELECT value FROM ${s}.ducklake_metadata WHERE key = 'mesa_layout_version' AND scope IS NULL`
-    if (layout?.value !== "1") return
-    for (const ddl of chainTableStatements(`"${schema.replace(/"/g, "\"\"")}"`)) yield* sql.unsafe(ddl)
-    const rows = yield* sql<any>`
-      SELECT 'data' AS kind, m.snapshot_id::text AS id, s.snapshot_time, m.data_file_id::text AS file_id, m.file_path,
-             m.checksum, COALESCE(d.file_size_bytes, -1)::text AS size, m.change_count::text AS n, m.actor, m.note,
-             m.idempotency_key, m.content_hash, m.min_ts, m.max_ts, '' AS sources
-      FROM ${s}.mesa_snapshot m JOIN ${s}.ducklake_snapshot s ON s.snapshot_id = m.snapshot_id
-      LEFT JOIN ${s}.ducklake_data_file d ON d.data_file_id = m.data_file_id
-      UNION ALL
-      SELECT 'compaction', s.snapshot_id::text, s.snapshot_time, d.data_file_id::text, d.path, '',
-             d.file_size_bytes::text, d.record_count::text, COALESCE(c.author, ''), NULL, NULL, NULL, NULL, NULL, ''
-      FROM ${s}.ducklake_data_file d
-      -- A compaction's snapshot is the one that handed out the merged file's id.
-      JOIN ${s}.ducklake_snapshot s ON s.next_file_id = d.data_file_id + 1
-      JOIN ${s}.ducklake_snapshot_changes c ON c.snapshot_id = s.snapshot_id AND c.changes_made LIKE 'merge_adjacent:%'
-      WHERE d.partial_max IS NOT NULL AND d.end_snapshot IS NULL
-        AND NOT EXISTS (SELECT 1 FROM ${s}.mesa_snapshot m WHERE m.data_file_id = d.data_file_id)
-      ORDER BY 2`
-    let prev = GENESIS_HASH
-    const out: Array<ReturnType<typeof chainRow>> = []
-    for (const r of rows) {
-      const row = chainRow({
-        projectId,
-        snapshotId: Number(r.id),
-        kind: r.kind,
-        snapshotTime: isoMillis(new Date(r.snapshot_time)),
-        fileName: r.file_path,
-        checksum: r.checksum,
-        fileSizeBytes: Number(r.size),
-        recordCount: Number(r.n),
-        actor: r.actor,
-        note: r.note,
-        idempotencyKey: r.idempotency_key,
-        contentHash: r.content_hash,
-        minTs: r.min_ts === null ? null : isoMillis(new Date(r.min_ts)),
-        maxTs: r.max_ts === null ? null : isoMillis(new Date(r.max_ts)),
-        sources: [],
-        prevHash: prev
-      }, Number(r.file_id))
-      out.push(row)
-      prev = row.record_hash
-    }
-    for (let i = 0; i < out.length; i += 1000) yield* sql`INSERT INTO ${s}.mesa_chain ${sql.insert(out.slice(i, i + 1000))}`
-    yield* sql`UPDATE ${s}.ducklake_metadata SET value = ${MESA_LAYOUT_VERSION} WHERE key = 'mesa_layout_version' AND scope IS NULL`
-  }))
 
 /** The live catalog layer. Connects lazily: building it never fails because PostgreSQL is down. */
 export const layer = (config: CatalogConfig) => Layer.scoped(Catalog, make(config))

@@ -1,10 +1,11 @@
 /**
  * Migrations of the shared schema `mesa_ducklake`: the project registry, the write-ahead log of pending writes and
  * the registry of the reader roles we created. Each project's own lake schema is created whole at registration (see
- * `ducklakeSchema.ts`).
+ * `ducklakeSchema.ts`). `migrate` runs them when the catalog connects.
  */
-import { SqlClient } from "@effect/sql"
+import { Migrator, SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { CatalogSchemaMismatch } from "../errors.js"
 
 export const SHARED_SCHEMA = "mesa_ducklake"
 export const MIGRATIONS_TABLE = `${SHARED_SCHEMA}.migrations`
@@ -74,3 +75,23 @@ export const migrations = {
 
 /** The newest migration this build knows: a catalog migrated further is refused, never modified. */
 export const LATEST_MIGRATION = 2
+
+/** Creates the shared schema if needed, refuses a catalog newer than this build, and runs our migrations. */
+export const migrate = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(SHARED_SCHEMA)}`
+    const [reg] = yield* sql<any>`SELECT to_regclass(${MIGRATIONS_TABLE})::text AS t`
+    if (reg?.t !== null && reg?.t !== undefined) {
+      const [latest] = yield* sql<any>`SELECT max(migration_id) AS m FROM ${sql(MIGRATIONS_TABLE)}`
+      if (latest?.m !== null && Number(latest?.m) > LATEST_MIGRATION) {
+        return yield* new CatalogSchemaMismatch({
+          schema: SHARED_SCHEMA,
+          found: `migration ${latest.m}`,
+          expected: `migration <= ${LATEST_MIGRATION}`
+        })
+      }
+    }
+    yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE }).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql)
+    )
+  })
