@@ -99,6 +99,9 @@ const parseMarker = (text: string): { readonly marker: any } | { readonly detail
   } catch {
     return { detail: "the marker is not JSON" }
   }
+  if (marker === null || typeof marker !== "object" || Array.isArray(marker)) {
+    return { detail: "the marker is not a JSON object" }
+  }
   // Written as pretty JSON with a digest of the rest: any byte changed shows in one or the other.
   if (text !== JSON.stringify(marker, null, 2) + "\n") {
     return { detail: "the marker's text is not as it was written" }
