@@ -173,6 +173,15 @@ layer(Live, { timeout: "5 minutes" })("tamper evidence", (it) => {
         }
       }
       expect(tried).toBe(100)
+      // Valid JSON that is no marker at all.
+      const marker = targets.find((t) => t.named.startsWith("_mesa_log/"))!
+      const saved = fs.readFileSync(marker.path)
+      for (const text of ["null\n", "[]\n", "{}\n"]) {
+        fs.writeFileSync(marker.path, text)
+        const v = yield* verify(p)
+        expect(v.problems.map((x) => `${x.kind}@${x.file}`), text).toContain(`marker-altered@${marker.named}`)
+      }
+      fs.writeFileSync(marker.path, saved)
       expect((yield* verify(p)).ok).toBe(true)
     }))
 
