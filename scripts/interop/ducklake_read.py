@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Reads a mesa-ducklake project's catalog with DuckDB's official `ducklake` extension and prints what it sees.
 
-Used by test/interop: the extensions are LOADed from the PyPI wheels installed by scripts/interop/setup.sh (never
-downloaded: autoinstall and autoload are off and the extension repository points nowhere). The catalog is ATTACHed
-read-only with the project's METADATA_SCHEMA and a DATA_PATH on the mounted zone.
+Used by test/interop: the extensions are LOADed from the PyPI wheels that
+`scripts/python-venv.sh scripts/interop/requirements.txt` installs (never downloaded: autoinstall and autoload are
+off and the extension repository points nowhere). The catalog is ATTACHed read-only with the project's
+METADATA_SCHEMA and a DATA_PATH on the mounted zone.
 
 Environment:
   MESA_INTEROP_CONNINFO  libpq conninfo of the catalog database (may hold the password: never passed in argv)
@@ -39,7 +40,7 @@ def extension_file(package: str, name: str) -> str:
     """The extension binary shipped in a `duckdb-extension-*` wheel, for exactly this DuckDB version."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"python package {package} is not installed (run scripts/interop/setup.sh)")
+        raise SystemExit(f"python package {package} is not installed (run scripts/python-venv.sh scripts/interop/requirements.txt)")
     base = pathlib.Path(list(spec.submodule_search_locations)[0])
     want = base / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not want.is_file():

@@ -9,12 +9,13 @@ import { promisify } from "node:util"
 
 export const ROOT = nodePath.resolve(import.meta.dirname, "../..")
 export const PYTHON = nodePath.join(ROOT, ".venv/bin/python")
-const SETUP = nodePath.join(ROOT, "scripts/interop/setup.sh")
+const VENV_SCRIPT = nodePath.join(ROOT, "scripts/python-venv.sh")
+const REQUIREMENTS = nodePath.join(ROOT, "scripts/interop/requirements.txt")
 const READER = nodePath.join(ROOT, "scripts/interop/ducklake_read.py")
 
 /** Creates `.venv` and installs DuckDB and the extension wheels (idempotent; quick when nothing changed). */
 export const setupPython = async (): Promise<void> => {
-  await promisify(execFile)("bash", [SETUP], { cwd: ROOT, timeout: 15 * 60_000, maxBuffer: 16 * 1024 * 1024 })
+  await promisify(execFile)("bash", [VENV_SCRIPT, REQUIREMENTS], { cwd: ROOT, timeout: 15 * 60_000, maxBuffer: 16 * 1024 * 1024 })
 }
 
 const quoteConninfo = (v: string) => (v === "" || /[\s'\\]/.test(v) ? `'${v.replace(/[\\']/g, (c) => `\\${c}`)}'` : v)

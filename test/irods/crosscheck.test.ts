@@ -48,7 +48,7 @@ const withOurClient = <A>(server: FakeIrodsServer, f: (c: IrodsClientService) =>
 describe("python-irodsclient cross-check", () => {
   beforeAll(() => {
     // Creates .venv and installs python-irodsclient when missing (idempotent, quiet).
-    execFileSync("bash", [join(root, "scripts", "python-venv.sh")], { stdio: "inherit" })
+    execFileSync("bash", [join(root, "scripts", "python-venv.sh"), join(root, "scripts", "requirements-python.txt")], { stdio: "inherit" })
     if (!existsSync(python)) throw new Error(".venv/bin/python missing after scripts/python-venv.sh")
   }, 300_000)
 
