@@ -14,9 +14,9 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import * as BackupModule from "../src/Backup.js"
-import { Backup, BackupProbe, connectionOf } from "../src/Backup.js"
+import { BackupProbe, connectionOf } from "../src/Backup.js"
 import type { Project } from "../src/domain.js"
+import { withBackup } from "./backup-support.js"
 import { change, embedded, EmbeddedPostgres, record, registerFresh } from "./support.js"
 
 const { dirs, layer: Base } = embedded("backup-security")
@@ -84,16 +84,6 @@ const withEnv = <A, E, R>(vars: Record<string, string>, effect: Effect.Effect<A,
         }
       })
   )
-
-const withBackup = <A, E, R>(
-  config: Partial<BackupModule.BackupConfig>,
-  use: (b: BackupModule.BackupService) => Effect.Effect<A, E, R>,
-  probe?: Layer.Layer<BackupProbe>
-) =>
-  Effect.flatMap(EmbeddedPostgres, (pgs) => {
-    const backup = BackupModule.layer({ dsn: pgs.dsn, ...config })
-    return Effect.flatMap(Backup, use).pipe(Effect.provide(probe === undefined ? backup : backup.pipe(Layer.provide(probe))))
-  })
 
 const someHistory = (p: Project) => record(p.projectId, [change(`${p.irodsPath}/a.csv`, "status", "raw")])
 

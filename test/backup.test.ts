@@ -4,7 +4,6 @@
  * the password never reaches argv or the environment.
  */
 import { expect, layer } from "@effect/vitest"
-import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer, Redacted } from "effect"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
@@ -14,11 +13,9 @@ import pg from "pg"
 import * as BackupModule from "../src/Backup.js"
 import { Backup, BackupProbe, connectionOf, passfileLine, pgDumpArgs, toolEnv } from "../src/Backup.js"
 import { Catalog } from "../src/Catalog.js"
-import type { Project } from "../src/domain.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import { change, embedded, EmbeddedPostgres, listTree, record, registerFresh } from "./support.js"
-
-const { dirs, layer: Base } = embedded("backup")
+import { answers, dropCatalog, embeddedBackup, recordHistory, sleep, withBackup } from "./backup-support.js"
+import { change, EmbeddedPostgres, listTree, record, registerFresh } from "./support.js"
 
 const spawned: Array<{ readonly tool: string; readonly args: ReadonlyArray<string>; readonly env: Readonly<Record<string, string>> }> = []
 let corruptNextDump = false
@@ -41,84 +38,7 @@ const Probe = Layer.succeed(BackupProbe, {
 })
 
 const RETENTION = 3
-const BackupLive = Layer.unwrapEffect(
-  Effect.map(EmbeddedPostgres, (pg) => BackupModule.layer({ dsn: pg.dsn, retention: RETENTION }))
-)
-const Live = BackupLive.pipe(Layer.provideMerge(Layer.mergeAll(Base, NodeContext.layer, Probe)))
-
-const sleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
-
-/**
- * A history with sets, deletes, back-dated valid times and provenance over several paths; returns the paths, the
- * valid times and the knownAt values (snapshot ids and transaction times) to ask about.
- */
-const recordHistory = (p: Project) =>
-  Effect.gen(function*() {
-    const [a, b, c, d] = ["a.csv", "b.csv", "sub/c.tif", "sub"].map((x) => `${p.irodsPath}/${x}`) as [string, string, string, string]
-    const cuts: Array<Date> = [new Date()]
-    const ids: Array<number> = []
-    const step = (changes: Parameters<typeof record>[1], note?: string) =>
-      Effect.gen(function*() {
-        yield* sleep(15)
-        ids.push((yield* record(p.projectId, changes, "alice", note)).snapshotId)
-        yield* sleep(15)
-        cuts.push(new Date())
-      })
-    yield* step([change(a, "status", "raw"), change(a, "depth", "10", "add", { unit: "cm" }), change(b, "crop", "wheat")], "first")
-    yield* step([
-      change(a, "status", "qc", "set", { actor: "bob", viaTicket: "t-1" }),
-      change(a, "depth", "10", "delete", { unit: "cm" }),
-      change(c, "band", "red", "add", { ts: "2020-01-01T00:00:00Z", ruleInvocation: "rule-7" })
-    ])
-    yield* step([
-      change(b, "origin", "field-3", "add", { ts: "2019-06-01T12:00:00Z", onBehalfOf: "carol" }),
-      change(b, "crop", "wheat", "delete", { ts: "2021-01-01T00:00:00Z" }),
-      change(d, "kind", "collection", "add", { targetType: "collection", objectId: 4242 })
-    ], "back-dated")
-    yield* step([change(a, "depth", "12", "add", { unit: "cm" }), change(b, "crop", "barley")])
-    yield* step([change(c, "band", "green", "set", { ts: "2020-06-01T00:00:00Z" }), change(d, "kind", "collection", "delete")])
-    const paths = [a, b, c, d, `${p.irodsPath}/never.txt`]
-    const times: Array<unknown> = [
-      "2019-01-01T00:00:00Z",
-      "2019-06-01T12:00:00Z",
-      "2020-03-01T00:00:00Z",
-      "2020-07-01T00:00:00Z",
-      "2021-06-01T00:00:00Z",
-      ...cuts,
-      "2999-01-01T00:00:00Z"
-    ]
-    const knownAts: Array<number | Date | undefined> = [undefined, 0, 1, ...ids, ...cuts]
-    return { paths, times, knownAts, ids }
-  })
-
-type Grid = Effect.Effect.Success<ReturnType<typeof recordHistory>>
-
-/** Every as-of answer over paths × valid times × knownAt, plus the current state, history and snapshot list. */
-const answers = (projectId: string, grid: Grid) =>
-  Effect.gen(function*() {
-    const c = yield* DuckLakeClient
-    const out: Array<unknown> = []
-    for (const path of grid.paths) {
-      out.push({ path, now: yield* c.getAvus(projectId, path) })
-      for (const t of grid.times) {
-        for (const k of grid.knownAts) {
-          out.push({ path, t, k, avus: yield* c.getAvusAsOf(projectId, path, t, k === undefined ? undefined : { knownAt: k }) })
-        }
-      }
-    }
-    out.push(yield* c.getHistory(projectId, { limit: 1000 }))
-    out.push(yield* c.listSnapshots(projectId))
-    return out
-  })
-
-const dropCatalog = (p: Project) =>
-  Effect.flatMap(Catalog, (catalog) =>
-    catalog.withSql((sql) =>
-      Effect.all([
-        sql`DROP SCHEMA ${sql(p.metadataSchema)} CASCADE`,
-        sql`DELETE FROM mesa_ducklake.projects WHERE project_id = ${p.projectId}`
-      ])
-    ))
+const { dirs, layer: Live } = embeddedBackup("backup", { config: { retention: RETENTION }, probe: Probe })
 
 const password = Effect.map(EmbeddedPostgres, (pg) => connectionOf(Redacted.value(pg.dsn)).password!)
 
@@ -353,10 +273,7 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("backup and r
       const pgs = yield* EmbeddedPostgres
       const p = yield* registerFresh("tools")
       const withConfig = (config: Partial<BackupModule.BackupConfig>) =>
-        Effect.flatMap(Backup, (b) => b.backupProject(p.projectId)).pipe(
-          Effect.provide(BackupModule.layer({ dsn: pgs.dsn, ...config })),
-          Effect.flip
-        )
+        Effect.flip(withBackup(config, (b) => b.backupProject(p.projectId)))
       const missing = yield* withConfig({ pgDump: "/nonexistent/bin/pg_dump" })
       expect(missing._tag).toBe("BackupToolMissing")
       expect(missing.message).toContain("postgresql-client-15")

@@ -2,19 +2,16 @@
  * Rebuild after compaction: once the grace period has deleted the per-snapshot files, the merged files and the
  * compaction markers give the catalog back, with every answer (valid time, known-at, history, renames) unchanged.
  */
-import { NodeContext } from "@effect/platform-node"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import * as BackupModule from "../src/Backup.js"
+import { Effect } from "effect"
 import { Backup } from "../src/Backup.js"
 import { Catalog } from "../src/Catalog.js"
 import type { Project } from "../src/domain.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import { change, embedded, EmbeddedPostgres, record, registerFresh } from "./support.js"
+import { dropCatalog, embeddedBackup } from "./backup-support.js"
+import { change, record, registerFresh } from "./support.js"
 
-const { layer: Base } = embedded("rebuild-compacted")
-const BackupLive = Layer.unwrapEffect(Effect.map(EmbeddedPostgres, (pg) => BackupModule.layer({ dsn: pg.dsn })))
-const Live = BackupLive.pipe(Layer.provideMerge(Layer.mergeAll(Base, NodeContext.layer)))
+const { layer: Live } = embeddedBackup("rebuild-compacted")
 
 const day = (d: number) => new Date(Date.UTC(2026, 5, d)).toISOString()
 
@@ -59,13 +56,7 @@ layer(Live, { timeout: "180 seconds", excludeTestServices: true })("rebuild afte
       const before = yield* answers(p, paths)
 
       // Lose the catalog: schema and registry row (after the background commit markers have landed).
-      yield* (yield* DuckLakeClient).flush
-      yield* (yield* Catalog).withSql((sql) =>
-        Effect.all([
-          sql`DROP SCHEMA ${sql(p.metadataSchema)} CASCADE`,
-          sql`DELETE FROM mesa_ducklake.projects WHERE project_id = ${p.projectId}`
-        ], { discard: true })
-      )
+      yield* dropCatalog(p)
       const rebuilt = yield* Effect.flatMap(Backup, (bk) => bk.rebuild({ root: p.irodsPath }))
       expect(rebuilt.problems).toEqual([])
       expect(rebuilt.snapshots).toBe((before.snapshots as ReadonlyArray<unknown>).length)

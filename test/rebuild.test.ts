@@ -4,80 +4,18 @@
  * the same answers. Orphan, duplicate, partial, foreign and tampered files are reported, never merged, never deleted.
  */
 import { expect, layer } from "@effect/vitest"
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import * as BackupModule from "../src/Backup.js"
 import { Backup } from "../src/Backup.js"
 import { Catalog } from "../src/Catalog.js"
 import type { Project } from "../src/domain.js"
-import { DuckLakeClient, MARKER_DIR } from "../src/DuckLakeClient.js"
-import { change, embedded, EmbeddedPostgres, listTree, record, registerFresh } from "./support.js"
+import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import { MARKER_DIR } from "../src/layout.js"
+import { answers, dropCatalog, embeddedBackup, type Grid, recordHistory } from "./backup-support.js"
+import { change, listTree, record, registerFresh } from "./support.js"
 
-const { dirs, layer: Base } = embedded("rebuild")
-const BackupLive = Layer.unwrapEffect(Effect.map(EmbeddedPostgres, (pg) => BackupModule.layer({ dsn: pg.dsn })))
-const Live = BackupLive.pipe(Layer.provideMerge(Layer.mergeAll(Base, NodeContext.layer)))
-
-const sleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
-
-const recordHistory = (p: Project) =>
-  Effect.gen(function*() {
-    const [a, b, c, d] = ["a.csv", "b.csv", "sub/c.tif", "sub"].map((x) => `${p.irodsPath}/${x}`) as [string, string, string, string]
-    const cuts: Array<Date> = [new Date()]
-    const ids: Array<number> = []
-    const step = (changes: Parameters<typeof record>[1], note?: string) =>
-      Effect.gen(function*() {
-        yield* sleep(15)
-        ids.push((yield* record(p.projectId, changes, "alice", note)).snapshotId)
-        yield* sleep(15)
-        cuts.push(new Date())
-      })
-    yield* step([change(a, "status", "raw"), change(a, "depth", "10", "add", { unit: "cm" }), change(b, "crop", "wheat")], "first")
-    yield* step([
-      change(a, "status", "qc", "set", { actor: "bob", viaTicket: "t-1" }),
-      change(a, "depth", "10", "delete", { unit: "cm" }),
-      change(c, "band", "red", "add", { ts: "2020-01-01T00:00:00Z", ruleInvocation: "rule-7" })
-    ])
-    yield* step([
-      change(b, "origin", "field-3", "add", { ts: "2019-06-01T12:00:00Z", onBehalfOf: "carol" }),
-      change(b, "crop", "wheat", "delete", { ts: "2021-01-01T00:00:00Z" }),
-      change(d, "kind", "collection", "add", { targetType: "collection", objectId: 4242 })
-    ], "back-dated")
-    yield* step([change(a, "depth", "12", "add", { unit: "cm" }), change(b, "crop", "barley")])
-    yield* step([change(c, "band", "green", "set", { ts: "2020-06-01T00:00:00Z" }), change(d, "kind", "collection", "delete")])
-    const paths = [a, b, c, d, `${p.irodsPath}/never.txt`]
-    const times: Array<unknown> = [
-      "2019-01-01T00:00:00Z",
-      "2019-06-01T12:00:00Z",
-      "2020-03-01T00:00:00Z",
-      "2020-07-01T00:00:00Z",
-      "2021-06-01T00:00:00Z",
-      ...cuts,
-      "2999-01-01T00:00:00Z"
-    ]
-    const knownAts: Array<number | Date | undefined> = [undefined, 0, 1, ...ids, ...cuts]
-    return { paths, times, knownAts, ids }
-  })
-
-type Grid = Effect.Effect.Success<ReturnType<typeof recordHistory>>
-
-const answers = (projectId: string, grid: Grid) =>
-  Effect.gen(function*() {
-    const c = yield* DuckLakeClient
-    const out: Array<unknown> = []
-    for (const path of grid.paths) {
-      out.push({ path, now: yield* c.getAvus(projectId, path) })
-      for (const t of grid.times) {
-        for (const k of grid.knownAts) {
-          out.push({ path, t, k, avus: yield* c.getAvusAsOf(projectId, path, t, k === undefined ? undefined : { knownAt: k }) })
-        }
-      }
-    }
-    out.push(yield* c.getHistory(projectId, { limit: 1000 }))
-    out.push(yield* c.listSnapshots(projectId))
-    return out
-  })
+const { dirs, layer: Live } = embeddedBackup("rebuild")
 
 /**
  * The catalog rows a rebuild must reproduce: every DuckLake row of the data snapshots (ids, times, files, row ids,
@@ -103,16 +41,6 @@ const catalogRows = (p: Project) =>
                       FROM mesa_ducklake.projects WHERE project_id = ${p.projectId}`
       })
     }))
-
-const dropCatalog = (p: Project) =>
-  // Commit markers are written in the background: let them land before the catalog is lost.
-  Effect.zipRight(Effect.flatMap(DuckLakeClient, (c) => c.flush), Effect.flatMap(Catalog, (catalog) =>
-    catalog.withSql((sql) =>
-      Effect.all([
-        sql`DROP SCHEMA ${sql(p.metadataSchema)} CASCADE`,
-        sql`DELETE FROM mesa_ducklake.projects WHERE project_id = ${p.projectId}`
-      ])
-    )))
 
 const lakeDir = (p: Project) => nodePath.join(dirs.zoneDir, p.ducklakePath)
 const tableDir = (p: Project) => nodePath.join(lakeDir(p), "main/avu_changes")
