@@ -9,9 +9,8 @@
  * A failure before the commit leaves nothing visible; `recoverPendingPushes` finishes writes whose process died.
  */
 import { Context, Effect, Layer, Option, Redacted } from "effect"
-import { createHash } from "node:crypto"
 import * as os from "node:os"
-import { Catalog, type FileFilter, type LakeFile, type PendingWrite, type Rename } from "./Catalog.js"
+import { Catalog, type PendingWrite } from "./Catalog.js"
 import { TABLE_NAME } from "./catalog/ducklakeSchema.js"
 import {
   type AsOfOptions,
@@ -22,7 +21,6 @@ import {
   isWithin,
   type NotRecorded,
   parseIrodsPath,
-  parseTimestamp,
   type PathDiff,
   type Project,
   type RecordResult,
@@ -30,13 +28,11 @@ import {
   type RecoveryReport,
   type Snapshot
 } from "./domain.js"
-import type { DuckDbError } from "./DuckDb.js"
 import {
   CatalogUnavailable,
   InvalidChange,
   type ReaderRoleConflict,
   LakeWriteError,
-  ProjectArchived,
   ProjectConflict,
   ProjectNotFound,
   SnapshotNotFound,
@@ -54,13 +50,9 @@ export { type RecordError, type RecordInput } from "./client/write.js"
 import {
   type CatalogFailure,
   type ClientSettings,
-  END_OF_TIME,
-  FUTURE_SKEW_MS,
   invalid,
-  limitArg,
   makeCore,
   type ReadError,
-  snapshotArg,
   textArg
 } from "./client/context.js"
 import { makeBackground } from "./client/background.js"
@@ -73,6 +65,8 @@ import * as Ingest from "./client/ingest.js"
 import type { IngestInput, IngestReport } from "./client/ingest.js"
 import * as Write from "./client/write.js"
 import type { RecordError, RecordInput } from "./client/write.js"
+import * as Read from "./client/read.js"
+import * as Renames from "./client/renames.js"
 
 export interface DuckLakeClientService {
   /** `true` when a catalog is configured (mode A, or an embedded/local catalog). */
@@ -199,10 +193,6 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
   const core = yield* makeCore(settings)
   const { cache, catalog, duck, project, storage } = core
 
-  const readableAll = (p: Project, files: ReadonlyArray<LakeFile>) => Files.readableAll(core, p, files)
-  const duckFailure = Files.duckFailure
-  const readFiles = <A>(p: Project, filter: FileFilter, read: (local: ReadonlyArray<string>) => Effect.Effect<A, DuckDbError>) =>
-    Files.readFiles(core, p, filter, read)
 
 
   const registerProject: DuckLakeClientService["registerProject"] = Effect.fn("DuckLakeClient.registerProject")(
@@ -271,233 +261,19 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     })
 
   const catchUpIndex: DuckLakeClientService["catchUpIndex"] = (projectId) => CurrentIndex.catchUpIndex(core, projectId)
-  const writeSnapshot = <E extends { readonly _tag: string; readonly message: string }>(p: Project, input: Write.SnapshotWrite<E>) =>
-    Write.writeSnapshot(ctx, p, input)
 
   const recordChanges: DuckLakeClientService["recordChanges"] = (input) => Write.recordChanges(ctx, input)
   const ingestChanges: DuckLakeClientService["ingestChanges"] = (input) => Ingest.ingestChanges(ctx, input)
 
 
-  const renamedUnder = (path: string, r: Rename) =>
-    r.targetType === "collection" ? isWithin(path, r.toPath) : path === r.toPath
-  const renamedBack = (path: string, r: Rename) => r.fromPath + path.slice(r.toPath.length)
-
-  /** Where the object now at `path` was at valid time `at` (following recorded renames backwards). */
-  const pathAt = (p: Project, path: string, at: Date, maxSnapshot?: number) =>
-    Effect.map(catalog.renames(p, maxSnapshot), (renames) => {
-      let cur = path
-      for (const r of renames) if (r.ts > at && renamedUnder(cur, r)) cur = renamedBack(cur, r)
-      return cur
-    })
-
-  /** The paths an object had, newest first: `[path, until]` pairs (the earlier paths hold rows before `until`). */
-  const lineageOf = (p: Project, path: string) =>
-    Effect.map(catalog.renames(p), (renames) => {
-      const out: Array<{ readonly path: string; readonly before: Date | undefined }> = [{ path, before: undefined }]
-      let cur = path
-      let bound = Number.POSITIVE_INFINITY
-      for (const r of renames) {
-        if (r.ts.getTime() < bound && renamedUnder(cur, r)) {
-          cur = renamedBack(cur, r)
-          bound = r.ts.getTime()
-          out.push({ path: cur, before: r.ts })
-        }
-      }
-      return out
-    })
-
-  const recordRename: DuckLakeClientService["recordRename"] = Effect.fn("DuckLakeClient.recordRename")(function*(input) {
-    const actor = yield* textArg("actor", input?.actor, { optional: false })
-    const note = yield* textArg("note", input?.note, { optional: true })
-    const key = yield* textArg("idempotencyKey", input?.idempotencyKey, { optional: true })
-    const source = (yield* textArg("source", input?.source, { optional: true })) ?? "mesa-ducklake:rename"
-    const from = yield* parseIrodsPath(input?.from, "from")
-    const to = yield* parseIrodsPath(input?.to, "to")
-    const targetType = input?.targetType ?? "data_object"
-    if (targetType !== "data_object" && targetType !== "collection") {
-      return yield* invalid("targetType", "a rename moves a data_object or a collection")
-    }
-    if (input.objectId !== undefined && !(Number.isSafeInteger(input.objectId) && input.objectId > 0)) {
-      return yield* invalid("objectId", "must be a positive integer")
-    }
-    const ts = input?.ts === undefined ? null : yield* parseTimestamp(input.ts, "ts")
-    if (ts !== null && ts.getTime() > Date.now() + FUTURE_SKEW_MS) return yield* invalid("ts", "is in the future")
-    if (from === to) return yield* invalid("to", "is the same path as from")
-    if (targetType === "collection" && isWithin(to, from)) return yield* invalid("to", "a collection cannot move into itself")
-    const p = yield* project(input.projectId)
-    if (p.status === "archived") return yield* new ProjectArchived({ projectId: p.projectId })
-    for (const [field, path] of [["from", from], ["to", to]] as const) {
-      if (!isWithin(path, p.irodsPath) || path === p.irodsPath) {
-        return yield* invalid(field, `${path} is not inside project root ${p.irodsPath}`)
-      }
-      if (isWithin(path, p.ducklakePath)) return yield* invalid(field, "the lake's own files are not tracked")
-    }
-    // The AVUs to carry are read under the writer lock (with the index caught up first if a bulk ingest left it
-    // behind); a rename that carries nothing records nothing.
-    const carried = Effect.map(
-      targetType === "collection" ? catalog.currentRowsUnder(p, from) : catalog.currentRows(p, [from]),
-      (rows) => rows.filter((r) => r.op === "add")
-    )
-    const hash = createHash("sha256").update(JSON.stringify({ rename: { from, to, targetType, actor, note, ts, source } }))
-      .digest("hex")
-    return yield* writeSnapshot(p, {
-      actor: actor!,
-      note,
-      key,
-      hash,
-      build: Effect.map(carried, (adds) => (snapshotId: number, clock: Date) => {
-          const when = ts ?? clock
-          const rows: Array<ChangeRow> = []
-          const row = (r: (typeof adds)[number], path: string, op: "add" | "delete"): ChangeRow => ({
-            snapshotId,
-            changeSeq: rows.length,
-            ts: when,
-            irodsPath: path,
-            targetType: r.targetType,
-            objectId: r.irodsPath === from ? input.objectId ?? r.objectId : r.objectId,
-            attribute: r.attribute,
-            value: r.value,
-            unit: r.unit,
-            op,
-            actor: actor!,
-            source,
-            viaTicket: null,
-            ruleInvocation: null,
-            onBehalfOf: null
-          })
-          for (const r of adds) rows.push(row(r, r.irodsPath, "delete"))
-          for (const r of adds) rows.push(row(r, to + r.irodsPath.slice(from.length), "add"))
-          const rename: Rename = {
-            snapshotId,
-            ts: when,
-            fromPath: from,
-            toPath: to,
-            targetType,
-            objectId: input.objectId ?? null,
-            actor: actor!
-          }
-          return { rows, unmatchedDeletes: 0, renames: [rename] }
-        })
-    })
-  })
-
-  const getAvus: DuckLakeClientService["getAvus"] = Effect.fn("DuckLakeClient.getAvus")(function*(projectId, path) {
-    const irodsPath = yield* parseIrodsPath(path, "irodsPath")
-    const p = yield* project(projectId)
-    const { avus, behind } = yield* catalog.currentAvus(p, irodsPath)
-    if (!behind) return avus
-    // A bulk ingest has not been indexed yet: the same answer from the Parquet files (the latest change per triple).
-    return yield* readFiles(p, { irodsPath }, (local) => duck.avusAsOf(local, irodsPath, END_OF_TIME, Number.MAX_SAFE_INTEGER))
-  })
-
-  /** Resolve `knownAt` (snapshot id or transaction time) to the highest snapshot id to consider. */
-  const knownAtSnapshot = (p: Project, knownAt: AsOfOptions["knownAt"]) =>
-    Effect.gen(function*() {
-      if (knownAt === undefined) return yield* catalog.latestSnapshot(p)
-      if (typeof knownAt === "number") {
-        const id = yield* snapshotArg("knownAt", knownAt)
-        yield* catalog.requireSnapshot(p, id)
-        return id
-      }
-      const at = yield* parseTimestamp(knownAt, "knownAt")
-      return (yield* catalog.snapshotAt(p, at)) ?? 0
-    })
-
-  const getAvusAsOf: DuckLakeClientService["getAvusAsOf"] = Effect.fn("DuckLakeClient.getAvusAsOf")(
-    function*(projectId, path, at, options) {
-      const irodsPath = yield* parseIrodsPath(path, "irodsPath")
-      const validAt = yield* parseTimestamp(at, "timestamp")
-      const p = yield* project(projectId)
-      const maxSnapshot = yield* knownAtSnapshot(p, options?.knownAt)
-      // The object now at this path may have been elsewhere then.
-      const then = yield* pathAt(p, irodsPath, validAt, maxSnapshot)
-      const files = yield* catalog.files(p, { irodsPath: then, validAtOrBefore: validAt, maxSnapshot })
-      yield* Effect.annotateCurrentSpan({ projectId: p.projectId, files: files.length, maxSnapshot })
-      const local = yield* readableAll(p, files)
-      return yield* duck.avusAsOf(local, then, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p, files, local)))
-    }
-  )
-
-  const getHistory: DuckLakeClientService["getHistory"] = Effect.fn("DuckLakeClient.getHistory")(
-    function*(projectId, filter) {
-      const irodsPath = filter?.irodsPath === undefined ? undefined : yield* parseIrodsPath(filter.irodsPath)
-      const attribute = yield* textArg("attribute", filter?.attribute, { optional: true })
-      const from = filter?.from === undefined ? undefined : yield* parseTimestamp(filter.from, "from")
-      const to = filter?.to === undefined ? undefined : yield* parseTimestamp(filter.to, "to")
-      if (from !== undefined && to !== undefined && from > to) return yield* invalid("from", "is after to")
-      const limit = yield* limitArg(filter?.limit, 100)
-      const p = yield* project(projectId)
-      const range = {
-        ...(irodsPath === undefined ? {} : { irodsPath }),
-        ...(attribute === null ? {} : { attribute }),
-        ...(from === undefined ? {} : { validFrom: from }),
-        ...(to === undefined ? {} : { validTo: to })
-      }
-      // A path's history includes the object's earlier paths, up to the moment it moved.
-      const segments = irodsPath === undefined ? [{ path: undefined, before: undefined }] : yield* lineageOf(p, irodsPath)
-      const parts = yield* Effect.forEach(segments, (seg) =>
-        Effect.gen(function*() {
-          const validTo = seg.before === undefined ? to : new Date(Math.min(seg.before.getTime() - 1, to?.getTime() ?? Infinity))
-          if (validTo !== undefined && from !== undefined && validTo < from) return []
-          const segRange = {
-            ...range,
-            ...(seg.path === undefined ? {} : { irodsPath: seg.path }),
-            ...(validTo === undefined ? {} : { validTo })
-          }
-          const files = yield* catalog.files(p, {
-            ...segRange,
-            ...(validTo === undefined ? {} : { validAtOrBefore: validTo })
-          })
-          const local = yield* readableAll(p, files)
-          return yield* duck.changes(local, segRange, { limit, order: "newest" }).pipe(Effect.mapError(duckFailure(p, files, local)))
-        }))
-      if (parts.length === 1) return parts[0]!
-      const newestFirst = (a: ChangeRow, b: ChangeRow) =>
-        b.ts.getTime() - a.ts.getTime() || b.snapshotId - a.snapshotId || b.changeSeq - a.changeSeq
-      return parts.flat().sort(newestFirst).slice(0, limit)
-    }
-  )
-
-  const listSnapshots: DuckLakeClientService["listSnapshots"] = Effect.fn("DuckLakeClient.listSnapshots")(
-    function*(projectId, options) {
-      const limit = yield* limitArg(options?.limit, 100)
-      const p = yield* project(projectId)
-      return yield* catalog.listSnapshots(p, { limit })
-    }
-  )
-
-  const diff: DuckLakeClientService["diff"] = Effect.fn("DuckLakeClient.diff")(function*(projectId, from, to) {
-    const a = yield* snapshotArg("fromSnapshot", from)
-    const b = yield* snapshotArg("toSnapshot", to)
-    if (a > b) return yield* invalid("fromSnapshot", `is after toSnapshot (${a} > ${b})`)
-    const p = yield* project(projectId)
-    yield* catalog.requireSnapshot(p, a)
-    yield* catalog.requireSnapshot(p, b)
-    const files = yield* catalog.files(p, { maxSnapshot: b })
-    const local = yield* readableAll(p, files)
-    const inRange = yield* duck.changes(local, { afterSnapshot: a, maxSnapshot: b }, { order: "oldest" }).pipe(
-      Effect.mapError(duckFailure(p, files, local))
-    )
-    const paths = [...new Set(inRange.map((r) => r.irodsPath))].sort()
-    const far = new Date(8_000_000_000_000)
-    return yield* Effect.forEach(paths, (path) =>
-      Effect.gen(function*() {
-        const [before, after] = yield* Effect.all([
-          duck.avusAsOf(local, path, far, a),
-          duck.avusAsOf(local, path, far, b)
-        ]).pipe(Effect.mapError(duckFailure(p, files, local)))
-        const k = (x: Avu) => JSON.stringify([x.attribute, x.value, x.unit])
-        const beforeKeys = new Set(before.map(k))
-        const afterKeys = new Set(after.map(k))
-        const triple = (x: Avu) => ({ attribute: x.attribute, value: x.value, unit: x.unit })
-        return {
-          irodsPath: path,
-          added: after.filter((x) => !beforeKeys.has(k(x))).map(triple),
-          removed: before.filter((x) => !afterKeys.has(k(x))).map(triple)
-        }
-      })).pipe(Effect.map((ds) => ds.filter((d) => d.added.length > 0 || d.removed.length > 0)))
-  })
-
+  const recordRename: DuckLakeClientService["recordRename"] = (input) => Renames.recordRename(ctx, input)
+  const getAvus: DuckLakeClientService["getAvus"] = (projectId, path) => Read.getAvus(core, projectId, path)
+  const getAvusAsOf: DuckLakeClientService["getAvusAsOf"] = (projectId, path, at, options) =>
+    Read.getAvusAsOf(core, projectId, path, at, options)
+  const getHistory: DuckLakeClientService["getHistory"] = (projectId, filter) => Read.getHistory(core, projectId, filter)
+  const listSnapshots: DuckLakeClientService["listSnapshots"] = (projectId, options) =>
+    Read.listSnapshots(core, projectId, options)
+  const diff: DuckLakeClientService["diff"] = (projectId, from, to) => Read.diff(core, projectId, from, to)
 
   const compact: DuckLakeClientService["compact"] = (projectId, options) => Compaction.compact(core, projectId, options)
 
@@ -514,16 +290,8 @@ export const make = (settings: ClientSettings = {}) => Effect.gen(function*() {
     }
   )
 
-  const getSnapshotChanges: DuckLakeClientService["getSnapshotChanges"] = Effect.fn(
-    "DuckLakeClient.getSnapshotChanges"
-  )(function*(projectId, snapshotId) {
-    const id = yield* snapshotArg("snapshotId", snapshotId)
-    const p = yield* project(projectId)
-    if (!(yield* catalog.isCommitted(p, id))) return yield* new SnapshotNotFound({ projectId: p.projectId, snapshotId: id })
-    const range = { afterSnapshot: id - 1, maxSnapshot: id }
-    const rows = yield* readFiles(p, range, (local) => duck.changes(local, range, { order: "oldest" }))
-    return [...rows].sort((a, b) => a.changeSeq - b.changeSeq)
-  })
+  const getSnapshotChanges: DuckLakeClientService["getSnapshotChanges"] = (projectId, snapshotId) =>
+    Read.getSnapshotChanges(core, projectId, snapshotId)
 
   const recoverPendingPushes: DuckLakeClientService["recoverPendingPushes"] = Effect.fn(
     "DuckLakeClient.recoverPendingPushes"

@@ -1,0 +1,147 @@
+/**
+ * Every read of a project's history: the current AVUs of a path, the AVUs at a valid time (as known at a
+ * snapshot), the change history (following renames back), snapshots, diffs and one snapshot's changes. Reads go
+ * through the catalog's file list and the checksum-bound read path; nothing here writes.
+ *
+ * Owns: `getAvus`, `getAvusAsOf`, `getHistory`, `listSnapshots`, `diff`, `getSnapshotChanges`, `knownAtSnapshot`.
+ * May call: context.ts, files.ts (the read path), renames.ts (`pathAt`, `lineageOf`).
+ */
+import { Effect } from "effect"
+import { type AsOfOptions, type Avu, type ChangeRow, type HistoryFilter, parseIrodsPath, parseTimestamp, type Project } from "../domain.js"
+import { SnapshotNotFound } from "../errors.js"
+import { type ClientCore, END_OF_TIME, invalid, limitArg, snapshotArg, textArg } from "./context.js"
+import { duckFailure, readableAll, readFiles } from "./files.js"
+import { lineageOf, pathAt } from "./renames.js"
+
+export const getAvus = Effect.fn("DuckLakeClient.getAvus")(function*(ctx: ClientCore, projectId: string, path: string) {
+  const irodsPath = yield* parseIrodsPath(path, "irodsPath")
+  const p = yield* ctx.project(projectId)
+  const { avus, behind } = yield* ctx.catalog.currentAvus(p, irodsPath)
+  if (!behind) return avus
+  // A bulk ingest has not been indexed yet: the same answer from the Parquet files (the latest change per triple).
+  return yield* readFiles(ctx, p, { irodsPath }, (local) =>
+    ctx.duck.avusAsOf(local, irodsPath, END_OF_TIME, Number.MAX_SAFE_INTEGER))
+})
+
+/** Resolve `knownAt` (snapshot id or transaction time) to the highest snapshot id to consider. */
+export const knownAtSnapshot = (ctx: ClientCore, p: Project, knownAt: AsOfOptions["knownAt"]) =>
+  Effect.gen(function*() {
+    if (knownAt === undefined) return yield* ctx.catalog.latestSnapshot(p)
+    if (typeof knownAt === "number") {
+      const id = yield* snapshotArg("knownAt", knownAt)
+      yield* ctx.catalog.requireSnapshot(p, id)
+      return id
+    }
+    const at = yield* parseTimestamp(knownAt, "knownAt")
+    return (yield* ctx.catalog.snapshotAt(p, at)) ?? 0
+  })
+
+export const getAvusAsOf = Effect.fn("DuckLakeClient.getAvusAsOf")(
+  function*(ctx: ClientCore, projectId: string, path: string, at: unknown, options?: AsOfOptions) {
+    const irodsPath = yield* parseIrodsPath(path, "irodsPath")
+    const validAt = yield* parseTimestamp(at, "timestamp")
+    const p = yield* ctx.project(projectId)
+    const maxSnapshot = yield* knownAtSnapshot(ctx, p, options?.knownAt)
+    // The object now at this path may have been elsewhere then.
+    const then = yield* pathAt(ctx, p, irodsPath, validAt, maxSnapshot)
+    const files = yield* ctx.catalog.files(p, { irodsPath: then, validAtOrBefore: validAt, maxSnapshot })
+    yield* Effect.annotateCurrentSpan({ projectId: p.projectId, files: files.length, maxSnapshot })
+    const local = yield* readableAll(ctx, p, files)
+    return yield* ctx.duck.avusAsOf(local, then, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p, files, local)))
+  }
+)
+
+export const getHistory = Effect.fn("DuckLakeClient.getHistory")(
+  function*(ctx: ClientCore, projectId: string, filter?: HistoryFilter) {
+    const irodsPath = filter?.irodsPath === undefined ? undefined : yield* parseIrodsPath(filter.irodsPath)
+    const attribute = yield* textArg("attribute", filter?.attribute, { optional: true })
+    const from = filter?.from === undefined ? undefined : yield* parseTimestamp(filter.from, "from")
+    const to = filter?.to === undefined ? undefined : yield* parseTimestamp(filter.to, "to")
+    if (from !== undefined && to !== undefined && from > to) return yield* invalid("from", "is after to")
+    const limit = yield* limitArg(filter?.limit, 100)
+    const p = yield* ctx.project(projectId)
+    const range = {
+      ...(irodsPath === undefined ? {} : { irodsPath }),
+      ...(attribute === null ? {} : { attribute }),
+      ...(from === undefined ? {} : { validFrom: from }),
+      ...(to === undefined ? {} : { validTo: to })
+    }
+    // A path's history includes the object's earlier paths, up to the moment it moved.
+    const segments = irodsPath === undefined ? [{ path: undefined, before: undefined }] : yield* lineageOf(ctx, p, irodsPath)
+    const parts = yield* Effect.forEach(segments, (seg) =>
+      Effect.gen(function*() {
+        const validTo = seg.before === undefined ? to : new Date(Math.min(seg.before.getTime() - 1, to?.getTime() ?? Infinity))
+        if (validTo !== undefined && from !== undefined && validTo < from) return []
+        const segRange = {
+          ...range,
+          ...(seg.path === undefined ? {} : { irodsPath: seg.path }),
+          ...(validTo === undefined ? {} : { validTo })
+        }
+        const files = yield* ctx.catalog.files(p, {
+          ...segRange,
+          ...(validTo === undefined ? {} : { validAtOrBefore: validTo })
+        })
+        const local = yield* readableAll(ctx, p, files)
+        return yield* ctx.duck.changes(local, segRange, { limit, order: "newest" }).pipe(
+          Effect.mapError(duckFailure(p, files, local))
+        )
+      }))
+    if (parts.length === 1) return parts[0]!
+    const newestFirst = (a: ChangeRow, b: ChangeRow) =>
+      b.ts.getTime() - a.ts.getTime() || b.snapshotId - a.snapshotId || b.changeSeq - a.changeSeq
+    return parts.flat().sort(newestFirst).slice(0, limit)
+  }
+)
+
+export const listSnapshots = Effect.fn("DuckLakeClient.listSnapshots")(
+  function*(ctx: ClientCore, projectId: string, options?: { readonly limit?: number }) {
+    const limit = yield* limitArg(options?.limit, 100)
+    const p = yield* ctx.project(projectId)
+    return yield* ctx.catalog.listSnapshots(p, { limit })
+  }
+)
+
+export const diff = Effect.fn("DuckLakeClient.diff")(function*(ctx: ClientCore, projectId: string, from: number, to: number) {
+  const { duck } = ctx
+  const a = yield* snapshotArg("fromSnapshot", from)
+  const b = yield* snapshotArg("toSnapshot", to)
+  if (a > b) return yield* invalid("fromSnapshot", `is after toSnapshot (${a} > ${b})`)
+  const p = yield* ctx.project(projectId)
+  yield* ctx.catalog.requireSnapshot(p, a)
+  yield* ctx.catalog.requireSnapshot(p, b)
+  const files = yield* ctx.catalog.files(p, { maxSnapshot: b })
+  const local = yield* readableAll(ctx, p, files)
+  const inRange = yield* duck.changes(local, { afterSnapshot: a, maxSnapshot: b }, { order: "oldest" }).pipe(
+    Effect.mapError(duckFailure(p, files, local))
+  )
+  const paths = [...new Set(inRange.map((r) => r.irodsPath))].sort()
+  const far = new Date(8_000_000_000_000)
+  return yield* Effect.forEach(paths, (path) =>
+    Effect.gen(function*() {
+      const [before, after] = yield* Effect.all([
+        duck.avusAsOf(local, path, far, a),
+        duck.avusAsOf(local, path, far, b)
+      ]).pipe(Effect.mapError(duckFailure(p, files, local)))
+      const k = (x: Avu) => JSON.stringify([x.attribute, x.value, x.unit])
+      const beforeKeys = new Set(before.map(k))
+      const afterKeys = new Set(after.map(k))
+      const triple = (x: Avu) => ({ attribute: x.attribute, value: x.value, unit: x.unit })
+      return {
+        irodsPath: path,
+        added: after.filter((x) => !beforeKeys.has(k(x))).map(triple),
+        removed: before.filter((x) => !afterKeys.has(k(x))).map(triple)
+      }
+    })).pipe(Effect.map((ds) => ds.filter((d) => d.added.length > 0 || d.removed.length > 0)))
+})
+
+/** The change rows of one snapshot, in the order they were recorded. */
+export const getSnapshotChanges = Effect.fn("DuckLakeClient.getSnapshotChanges")(
+  function*(ctx: ClientCore, projectId: string, snapshotId: number) {
+    const id = yield* snapshotArg("snapshotId", snapshotId)
+    const p = yield* ctx.project(projectId)
+    if (!(yield* ctx.catalog.isCommitted(p, id))) return yield* new SnapshotNotFound({ projectId: p.projectId, snapshotId: id })
+    const range = { afterSnapshot: id - 1, maxSnapshot: id }
+    const rows = yield* readFiles(ctx, p, range, (local) => ctx.duck.changes(local, range, { order: "oldest" }))
+    return [...rows].sort((a, b) => a.changeSeq - b.changeSeq)
+  }
+)
