@@ -1,0 +1,250 @@
+/**
+ * Committing a recorded batch: the transaction that makes a reserved snapshot visible. Under the lock every DuckLake
+ * writer takes, it checks the snapshot comes after the latest, then writes in one statement the DuckLake rows (the
+ * snapshot, its data file, file and table statistics, the change log), our own (provenance, the chain record,
+ * renames), the current-state index (or the mark that it lags, for a bulk ingest) and removes the write-ahead row.
+ */
+import type { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { ChangeRow, Project } from "../domain.js"
+import { CatalogError } from "../errors.js"
+import { GENESIS_HASH, isoMillis } from "./chain.js"
+import { chainHead, chainRow } from "./chainTable.js"
+import type { Conn } from "./connection.js"
+import { INDEX_THROUGH_KEY, indexMark, latestPerTriple, upsertCurrentSql } from "./currentState.js"
+import { TABLE_ID } from "./ducklakeSchema.js"
+import { fileStatsRows } from "./files.js"
+import { fileColumnStatsSource, insertTableColumnStats } from "./tableColumnStats.js"
+import type { ColumnStats, DataFileInfo, Failure, PendingWrite, Rename } from "./types.js"
+
+/** The latest snapshot and the table's counters, as a commit reads them under the lock. */
+interface Latest {
+  readonly id: string
+  readonly snapshot_time: Date | string
+  /** schema_version, next_catalog_id, next_file_id, the table's next_row_id (as text). */
+  readonly sv: string
+  readonly nc: string
+  readonly nf: string
+  readonly r: string
+  /** Whether the table has column statistics yet (lakes written before we kept them have none). */
+  readonly have_stats: boolean
+  readonly index_behind: boolean
+  readonly prev_hash: string | null
+  readonly now_ms: Date | string
+}
+
+const readLatest = (sql: SqlClient.SqlClient, schema: string) => {
+  const s = sql(schema)
+  return Effect.map(
+    sql<Latest>`
+      SELECT snapshot_id::text AS id, snapshot_time, schema_version::text AS sv, next_catalog_id::text AS nc,
+             next_file_id::text AS nf,
+             (SELECT next_row_id::text FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}) AS r,
+             EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS have_stats,
+             ${indexMark(sql, schema)} IS NOT NULL AS index_behind,
+             ${chainHead(sql, schema)} AS prev_hash,
+             date_trunc('milliseconds', clock_timestamp()) AS now_ms
+      FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`,
+    (rows) => rows[0]!
+  )
+}
+
+/** Everything the commit statement writes, decided before it runs. */
+interface CommitPlan {
+  readonly project: Project
+  readonly write: PendingWrite
+  readonly file: DataFileInfo
+  readonly latest: Latest
+  readonly fileId: number
+  readonly snapshotTime: Date
+  readonly minTs: Date
+  readonly maxTs: Date
+  readonly chain: ReturnType<typeof chainRow>
+  /** Current-state rows to upsert; ignored when `deferIndex`. */
+  readonly current: ReadonlyArray<ChangeRow>
+  readonly renames: ReadonlyArray<Rename>
+  readonly deferIndex: boolean
+}
+
+/**
+ * Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction. `deferIndex`
+ * (bulk ingest) leaves the index behind, noting the last snapshot it covers; `applyIndex` catches it up later.
+ */
+export const commitSnapshot = (
+  conn: Conn,
+  project: Project,
+  write: PendingWrite,
+  file: DataFileInfo,
+  rows: ReadonlyArray<ChangeRow>,
+  renames: ReadonlyArray<Rename> = [],
+  options: { readonly deferIndex?: boolean } = {}
+): Effect.Effect<Date, Failure> =>
+  conn.withSql((sql) =>
+    sql.withTransaction(Effect.gen(function*() {
+      // Serialise with any other DuckLake writer (the extension included); readers are not blocked.
+      yield* sql`LOCK TABLE ${sql(project.metadataSchema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
+      const latest = yield* readLatest(sql, project.metadataSchema)
+      if (Number(latest.id) >= write.snapshotId) {
+        return yield* Effect.fail(
+          new CatalogError({
+            operation: "commitSnapshot",
+            cause: new Error(`snapshot ${write.snapshotId} is not after the latest (${latest.id})`)
+          })
+        )
+      }
+      const deferIndex = options.deferIndex === true
+      if (latest.index_behind === true && !deferIndex) {
+        // Writers catch the index up (under the lock) before they build rows; committing past a lag would leave
+        // snapshots out of the index for good.
+        return yield* Effect.fail(
+          new CatalogError({ operation: "commitSnapshot", cause: new Error("the current-state index is behind") })
+        )
+      }
+      const fileId = Number(latest.nf)
+      const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
+      const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
+      // The commit time: now, but never before the reserved clock nor at or before the previous snapshot.
+      const snapshotTime = new Date(Math.max(
+        new Date(latest.now_ms).getTime(),
+        write.clock.getTime(),
+        new Date(latest.snapshot_time).getTime() + 1
+      ))
+      const chain = chainRow({
+        projectId: project.projectId,
+        snapshotId: write.snapshotId,
+        kind: "data",
+        snapshotTime: isoMillis(snapshotTime),
+        fileName: file.fileName,
+        checksum: file.checksum,
+        fileSizeBytes: file.fileSizeBytes,
+        recordCount: file.recordCount,
+        actor: write.actor,
+        note: write.note,
+        idempotencyKey: write.idempotencyKey,
+        contentHash: write.contentHash,
+        minTs: isoMillis(minTs),
+        maxTs: isoMillis(maxTs),
+        sources: [],
+        prevHash: latest.prev_hash ?? GENESIS_HASH
+      }, fileId)
+      const [{ t }] = (yield* commitStatement(sql, {
+        project,
+        write,
+        file,
+        latest,
+        fileId,
+        snapshotTime,
+        minTs,
+        maxTs,
+        chain,
+        current: deferIndex ? [] : latestPerTriple(rows),
+        renames,
+        deferIndex
+      })) as any
+      return new Date(t)
+    })), "commitSnapshot")
+
+/**
+ * Everything a commit writes, in one statement (one round trip): data-modifying CTEs all run against the same
+ * snapshot of the tables, so each part reads only rows that were committed before this statement. Returns the
+ * snapshot's time (`t`).
+ */
+const commitStatement = (sql: SqlClient.SqlClient, p: CommitPlan) => {
+  const s = sql(p.project.metadataSchema)
+  const { file, write } = p
+  return sql<{ t: unknown }>`
+    WITH snap AS (
+      INSERT INTO ${s}.ducklake_snapshot
+      VALUES (${write.snapshotId}, ${p.snapshotTime}::timestamptz, ${p.latest.sv}::int8, ${p.latest.nc}::int8,
+              ${p.fileId + 1})
+      RETURNING snapshot_time AS t
+    ),
+    data_file AS (
+      INSERT INTO ${s}.ducklake_data_file VALUES (${p.fileId}, ${TABLE_ID}, ${write.snapshotId}, NULL, NULL,
+        ${file.fileName}, true, 'parquet', ${file.recordCount}, ${file.fileSizeBytes}, ${file.footerSize},
+        ${Number(p.latest.r)}, NULL, NULL, NULL, NULL)
+    ),
+    file_stats AS (INSERT INTO ${s}.ducklake_file_column_stats ${sql.insert(fileStatsRows(p.fileId, file.stats))}),
+    ${tableColumnStatsCtes(sql, p.project.metadataSchema, file.stats, p.latest.have_stats === true)}
+    table_stats AS (
+      UPDATE ${s}.ducklake_table_stats SET record_count = record_count + ${file.recordCount},
+        next_row_id = next_row_id + ${file.recordCount}, file_size_bytes = file_size_bytes + ${file.fileSizeBytes}
+      WHERE table_id = ${TABLE_ID}
+    ),
+    changes AS (
+      INSERT INTO ${s}.ducklake_snapshot_changes VALUES (${write.snapshotId}, ${`inserted_into_table:${TABLE_ID}`},
+        ${write.actor}, ${write.note}, ${JSON.stringify({ tool: "mesa-ducklake", changes: file.recordCount })})
+    ),
+    mesa_snapshot AS (
+      INSERT INTO ${s}.mesa_snapshot VALUES (${write.snapshotId}, ${p.fileId}, ${file.fileName}, ${file.checksum},
+        ${file.recordCount}, ${write.actor}, ${write.note}, ${p.minTs}, ${p.maxTs}, ${write.idempotencyKey},
+        ${write.contentHash})
+    ),
+    mesa_chain AS (INSERT INTO ${s}.mesa_chain ${sql.insert(p.chain)}),
+    ${indexCte(sql, p)}
+    ${renamesCte(sql, p)}
+    -- The write-ahead row goes with the commit: a committed snapshot never needs recovery.
+    wal AS (DELETE FROM mesa_ducklake.pending_writes
+            WHERE project_id = ${p.project.projectId} AND snapshot_id = ${write.snapshotId})
+    SELECT t FROM snap`
+}
+
+/**
+ * Table-level column statistics, as the extension keeps them: the new file's merged into the table's, with a typed
+ * order (numbers, times, bytes). A lake without them yet (written before we kept them) gets them from all its live
+ * files: merging with only the new file would give bounds that are too tight. Each CTE ends with a comma.
+ */
+const tableColumnStatsCtes = (
+  sql: SqlClient.SqlClient,
+  schema: string,
+  stats: ReadonlyArray<ColumnStats>,
+  haveStats: boolean
+) => {
+  const s = sql(schema)
+  const newStats = JSON.stringify(stats.map((c) => ({
+    column_id: c.columnId,
+    contains_null: c.nullCount > 0,
+    min_value: c.min,
+    max_value: c.max
+  })))
+  return sql`
+    source AS (
+      SELECT t.column_id, t.contains_null, t.min_value, t.max_value
+      FROM ${s}.ducklake_table_column_stats t WHERE t.table_id = ${TABLE_ID}
+      UNION ALL
+      SELECT x.column_id, x.contains_null, x.min_value, x.max_value
+      FROM jsonb_to_recordset(${newStats}::jsonb)
+        AS x(column_id int8, contains_null boolean, min_value varchar, max_value varchar)
+      ${haveStats ? sql`` : sql`UNION ALL SELECT * FROM ${fileColumnStatsSource(sql, schema, { liveOnly: true })} live`}
+    ),
+    cleared AS (DELETE FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}),
+    table_column_stats AS (${insertTableColumnStats(sql, schema, sql`source`)}),`
+}
+
+/**
+ * The current-state index: the batch's latest rows upserted, or, for a deferred commit, the mark of the last
+ * snapshot the index covers (set once, by the first commit that leaves it behind). Ends with a comma.
+ */
+const indexCte = (sql: SqlClient.SqlClient, p: CommitPlan) =>
+  p.deferIndex
+    ? sql`index_lag AS (
+        INSERT INTO ${sql(p.project.metadataSchema)}.ducklake_metadata (key, value, scope, scope_id)
+        SELECT ${INDEX_THROUGH_KEY}, ${p.latest.id}, NULL, NULL
+        WHERE NOT ${p.latest.index_behind === true}
+      ),`
+    : sql`current_avus AS (${upsertCurrentSql(sql, p.project.metadataSchema, p.current)}),`
+
+/** The batch's renames (the lineage a path's history follows), if any. Ends with a comma. */
+const renamesCte = (sql: SqlClient.SqlClient, p: CommitPlan) =>
+  p.renames.length === 0 ? sql`` : sql`renames AS (INSERT INTO ${sql(p.project.metadataSchema)}.mesa_renames ${
+    sql.insert(p.renames.map((r, seq) => ({
+      snapshot_id: p.write.snapshotId,
+      seq,
+      ts: r.ts,
+      from_path: r.fromPath,
+      to_path: r.toPath,
+      target_type: r.targetType,
+      object_id: r.objectId,
+      actor: r.actor
+    })))
+  }),`

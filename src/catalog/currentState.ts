@@ -1,0 +1,200 @@
+/**
+ * The current-state index, `mesa_current_avus`: the latest change of every AVU triple, so current reads and the
+ * expansion of a batch need not read Parquet. Owns its rows, its upsert, the reads of it, and the mark that says how
+ * far it reaches while a bulk ingest has left it behind (`applyIndex` catches it up).
+ */
+import type { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { Avu, ChangeRow, Project } from "../domain.js"
+import type { Conn } from "./connection.js"
+import type { CurrentRow, Failure } from "./types.js"
+
+/**
+ * `ducklake_metadata` key (scope NULL) present only while the current-state index lags: the last snapshot whose
+ * rows it holds. Every snapshot after it is a deferred bulk-ingest snapshot (other writers catch up first).
+ */
+export const INDEX_THROUGH_KEY = "mesa_index_through"
+
+/** The mark as a scalar subquery: the last indexed snapshot while the index lags, else NULL. */
+export const indexMark = (sql: SqlClient.SqlClient, schema: string) =>
+  sql`(SELECT value FROM ${sql(schema)}.ducklake_metadata WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL)`
+
+/** A `mesa_current_avus` row as a `CurrentRow`. */
+const currentRowOf = (r: any): CurrentRow => ({
+  tsMs: new Date(r.ts).getTime(),
+  snapshotId: Number(r.snapshot_id),
+  changeSeq: r.change_seq,
+  irodsPath: r.irods_path,
+  attribute: r.attribute,
+  value: r.value,
+  unit: r.unit,
+  op: r.op,
+  targetType: r.target_type,
+  objectId: r.oid === null || r.oid === undefined ? null : Number(r.oid)
+})
+
+/** A `mesa_current_avus` row for a change (the latest of its triple). */
+export const currentAvuRow = (r: ChangeRow) => ({
+  irods_path: r.irodsPath,
+  attribute: r.attribute,
+  value: r.value,
+  unit: r.unit,
+  op: r.op,
+  ts: r.ts,
+  snapshot_id: r.snapshotId,
+  change_seq: r.changeSeq,
+  actor: r.actor,
+  source: r.source,
+  via_ticket: r.viaTicket,
+  rule_invocation: r.ruleInvocation,
+  target_type: r.targetType,
+  object_id: r.objectId
+})
+
+/** One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. */
+export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
+  const latest = new Map<string, ChangeRow>()
+  const later = (a: ChangeRow, b: ChangeRow) =>
+    a.ts.getTime() !== b.ts.getTime()
+      ? a.ts > b.ts
+      : a.snapshotId !== b.snapshotId
+      ? a.snapshotId > b.snapshotId
+      : a.changeSeq > b.changeSeq
+  for (const r of rows) {
+    const key = JSON.stringify([r.irodsPath, r.attribute, r.value, r.unit])
+    const seen = latest.get(key)
+    if (seen === undefined || later(r, seen)) latest.set(key, r)
+  }
+  return [...latest.values()]
+}
+
+/**
+ * Upsert of current-state rows (at most one per triple): keeps the latest by valid time, snapshot, position.
+ * The rows travel as one array per column (`unnest`), so a batch of any size is one statement with 14
+ * parameters: a multi-row VALUES list costs a parameter per field and tops out at 65,535 of them.
+ */
+export const upsertCurrentSql = (sql: SqlClient.SqlClient, schema: string, rows: ReadonlyArray<ChangeRow>) =>
+  sql`
+    INSERT INTO ${sql(schema)}.mesa_current_avus AS c (irods_path, attribute, value, unit, op, ts, snapshot_id,
+      change_seq, actor, source, via_ticket, rule_invocation, target_type, object_id)
+    SELECT * FROM unnest(${rows.map((r) => r.irodsPath)}::text[], ${rows.map((r) => r.attribute)}::text[],
+      ${rows.map((r) => r.value)}::text[], ${rows.map((r) => r.unit)}::text[], ${rows.map((r) => r.op)}::text[],
+      ${rows.map((r) => r.ts.toISOString())}::timestamptz[], ${rows.map((r) => r.snapshotId)}::int8[],
+      ${rows.map((r) => r.changeSeq)}::int4[], ${rows.map((r) => r.actor)}::text[], ${rows.map((r) => r.source)}::text[],
+      ${rows.map((r) => r.viaTicket)}::text[], ${rows.map((r) => r.ruleInvocation)}::text[],
+      ${rows.map((r) => r.targetType)}::text[], ${rows.map((r) => r.objectId)}::int8[])
+    ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
+      op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
+      actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
+      rule_invocation = EXCLUDED.rule_invocation, target_type = EXCLUDED.target_type, object_id = EXCLUDED.object_id
+    WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq)`
+
+/** Current-state rows (latest change per triple, adds and deletes) of the given paths. */
+export const currentRows = (
+  conn: Conn,
+  project: Project,
+  paths: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<CurrentRow>, Failure> =>
+  paths.length === 0 ? Effect.succeed([]) : conn.withSql((sql) =>
+    Effect.map(
+      sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid,
+                      ts, snapshot_id::text AS snapshot_id, change_seq
+               FROM ${sql(project.metadataSchema)}.mesa_current_avus WHERE irods_path = ANY(${paths as Array<string>})`,
+      (rows) => rows.map(currentRowOf)
+    ), "currentRows")
+
+/** Current-state rows of the given (path, attribute) pairs: all a batch of changes needs to be expanded. */
+export const currentRowsOf = (
+  conn: Conn,
+  project: Project,
+  keys: ReadonlyArray<readonly [path: string, attribute: string]>
+): Effect.Effect<ReadonlyArray<CurrentRow>, Failure> =>
+  keys.length === 0 ? Effect.succeed([]) : conn.withSql((sql) =>
+    Effect.map(
+      sql<any>`SELECT c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.object_id::text AS oid,
+                      c.ts, c.snapshot_id::text AS snapshot_id, c.change_seq
+               FROM unnest(${keys.map((k) => k[0])}::text[], ${keys.map((k) => k[1])}::text[]) AS k(p, a)
+               JOIN ${sql(project.metadataSchema)}.mesa_current_avus c
+                 ON c.irods_path = k.p COLLATE "C" AND c.attribute = k.a COLLATE "C"`,
+      (rows) => rows.map(currentRowOf)
+    ), "currentRowsOf")
+
+/** Current-state rows of a path and everything below it (for collection moves). */
+export const currentRowsUnder = (conn: Conn, project: Project, path: string) =>
+  conn.withSql((sql) =>
+    Effect.map(
+      sql<any>`SELECT irods_path, attribute, value, unit, op, target_type, object_id::text AS oid,
+                      ts, snapshot_id::text AS snapshot_id, change_seq
+               FROM ${sql(project.metadataSchema)}.mesa_current_avus
+               WHERE irods_path = ${path} OR starts_with(irods_path, ${path + "/"})
+               ORDER BY irods_path, attribute, value, unit`,
+      (rows) => rows.map(currentRowOf)
+    ), "currentRowsUnder")
+
+/** A path's current AVUs from the index; `behind` when the index lags the commits (then `avus` is not the answer). */
+export const currentAvus = (
+  conn: Conn,
+  project: Project,
+  path: string
+): Effect.Effect<{ readonly avus: ReadonlyArray<Avu>; readonly behind: boolean }, Failure> =>
+  conn.withSql((sql) =>
+    Effect.map(
+      // One round trip: whether the index lags, and the path's rows (none when it lags).
+      sql<any>`SELECT l.behind, c.attribute, c.value, c.unit, c.actor, c.ts, c.snapshot_id::text AS snapshot_id,
+                      c.source, c.via_ticket, c.rule_invocation
+               FROM (SELECT ${indexMark(sql, project.metadataSchema)} IS NOT NULL AS behind) l
+               LEFT JOIN ${sql(project.metadataSchema)}.mesa_current_avus c
+                 ON NOT l.behind AND c.irods_path = ${path} AND c.op = 'add'
+               ORDER BY c.attribute, c.value, c.unit`,
+      (rows) => ({
+        behind: rows[0]?.behind === true,
+        avus: rows.filter((r) => r.attribute !== null).map((r) => ({
+          attribute: r.attribute,
+          value: r.value,
+          unit: r.unit,
+          actor: r.actor,
+          ts: new Date(r.ts),
+          snapshotId: Number(r.snapshot_id),
+          source: r.source,
+          viaTicket: r.via_ticket,
+          ruleInvocation: r.rule_invocation
+        }))
+      })
+    ), "currentAvus")
+
+/** The last snapshot the index covers when it is behind the committed snapshots, else null. */
+export const indexThrough = (conn: Conn, project: Project) =>
+  conn.withSql((sql) =>
+    Effect.map(
+      sql<any>`SELECT ${indexMark(sql, project.metadataSchema)} AS value`,
+      (rows) => (rows[0].value === null ? null : Number(rows[0].value))
+    ), "indexThrough")
+
+/** True when the index holds no rows (a project that has recorded nothing, or only deferred). */
+export const indexEmpty = (conn: Conn, project: Project) =>
+  conn.withSql((sql) =>
+    Effect.map(
+      sql<any>`SELECT NOT EXISTS (SELECT 1 FROM ${sql(project.metadataSchema)}.mesa_current_avus) AS empty`,
+      (rows) => rows[0].empty === true
+    ), "indexEmpty")
+
+/** Catches the index up through snapshot `through` with that range's change rows, in one transaction. */
+export const applyIndex = (conn: Conn, project: Project, rows: ReadonlyArray<ChangeRow>, through: number) =>
+  conn.withSql((sql) =>
+    sql.withTransaction(Effect.gen(function*() {
+      const s = sql(project.metadataSchema)
+      const current = latestPerTriple(rows)
+      // Upserts keep the latest change per triple whatever the order they arrive in, so slices of any size apply.
+      for (let i = 0; i < current.length; i += 20_000) {
+        yield* upsertCurrentSql(sql, project.metadataSchema, current.slice(i, i + 20_000))
+      }
+      yield* sql`
+        -- Compaction snapshots carry no rows: the index is complete once it covers the latest data snapshot.
+        WITH latest AS (SELECT max(snapshot_id) AS m FROM ${s}.mesa_snapshot),
+        done AS (
+          DELETE FROM ${s}.ducklake_metadata
+          WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL AND ${through} >= (SELECT m FROM latest)
+        )
+        UPDATE ${s}.ducklake_metadata SET value = ${String(through)}
+        WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL AND ${through} < (SELECT m FROM latest)`
+    })), "applyIndex").pipe(Effect.asVoid)
