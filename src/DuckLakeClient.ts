@@ -184,7 +184,6 @@ export class DuckLakeClient extends Context.Tag("mesa-ducklake/DuckLakeClient")<
   DuckLakeClientService
 >() {}
 
-
 /** The client over the Catalog, LakeStorage, DuckDb and LocalCache in context (and a `WriteProbe`, if provided). */
 export const make = (settings: ClientSettings = {}) =>
   Effect.gen(function*() {
