@@ -5,15 +5,12 @@
 import * as fs from "node:fs"
 import { createServer, type Server } from "node:http"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { closedPort, ensureBuilt, runCli, startPostgres, stderrJson, tempDir } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { cliFixture, closedPort, runCli, stderrJson } from "./support.js"
 import { LATEST_MIGRATION } from "../../src/catalog/migrations.js"
 
-let pg: Awaited<ReturnType<typeof startPostgres>>
-let work: ReturnType<typeof tempDir>
-let env: Record<string, string>
-let counter = 0
-const freshRoot = () => `/cliZone/home/alice/p${process.pid}-${++counter}`
+const cli = cliFixture("main", "p")
+const { env, register } = cli
 
 const change = (path: string, attribute: string, value: string, extra: Record<string, unknown> = {}) => ({
   irods_path: path,
@@ -24,29 +21,6 @@ const change = (path: string, attribute: string, value: string, extra: Record<st
   actor: "alice",
   ...extra
 })
-
-beforeAll(async () => {
-  await ensureBuilt()
-  pg = await startPostgres()
-  work = tempDir("main")
-  env = {
-    MESA_DUCKLAKE_DSN: pg.dsn,
-    MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(work.dir, "zone"),
-    MESA_DUCKLAKE_CACHE_DIR: nodePath.join(work.dir, "cache")
-  }
-  fs.mkdirSync(env.MESA_DUCKLAKE_MOUNT_ROOT!, { recursive: true })
-}, 300_000)
-
-afterAll(async () => {
-  await pg?.close()
-  work?.remove()
-})
-
-const register = async (root = freshRoot()) => {
-  const r = await runCli(["project", "register", "--actor", "alice", "--json", root], { env })
-  expect(r.code, r.stderr).toBe(0)
-  return JSON.parse(r.stdout) as { project_id: string; irods_path: string; ducklake_path: string }
-}
 
 describe("help", () => {
   it("lists every command and the exit codes; --help works on subcommands", async () => {
@@ -312,8 +286,8 @@ describe("doctor", () => {
     const broken = {
       ...env,
       MESA_DUCKLAKE_DSN: `postgresql://mesa:pw@127.0.0.1:${closedPort()}/mesa`,
-      MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(work.dir, "no-such-mount"),
-      MESA_DUCKLAKE_BACKUP_PG_DUMP: nodePath.join(work.dir, "no-pg_dump")
+      MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(cli.dir, "no-such-mount"),
+      MESA_DUCKLAKE_BACKUP_PG_DUMP: nodePath.join(cli.dir, "no-pg_dump")
     }
     const r = await runCli(["doctor"], { env: broken })
     expect(r.code).toBe(4)

@@ -3,46 +3,19 @@
  * (exit 1, `ReaderRoleConflict`, pointing at `--rotate`) and keeps its password; `--rotate` changes the password of
  * our own reader and of nothing else. The password is never printed.
  */
-import * as fs from "node:fs"
-import * as nodePath from "node:path"
 import pg from "pg"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { ensureBuilt, runCli, startPostgres, stderrJson, tempDir } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { cliFixture, runCli, stderrJson } from "./support.js"
 
-let server: Awaited<ReturnType<typeof startPostgres>>
-let work: ReturnType<typeof tempDir>
-let env: Record<string, string>
-let counter = 0
+const cli = cliFixture("grant-reader", "gr")
+const { env, register } = cli
 
 const PW1 = "first reader secret 1234"
 const PW2 = "second reader secret 5678"
 
-beforeAll(async () => {
-  await ensureBuilt()
-  server = await startPostgres()
-  work = tempDir("grant-reader")
-  env = {
-    MESA_DUCKLAKE_DSN: server.dsn,
-    MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(work.dir, "zone"),
-    MESA_DUCKLAKE_CACHE_DIR: nodePath.join(work.dir, "cache")
-  }
-  fs.mkdirSync(env.MESA_DUCKLAKE_MOUNT_ROOT!, { recursive: true })
-}, 300_000)
-
-afterAll(async () => {
-  await server?.close()
-  work?.remove()
-})
-
-const register = async () => {
-  const r = await runCli(["project", "register", "--actor", "alice", "--json", `/cliZone/home/alice/gr${process.pid}-${++counter}`], { env })
-  expect(r.code, r.stderr).toBe(0)
-  return JSON.parse(r.stdout) as { project_id: string }
-}
-
 /** A new connection as `user` (the service's own when omitted): "ok" or the SQLSTATE (28P01: wrong password). */
 const login = async (user?: string, password?: string): Promise<string> => {
-  const url = new URL(server.dsn)
+  const url = new URL(cli.dsn)
   if (user !== undefined) url.username = user
   if (password !== undefined) url.password = password
   const conn = new pg.Client({ connectionString: url.toString() })
@@ -101,7 +74,7 @@ describe("project grant-reader", () => {
     expect(stderrJson(none).message).toContain("not a reader")
     expect(await login(`cli_none_${process.pid}`, PW1)).toBe("28P01")
 
-    const service = new URL(server.dsn).username
+    const service = new URL(cli.dsn).username
     for (const flags of [[], ["--rotate"]]) {
       const r = await grantReader(mine.project_id, service, PW2, ...flags)
       expect(r.code, r.stderr).toBe(1)

@@ -7,37 +7,10 @@
  */
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type CliResult, ensureBuilt, runCli, startPostgres, stderrJson, tempDir } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { type CliResult, cliFixture, runCli, stderrJson } from "./support.js"
 
-let pg: Awaited<ReturnType<typeof startPostgres>>
-let work: ReturnType<typeof tempDir>
-let env: Record<string, string>
-let counter = 0
-const freshRoot = () => `/cliZone/home/alice/safety${process.pid}-${++counter}`
-
-beforeAll(async () => {
-  await ensureBuilt()
-  pg = await startPostgres()
-  work = tempDir("safety")
-  env = {
-    MESA_DUCKLAKE_DSN: pg.dsn,
-    MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(work.dir, "zone"),
-    MESA_DUCKLAKE_CACHE_DIR: nodePath.join(work.dir, "cache")
-  }
-  fs.mkdirSync(env.MESA_DUCKLAKE_MOUNT_ROOT!, { recursive: true })
-}, 300_000)
-
-afterAll(async () => {
-  await pg?.close()
-  work?.remove()
-})
-
-const register = async () => {
-  const r = await runCli(["project", "register", "--actor", "alice", "--json", freshRoot()], { env })
-  expect(r.code, r.stderr).toBe(0)
-  return JSON.parse(r.stdout) as { project_id: string; irods_path: string; ducklake_path: string }
-}
+const { env, register } = cliFixture("safety", "safety")
 
 const change = (path: string, extra: Record<string, unknown> = {}) => ({
   irods_path: path,

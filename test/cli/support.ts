@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
+import { afterAll, beforeAll, expect } from "vitest"
 import * as EmbeddedPostgres from "../../src/EmbeddedPostgres.js"
 
 export const REPO = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), "../..")
@@ -125,4 +126,56 @@ export const closedPort = () => {
     "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
   ])
   return Number(String(r.stdout).trim())
+}
+
+/** A project as `project register --json` prints it. */
+export interface Registered {
+  readonly project_id: string
+  readonly irods_path: string
+  readonly ducklake_path: string
+  readonly metadata_schema: string
+}
+
+/**
+ * The set-up most CLI test files share, as `beforeAll`/`afterAll` hooks: the CLI built, a real PostgreSQL, and a
+ * temporary directory (`mesa-cli-<label>-…`) holding the mounted zone (`zone`, made) and the cache (`cache`).
+ * `env` configures the CLI for them once the hooks ran; `register` makes a project under
+ * `/cliZone/home/alice/<rootPrefix><pid>-<n>` as alice.
+ */
+export const cliFixture = (label: string, rootPrefix: string) => {
+  const env: Record<string, string> = {}
+  let postgres: Awaited<ReturnType<typeof startPostgres>> | undefined
+  let work: ReturnType<typeof tempDir> | undefined
+  let counter = 0
+  beforeAll(async () => {
+    await ensureBuilt()
+    postgres = await startPostgres()
+    work = tempDir(label)
+    Object.assign(env, {
+      MESA_DUCKLAKE_DSN: postgres.dsn,
+      MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(work.dir, "zone"),
+      MESA_DUCKLAKE_CACHE_DIR: nodePath.join(work.dir, "cache")
+    })
+    fs.mkdirSync(env.MESA_DUCKLAKE_MOUNT_ROOT!, { recursive: true })
+  }, 300_000)
+  afterAll(async () => {
+    await postgres?.close()
+    work?.remove()
+  })
+  return {
+    env,
+    /** The DSN of the file's PostgreSQL (with its password). */
+    get dsn() {
+      return postgres!.dsn
+    },
+    /** The temporary directory. */
+    get dir() {
+      return work!.dir
+    },
+    register: async (root = `/cliZone/home/alice/${rootPrefix}${process.pid}-${++counter}`) => {
+      const r = await runCli(["project", "register", "--actor", "alice", "--json", root], { env })
+      expect(r.code, r.stderr).toBe(0)
+      return JSON.parse(r.stdout) as Registered
+    }
+  }
 }

@@ -7,37 +7,11 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import pg from "pg"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type CliResult, closedPort, ensureBuilt, runCli, startPostgres, stderrJson, tempDir } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { type CliResult, cliFixture, closedPort, type Registered, runCli, stderrJson } from "./support.js"
 
-let server: Awaited<ReturnType<typeof startPostgres>>
-let work: ReturnType<typeof tempDir>
-let env: Record<string, string>
-let counter = 0
-
-beforeAll(async () => {
-  await ensureBuilt()
-  server = await startPostgres()
-  work = tempDir("verify")
-  env = {
-    MESA_DUCKLAKE_DSN: server.dsn,
-    MESA_DUCKLAKE_MOUNT_ROOT: nodePath.join(work.dir, "zone"),
-    MESA_DUCKLAKE_CACHE_DIR: nodePath.join(work.dir, "cache")
-  }
-  fs.mkdirSync(env.MESA_DUCKLAKE_MOUNT_ROOT!, { recursive: true })
-}, 300_000)
-
-afterAll(async () => {
-  await server?.close()
-  work?.remove()
-})
-
-interface Registered {
-  readonly project_id: string
-  readonly irods_path: string
-  readonly ducklake_path: string
-  readonly metadata_schema: string
-}
+const cli = cliFixture("verify", "v")
+const { env } = cli
 
 interface Recorded {
   readonly snapshot_id: number
@@ -68,9 +42,7 @@ const change = (path: string, value: string) => ({
 
 /** A project with three recorded batches (one CLI `record` each). */
 const projectWithHistory = async () => {
-  const r = await runCli(["project", "register", "--actor", "alice", "--json", `/cliZone/home/alice/v${process.pid}-${++counter}`], { env })
-  expect(r.code, r.stderr).toBe(0)
-  const p = JSON.parse(r.stdout) as Registered
+  const p = await cli.register()
   const batches: Array<Recorded> = []
   for (const value of ["one", "two", "three"]) {
     const rec = await runCli(["record", "--json"], { env, stdin: JSON.stringify(change(`${p.irods_path}/a.csv`, value)) })
@@ -87,7 +59,7 @@ const stored = (p: Registered, b: Recorded) => ({
 })
 
 const sql = async (text: string) => {
-  const conn = new pg.Client({ connectionString: server.dsn })
+  const conn = new pg.Client({ connectionString: cli.dsn })
   await conn.connect()
   try {
     return await conn.query(text)
