@@ -8,29 +8,17 @@
  * Against the fake iRODS 4.2.8 server with real ACLs, as `access.test.ts`.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect } from "effect"
 import * as DuckLakeAccessModule from "../src/DuckLakeAccess.js"
 import type { CallerView } from "../src/DuckLakeAccess.js"
 import type { AvuChangeInput, Project } from "../src/domain.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import { IrodsClient } from "../src/irods/IrodsClient.js"
-import * as Permissions from "../src/Permissions.js"
-import { change, embeddedIrods, FakeIrods, freshRoot, record } from "./support.js"
+import { change, embeddedIrods, FakeIrods, freshRoot, record, rodsPermissions } from "./support.js"
 
 const { layer: Live } = embeddedIrods("access-hidden")
 
 /** The access service over this test's client, checking permissions as the service account `rods`. */
-const accessLayer = Effect.gen(function*() {
-  const fake = yield* FakeIrods
-  const perms = Permissions.layerIrods({ ttlMs: 60_000 }).pipe(Layer.provideMerge(IrodsClient.layer({
-    host: fake.host,
-    port: fake.port,
-    zone: fake.zone,
-    user: "rods",
-    password: Redacted.make("rods")
-  })))
-  return yield* Layer.build(perms)
-})
+const accessLayer = rodsPermissions(60_000)
 
 /** Valid times, all in the past, so both projects carry the same ones. */
 const T = (day: number) => `2024-01-${String(day).padStart(2, "0")}T00:00:00.000Z`

@@ -5,7 +5,7 @@
  * sees its project's lake schema and no other.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import pg from "pg"
 import { Catalog } from "../src/Catalog.js"
 import * as DuckLakeAccessModule from "../src/DuckLakeAccess.js"
@@ -13,24 +13,13 @@ import type { CallerView } from "../src/DuckLakeAccess.js"
 import type { Project } from "../src/domain.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
 import { IrodsClient } from "../src/irods/IrodsClient.js"
-import * as Permissions from "../src/Permissions.js"
-import { change, EmbeddedPostgres, embeddedIrods, FakeIrods, freshRoot, registerFresh } from "./support.js"
+import { change, EmbeddedPostgres, embeddedIrods, FakeIrods, freshRoot, registerFresh, rodsPermissions } from "./support.js"
 
 const { layer: Live } = embeddedIrods("access")
 const TTL_MS = 1_500
 
 /** The access service over this test's client, checking permissions as the service account `rods`. */
-const accessLayer = Effect.gen(function*() {
-  const fake = yield* FakeIrods
-  const perms = Permissions.layerIrods({ ttlMs: TTL_MS }).pipe(Layer.provideMerge(IrodsClient.layer({
-    host: fake.host,
-    port: fake.port,
-    zone: fake.zone,
-    user: "rods",
-    password: Redacted.make("rods")
-  })))
-  return yield* Layer.build(perms)
-})
+const accessLayer = rodsPermissions(TTL_MS)
 
 /** Everything a caller can learn about a project's history, for "nothing leaks" comparisons. */
 const everything = (v: CallerView, projectId: string, paths: ReadonlyArray<string>) =>

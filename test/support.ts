@@ -2,13 +2,15 @@
  * Shared test fixtures: an embedded PostgreSQL + a real directory standing in for the iRODS zone, per test file.
  * Each test registers its own project (unique root), so tests sharing one layer do not see each other's data.
  */
-import { Context, type Duration, Effect, Layer, Redacted } from "effect"
+import { Context, type Duration, Effect, Layer } from "effect"
 import { client } from "../layers/components.js"
 import { IrodsClient } from "../src/irods/IrodsClient.js"
 import * as IrodsStorage from "../src/irods/IrodsStorage.js"
 import { LakeStorage } from "../src/LakeStorage.js"
+import * as Permissions from "../src/Permissions.js"
 import * as EmbeddedPostgresModule from "../src/EmbeddedPostgres.js"
 import { fakeIrodsScoped, type FakeIrodsServer } from "./fake-irods/FakeIrods.js"
+import { fakeLogin } from "./irods/helpers.js"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
@@ -39,6 +41,14 @@ export class FakeIrods extends Context.Tag("test/FakeIrods")<FakeIrods, FakeIrod
 export type StorageKind = "mounted" | "irods"
 
 /**
+ * The permission service checking as the service account `rods` over the native client, against the layer's fake
+ * server: built in the caller's scope, with the client alongside (to change ACLs and objects).
+ */
+export const rodsPermissions = (ttlMs: number) =>
+  Effect.flatMap(FakeIrods, (fake) =>
+    Layer.build(Permissions.layerIrods({ ttlMs }).pipe(Layer.provideMerge(IrodsClient.layer(fakeLogin(fake))))))
+
+/**
  * The client over a real embedded PostgreSQL and either storage: `mounted` (a real directory standing in for the
  * zone) or `irods` (our native-protocol client talking to the fake iRODS 4.2.8 server, zone `testZone`).
  */
@@ -48,15 +58,7 @@ const irodsEmbedded = (dirs: Dirs, requestTimeout: Duration.DurationInput = "5 s
       const server = yield* fakeIrodsScoped({ zone: "testZone", users: { rods: "rods" } })
       const pg = yield* EmbeddedPostgresModule.make()
       const storage = IrodsStorage.layer.pipe(
-        Layer.provide(IrodsClient.layer({
-          host: server.host,
-          port: server.port,
-          zone: server.zone,
-          user: "rods",
-          password: Redacted.make("rods"),
-          retryBase: "10 millis",
-          requestTimeout
-        }))
+        Layer.provide(IrodsClient.layer(fakeLogin(server, { retryBase: "10 millis", requestTimeout })))
       )
       return Layer.mergeAll(
         client({ dsn: pg.dsn, cacheDir: dirs.cacheDir }, storage),

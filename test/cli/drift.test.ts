@@ -3,13 +3,14 @@
  * storage (`MESA_DUCKLAKE_STORAGE=irods`) and a real embedded PostgreSQL. AVUs "added outside the library" are
  * written with the iRODS client straight into the zone, as iCommands would.
  */
-import { Effect, type ManagedRuntime, ManagedRuntime as MR, Redacted } from "effect"
+import { Effect, type ManagedRuntime, ManagedRuntime as MR } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DRIFT_SOURCE } from "../../src/drift.js"
 import { IrodsClient, type AvuTarget } from "../../src/irods/IrodsClient.js"
 import { type FakeIrodsServer, startFakeIrods } from "../fake-irods/FakeIrods.js"
+import { fakeLogin } from "../irods/helpers.js"
 import { ensureBuilt, runCli, startPostgres, stderrJson, tempDir } from "./support.js"
 
 let pg: Awaited<ReturnType<typeof startPostgres>>
@@ -48,14 +49,7 @@ beforeAll(async () => {
     MESA_DUCKLAKE_IRODS_ENV_FILE: nodePath.join(work.dir, "no-irods-environment.json"),
     MESA_DUCKLAKE_CACHE_DIR: nodePath.join(work.dir, "cache")
   }
-  irods = MR.make(IrodsClient.layer({
-    host: server.host,
-    port: server.port,
-    zone: "testZone",
-    user: "rods",
-    password: Redacted.make("rods"),
-    retryBase: "10 millis"
-  }))
+  irods = MR.make(IrodsClient.layer(fakeLogin(server, { retryBase: "10 millis" })))
 }, 300_000)
 
 afterAll(async () => {

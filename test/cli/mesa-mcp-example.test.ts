@@ -3,7 +3,7 @@
  * tool's AVU writes, and the history over an embedded PostgreSQL (mode A) or no catalog (modes B/C).
  */
 import { it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
@@ -13,18 +13,12 @@ import * as Discovery from "../../src/discovery.js"
 import { DuckLakeClient, layerNotConfigured } from "../../src/DuckLakeClient.js"
 import { IrodsClient } from "../../src/irods/IrodsClient.js"
 import { fakeIrodsScoped } from "../fake-irods/FakeIrods.js"
+import { fakeLogin } from "../irods/helpers.js"
 import { EmbeddedPostgres, embeddedIrods, FakeIrods } from "../support.js"
 
 /** The native client against the fake server of the layer (a new layer each time: layers are memoized by identity). */
-const irodsOf = () => Layer.unwrapEffect(Effect.map(FakeIrods, (server) =>
-  IrodsClient.layer({
-    host: server.host,
-    port: server.port,
-    zone: server.zone,
-    user: "rods",
-    password: Redacted.make("rods"),
-    retryBase: "10 millis"
-  })))
+const irodsOf = () =>
+  Layer.unwrapEffect(Effect.map(FakeIrods, (server) => IrodsClient.layer(fakeLogin(server, { retryBase: "10 millis" }))))
 
 const ctx = { user: "alice", toolName: "modify_metadata" }
 

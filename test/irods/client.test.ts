@@ -8,7 +8,7 @@ import { COL, GENQUERY } from "../../src/irods/Api.js"
 import { type IrodsError, toStorageError } from "../../src/irods/Errors.js"
 import { eq, like, make } from "../../src/irods/IrodsClient.js"
 import { fakeIrodsScoped } from "../fake-irods/FakeIrods.js"
-import { fakeAndClient, tempDir } from "./helpers.js"
+import { fakeAndClient, fakeLogin, tempDir } from "./helpers.js"
 
 const errName = (e: unknown) => (e as IrodsError).irodsName
 
@@ -68,7 +68,7 @@ describe("IrodsClient: connection and authentication", () => {
       })
       expect(errName(yield* Effect.flip(stranger.serverVersion))).toBe("CAT_INVALID_USER")
       server.faults.refuseAuth = true
-      const rods = yield* make({ host: server.host, port: server.port, zone: server.zone, user: "rods", password: Redacted.make("rods") })
+      const rods = yield* make(fakeLogin(server))
       expect(errName(yield* Effect.flip(rods.serverVersion))).toBe("CAT_INVALID_AUTHENTICATION")
     })))
 

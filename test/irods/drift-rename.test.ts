@@ -4,25 +4,20 @@
  * as a rename, so the object's history follows it.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { detectDrift, recordDrift } from "../../src/drift.js"
 import { DuckLakeClient } from "../../src/DuckLakeClient.js"
 import { IrodsClient } from "../../src/irods/IrodsClient.js"
 import { change, embeddedIrods, FakeIrods, freshRoot } from "../support.js"
+import { fakeLogin } from "./helpers.js"
 
 const { dirs, layer: Base } = embeddedIrods("drift-rename")
 const Live = Layer.unwrapEffect(Effect.map(FakeIrods, (server) =>
-  IrodsClient.layer({
-    host: server.host,
-    port: server.port,
-    zone: server.zone,
-    user: "rods",
-    password: Redacted.make("rods"),
-    retryBase: "10 millis",
-    requestTimeout: "5 seconds"
-  }))).pipe(Layer.provideMerge(Base))
+  IrodsClient.layer(fakeLogin(server, { retryBase: "10 millis", requestTimeout: "5 seconds" })))).pipe(
+  Layer.provideMerge(Base)
+)
 
 layer(Live, { timeout: "120 seconds", excludeTestServices: true })("object identity and drift", (it) => {
   it.effect("a move made outside the library is found by object id and recorded as a rename", () =>

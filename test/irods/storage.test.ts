@@ -1,6 +1,6 @@
 /** The LakeStorage contract over IrodsStorage (native client → fake iRODS). */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -8,7 +8,7 @@ import { IrodsClient } from "../../src/irods/IrodsClient.js"
 import { IrodsStorage } from "../../src/irods/IrodsStorage.js"
 import { LakeStorage } from "../../src/LakeStorage.js"
 import { fakeIrodsScoped, type FakeIrodsOptions } from "../fake-irods/FakeIrods.js"
-import { tempDir } from "./helpers.js"
+import { fakeLogin, tempDir } from "./helpers.js"
 
 /** Fake server + LakeStorage over it, as layers (the server is exposed for fault switches). */
 const withStorage = <A, E>(
@@ -17,14 +17,7 @@ const withStorage = <A, E>(
 ) =>
   Effect.scoped(Effect.gen(function*() {
     const server = yield* fakeIrodsScoped(fake)
-    const storage = IrodsStorage.layer.pipe(Layer.provide(IrodsClient.layer({
-      host: server.host,
-      port: server.port,
-      zone: server.zone,
-      user: "rods",
-      password: Redacted.make("rods"),
-      retryBase: "10 millis"
-    })))
+    const storage = IrodsStorage.layer.pipe(Layer.provide(IrodsClient.layer(fakeLogin(server, { retryBase: "10 millis" }))))
     return yield* body(server).pipe(Effect.provide(storage))
   }))
 
