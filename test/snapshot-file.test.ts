@@ -13,13 +13,13 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import type { ChangeRow } from "../src/domain.js"
 import { DuckDb, layer as duckLayer } from "../src/DuckDb.js"
+import { avuFields } from "./arbitraries.js"
 
 const text = fc.oneof(
   fc.string({ maxLength: 10 }),
   fc.string({ unit: "grapheme", maxLength: 5 }),
   fc.constantFrom("", "a", "é", "\uFF5E", "😀", "it's", "x\u0000y")
 )
-const date = fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59.999Z"), noInvalidDate: true })
 
 /**
  * Each field constant across the batch, taken from a small pool (dictionary-encoded when staged) or drawn per row,
@@ -33,18 +33,8 @@ const field = <A>(arb: fc.Arbitrary<A>) =>
   ).map((k) => (k === undefined ? null : k))
 
 /** The varying fields of a row, each drawn per batch through `field` or per row. */
-const fields = {
-  ts: date,
-  irodsPath: text.map((t) => `/zone/p/${t}`),
-  targetType: fc.constantFrom("data_object" as const, "collection" as const),
-  objectId: fc.option(fc.integer({ min: 1, max: 2 ** 50 }), { nil: null }),
-  attribute: text,
-  value: text,
-  unit: text,
-  op: fc.constantFrom("add" as const, "delete" as const),
-  actor: text,
-  viaTicket: fc.option(text, { nil: null })
-}
+const { ts, ...avus } = avuFields(text)
+const fields = { ts, irodsPath: text.map((t) => `/zone/p/${t}`), ...avus }
 type Fields = { [K in keyof typeof fields]: (typeof fields)[K] extends fc.Arbitrary<infer A> ? A : never }
 type Spec = { [K in keyof Fields]: ((i: number) => Fields[K]) | null }
 

@@ -9,6 +9,7 @@ import fc from "fast-check"
 import { COLUMNS } from "../src/catalog/ducklakeSchema.js"
 import { batchStats, duckTimestampText } from "../src/catalog/stats.js"
 import type { ChangeRow } from "../src/domain.js"
+import { avuFields } from "./arbitraries.js"
 
 const text = fc.oneof(
   fc.string({ maxLength: 12 }),
@@ -18,17 +19,9 @@ const text = fc.oneof(
 const row = fc.record({
   snapshotId: fc.integer({ min: 1, max: 2 ** 40 }),
   changeSeq: fc.integer({ min: 0, max: 100_000 }),
-  ts: fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59.999Z"), noInvalidDate: true }),
   irodsPath: text,
-  targetType: fc.constantFrom("data_object" as const, "collection" as const),
-  objectId: fc.option(fc.integer({ min: 1, max: 2 ** 50 }), { nil: null }),
-  attribute: text,
-  value: text,
-  unit: text,
-  op: fc.constantFrom("add" as const, "delete" as const),
-  actor: text,
+  ...avuFields(text),
   source: text,
-  viaTicket: fc.option(text, { nil: null }),
   ruleInvocation: fc.option(text, { nil: null }),
   onBehalfOf: fc.option(text, { nil: null })
 }) satisfies fc.Arbitrary<ChangeRow>
