@@ -48,6 +48,14 @@ const Live = Embedded.layer({ zoneDir, cacheDir: nodePath.join(base, "cache") })
 
 /** The local directory a project's lake collection is mounted at: what an analyst passes as DATA_PATH. */
 const dataPathOf = (p: Project) => `${nodePath.join(zoneDir, p.ducklakePath)}/`
+
+/** A reader request's catalog part as an analyst sends it: the README's ATTACH, the password in PGPASSWORD. */
+const asAnalyst = (p: Project) => ({
+  metadataSchema: p.metadataSchema,
+  dataPath: dataPathOf(p),
+  attach: attachSql({ metadataSchema: p.metadataSchema, dataPath: dataPathOf(p) }),
+  passwordViaEnv: true
+})
 const FAR_FUTURE = "9999-12-31T23:59:59.999Z"
 const DAY = 86_400_000
 
@@ -185,10 +193,7 @@ layer(Live, { timeout: "240 seconds", excludeTestServices: true })("DuckDB duckl
 
         // The README's ATTACH, password from PGPASSWORD as an analyst would do.
         const ext = yield* runReader(dsn, {
-          metadataSchema: p.metadataSchema,
-          dataPath: dataPathOf(p),
-          attach: attachSql({ metadataSchema: p.metadataSchema, dataPath: dataPathOf(p) }),
-          passwordViaEnv: true,
+          ...asAnalyst(p),
           asOf: asOf.map(({ ours: _, ...q }) => q),
           queries: readme.map(({ name, sql }) => ({ name, sql }))
         })
@@ -291,10 +296,7 @@ layer(Live, { timeout: "240 seconds", excludeTestServices: true })("DuckDB duckl
         expect(rebuilt.snapshots).toBe(ours.length)
         const versionPairs = asOf.flatMap((q, i) => (q.version !== undefined && q.validAt === undefined ? [i] : []))
         const ext3 = yield* runReader(dsn, {
-          metadataSchema: p.metadataSchema,
-          dataPath: dataPathOf(p),
-          attach: attachSql({ metadataSchema: p.metadataSchema, dataPath: dataPathOf(p) }),
-          passwordViaEnv: true,
+          ...asAnalyst(p),
           asOf: versionPairs.map((i) => { const { ours: _, ...q } = asOf[i]!; return q }),
           queries: []
         })
@@ -314,10 +316,7 @@ layer(Live, { timeout: "240 seconds", excludeTestServices: true })("DuckDB duckl
         expect(compaction.filesWritten).toBeGreaterThanOrEqual(2)
         expect(yield* client.deleteScheduledFiles(p.projectId, { graceMs: 0 })).toBe(compaction.filesBefore - (compaction.filesAfter - compaction.filesWritten))
         const ext2 = yield* runReader(dsn, {
-          metadataSchema: p.metadataSchema,
-          dataPath: dataPathOf(p),
-          attach: attachSql({ metadataSchema: p.metadataSchema, dataPath: dataPathOf(p) }),
-          passwordViaEnv: true,
+          ...asAnalyst(p),
           asOf: asOf.map(({ ours: _, ...q }) => q),
           queries: []
         })
