@@ -3,7 +3,7 @@
  * folder) survives a restart, and its history exports into a hosted catalog with the same answers.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { client, mounted } from "../layers/components.js"
@@ -11,20 +11,18 @@ import * as Local from "../layers/local.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
 import { exportProject } from "../src/export.js"
-import { change, tempDirs } from "./support.js"
+import { change, configured, tempDirs } from "./support.js"
 
 const dirs = tempDirs("local-history")
 // The user's data folder must be reachable by the postgres user when tests run as root.
 fs.chmodSync(dirs.base, 0o755)
 const dataDir = nodePath.join(dirs.base, "user-data", "mesa-ducklake", "catalog")
-const localLayer = Local.layer.pipe(
-  Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
-    ["MESA_DUCKLAKE_LOCAL_HISTORY", "true"],
-    ["MESA_DUCKLAKE_LOCAL_DATA_DIR", dataDir],
-    ["MESA_DUCKLAKE_MOUNT_ROOT", dirs.zoneDir],
-    ["MESA_DUCKLAKE_CACHE_DIR", dirs.cacheDir]
-  ]))))
-)
+const localLayer = configured(Local.layer, {
+  MESA_DUCKLAKE_LOCAL_HISTORY: "true",
+  MESA_DUCKLAKE_LOCAL_DATA_DIR: dataDir,
+  MESA_DUCKLAKE_MOUNT_ROOT: dirs.zoneDir,
+  MESA_DUCKLAKE_CACHE_DIR: dirs.cacheDir
+})
 const root = "/vice/home/carol/field-notes"
 const paths = [`${root}/a.txt`, `${root}/b/c.txt`]
 
@@ -100,5 +98,5 @@ describe("local history (modes B/C, opt-in)", () => {
     Effect.gen(function*() {
       const c = yield* DuckLakeClient
       expect(c.recording).toBe(false)
-    }).pipe(Effect.provide(Local.layer.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))))))
+    }).pipe(Effect.provide(configured(Local.layer))))
 })

@@ -3,14 +3,12 @@
  * B/C (workstation, VICE): no DSN, writes answer "not recorded", reads `CatalogUnavailable`, nothing crashes.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import * as Hosted from "../layers/hosted.js"
 import * as Local from "../layers/local.js"
 import { DuckLakeClient } from "../src/DuckLakeClient.js"
 import { EmbeddedPostgres, freePort } from "../src/EmbeddedPostgres.js"
-import { change, embedded, record, registerFresh, tempDirs } from "./support.js"
-
-const withConfig = (map: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(map))))
+import { change, configured, embedded, record, registerFresh, tempDirs } from "./support.js"
 
 const everyRead = (c: DuckLakeClient["Type"]) => [
   c.registerProject({ irodsPath: "/z/home/a/p", actor: "a" }),
@@ -42,7 +40,7 @@ describe("modes B and C (no catalog configured)", () => {
           expect(e._tag).toBe("CatalogUnavailable")
           expect(e.reason).toBe("not-configured")
         }
-      }).pipe(Effect.provide(Local.layer.pipe(Layer.provide(withConfig(env))))))
+      }).pipe(Effect.provide(configured(Local.layer, env))))
   }
 })
 
@@ -73,7 +71,7 @@ describe("mode A with an unreachable catalog", () => {
           expect(JSON.stringify(e)).not.toContain(secret)
           expect(String(e.cause?.message ?? "")).not.toContain(secret)
         }
-      }).pipe(Effect.provide(Hosted.layer.pipe(Layer.provide(withConfig(env)))))
+      }).pipe(Effect.provide(configured(Hosted.layer, env)))
     }))
 })
 

@@ -2,7 +2,7 @@
  * Shared test fixtures: an embedded PostgreSQL + a real directory standing in for the iRODS zone, per test file.
  * Each test registers its own project (unique root), so tests sharing one layer do not see each other's data.
  */
-import { Context, type Duration, Effect, Layer } from "effect"
+import { ConfigProvider, Context, type Duration, Effect, Layer } from "effect"
 import { client } from "../layers/components.js"
 import { IrodsClient } from "../src/irods/IrodsClient.js"
 import * as IrodsStorage from "../src/irods/IrodsStorage.js"
@@ -67,6 +67,13 @@ const irodsEmbedded = (dirs: Dirs, requestTimeout: Duration.DurationInput = "5 s
       )
     })
   )
+
+/**
+ * A composition root's layer (`layers/local`, `layers/hosted`) configured by `env` alone (no process environment),
+ * as those variables would configure it.
+ */
+export const configured = <A, E, R>(root: Layer.Layer<A, E, R>, env: Readonly<Record<string, string>> = {}) =>
+  root.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))))
 
 /** The parts a DuckLakeClient is made of (every embedded test layer provides them). */
 export type ClientParts = Catalog | LakeStorage | DuckDb | LocalCache

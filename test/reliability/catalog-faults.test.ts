@@ -5,14 +5,14 @@
  * even with libpq's PGHOST/PGPORT pointing at a listener.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { ConfigProvider, Deferred, Effect, Fiber, Layer, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import * as fs from "node:fs"
 import { createServer } from "node:net"
 import { inject } from "vitest"
 import * as Local from "../../layers/local.js"
 import { DuckLakeClient, WriteProbe } from "../../src/DuckLakeClient.js"
 import { EmbeddedPostgres } from "../../src/EmbeddedPostgres.js"
-import { change, embedded, freshRoot, listTree, tempDirs, withFakeClient } from "../support.js"
+import { change, configured, embedded, freshRoot, listTree, tempDirs, withFakeClient } from "../support.js"
 import { capturingLogger, checkProject, passwordOf, runWriter, type WriterEnv } from "./harness.js"
 import { addTally } from "./tally.js"
 
@@ -131,11 +131,7 @@ describe("modes B and C", () => {
       )
       const d = tempDirs("mode-bc")
       yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(d.base, { recursive: true, force: true })))
-      const config = ConfigProvider.fromMap(new Map([
-        ["MESA_DUCKLAKE_DSN", ""],
-        ["MESA_DUCKLAKE_MOUNT_ROOT", d.zoneDir],
-        ["MESA_DUCKLAKE_CACHE_DIR", d.cacheDir]
-      ]))
+      const config = { MESA_DUCKLAKE_DSN: "", MESA_DUCKLAKE_MOUNT_ROOT: d.zoneDir, MESA_DUCKLAKE_CACHE_DIR: d.cacheDir }
       yield* Effect.gen(function*() {
         const c = yield* DuckLakeClient
         expect(c.recording).toBe(false)
@@ -146,7 +142,7 @@ describe("modes B and C", () => {
           expect(e._tag === "CatalogUnavailable" && e.reason).toBe("not-configured")
         }
         expect((yield* Effect.flip(c.recoverPendingPushes()))._tag).toBe("CatalogUnavailable")
-      }).pipe(Effect.provide(Local.layer.pipe(Layer.provide(Layer.setConfigProvider(config)))))
+      }).pipe(Effect.provide(configured(Local.layer, config)))
       yield* Effect.sleep("200 millis")
       expect(connections).toBe(0)
       expect(listTree(d.zoneDir)).toEqual([])
