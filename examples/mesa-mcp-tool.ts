@@ -16,9 +16,9 @@
  */
 import { Effect, Layer } from "effect"
 import * as Local from "../layers/local.js"
-import * as Discovery from "../src/discovery.js"
-import type { NotRecorded, TargetType } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import * as Discovery from "../src/operations/discovery.js"
+import type { NotRecorded, TargetType } from "../src/core/domain.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { irodsConfig } from "../src/irods/Config.js"
 import { IrodsClient } from "../src/irods/IrodsClient.js"
 

@@ -4,14 +4,14 @@
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Config, type ConfigError, Effect, Layer, type Redacted } from "effect"
-import * as IrodsStorage from "../src/irods/IrodsStorage.js"
+import * as IrodsStorage from "../src/storage/IrodsStorage.js"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import * as Catalog from "../src/Catalog.js"
-import * as DuckDb from "../src/DuckDb.js"
-import * as DuckLakeClient from "../src/DuckLakeClient.js"
-import type { LakeStorage } from "../src/LakeStorage.js"
-import * as LocalCache from "../src/LocalCache.js"
+import * as Catalog from "../src/catalog/Catalog.js"
+import * as DuckDb from "../src/duckdb/DuckDb.js"
+import * as DuckLakeClient from "../src/client/DuckLakeClient.js"
+import type { LakeStorage } from "../src/storage/LakeStorage.js"
+import * as LocalCache from "../src/storage/LocalCache.js"
 import * as MountedStorage from "../src/storage/MountedStorage.js"
 
 export interface ClientOptions {

@@ -5,8 +5,8 @@
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import * as EmbeddedPostgres from "../src/postgres/EmbeddedPostgres.js"
 import { client, mounted } from "./components.js"
 
 export interface EmbeddedOptions {

@@ -3,10 +3,10 @@
  * mounted zone or the native iRODS client (`MESA_DUCKLAKE_STORAGE`, see `storageFromConfig`).
  */
 import { Config, Effect, Layer } from "effect"
-import * as DuckLakeAccessModule from "../src/DuckLakeAccess.js"
+import * as DuckLakeAccessModule from "../src/access/DuckLakeAccess.js"
 import { IrodsClient } from "../src/irods/IrodsClient.js"
 import { irodsConfig } from "../src/irods/Config.js"
-import * as Permissions from "../src/Permissions.js"
+import * as Permissions from "../src/access/Permissions.js"
 import { cacheConfig, client, storageFromConfig } from "./components.js"
 
 export const HostedConfig = Config.all({

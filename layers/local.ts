@@ -13,8 +13,8 @@
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { layerNotConfigured } from "../src/DuckLakeClient.js"
-import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
+import { layerNotConfigured } from "../src/client/DuckLakeClient.js"
+import * as EmbeddedPostgres from "../src/postgres/EmbeddedPostgres.js"
 import { cacheConfig, client, storageFromConfig } from "./components.js"
 
 const dataHome = process.env.XDG_DATA_HOME ?? nodePath.join(os.homedir(), ".local", "share")

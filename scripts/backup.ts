@@ -14,8 +14,8 @@ import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Config, Console, Cron, DateTime, Effect, Either, Layer, Schedule } from "effect"
 import * as Hosted from "../layers/hosted.js"
-import * as BackupModule from "../src/Backup.js"
-import { Backup, type RunSummary } from "../src/Backup.js"
+import * as BackupModule from "../src/backup/Backup.js"
+import { Backup, type RunSummary } from "../src/backup/Backup.js"
 
 const CronConfig = Config.string("MESA_DUCKLAKE_BACKUP_CRON").pipe(Config.withDefault("0 3 * * *"))
 

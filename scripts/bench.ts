@@ -14,8 +14,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Embedded from "../layers/embedded.js"
-import type { AvuChangeInput } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import type { AvuChangeInput } from "../src/core/domain.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { makeProfile, tracerLayer } from "./bench/spanProfile.js"
 
 const checkpoints = (process.env.MESA_BENCH_SNAPSHOTS ?? "1000,10000").split(",").map(Number)

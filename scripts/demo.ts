@@ -10,8 +10,8 @@ import { Console, Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import * as Embedded from "../layers/embedded.js"
-import type { Avu } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import type { Avu } from "../src/core/domain.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 
 const base = nodePath.resolve(process.env.MESA_DUCKLAKE_DEMO_DIR ?? ".mesa-demo")
 const root = "/demoZone/home/alice/soil-survey"

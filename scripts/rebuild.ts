@@ -13,8 +13,8 @@ import { Args, Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option } from "effect"
 import * as Hosted from "../layers/hosted.js"
-import * as BackupModule from "../src/Backup.js"
-import { Backup } from "../src/Backup.js"
+import * as BackupModule from "../src/backup/Backup.js"
+import { Backup } from "../src/backup/Backup.js"
 
 /** Built inside the handler, so `--help` and usage errors need no configuration. */
 const Live = BackupModule.layerConfig.pipe(Layer.provideMerge(Hosted.layer), Layer.provideMerge(NodeContext.layer))

@@ -5,8 +5,8 @@
  */
 import { Cause, Effect, Exit, type Layer, ManagedRuntime, Redacted } from "effect"
 import { client, mounted } from "../layers/components.js"
-import type { AsOfOptions, HistoryFilter } from "./domain.js"
-import { DuckLakeClient, type DuckLakeClientService, layerNotConfigured, type RecordInput } from "./DuckLakeClient.js"
+import type { AsOfOptions, HistoryFilter } from "./core/domain.js"
+import { DuckLakeClient, type DuckLakeClientService, layerNotConfigured, type RecordInput } from "./client/DuckLakeClient.js"
 
 export interface OpenOptions {
   /** Catalog DSN. Blank or absent: modes B/C (writes are "not recorded", reads fail with CatalogUnavailable). */

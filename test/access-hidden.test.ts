@@ -9,10 +9,10 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import * as DuckLakeAccessModule from "../src/DuckLakeAccess.js"
-import type { CallerView } from "../src/DuckLakeAccess.js"
-import type { AvuChangeInput, Project } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import * as DuckLakeAccessModule from "../src/access/DuckLakeAccess.js"
+import type { CallerView } from "../src/access/DuckLakeAccess.js"
+import type { AvuChangeInput, Project } from "../src/core/domain.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { change, embeddedIrods, FakeIrods, freshRoot, record, rodsPermissions } from "./support.js"
 
 const { layer: Live } = embeddedIrods("access-hidden")

@@ -5,11 +5,11 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import * as BackupModule from "../src/Backup.js"
-import { Backup, type BackupProbe } from "../src/Backup.js"
-import { Catalog } from "../src/Catalog.js"
-import type { Project } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import * as BackupModule from "../src/backup/Backup.js"
+import { Backup, type BackupProbe } from "../src/backup/Backup.js"
+import { Catalog } from "../src/catalog/Catalog.js"
+import type { Project } from "../src/core/domain.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { change, embedded, EmbeddedPostgres, record } from "./support.js"
 
 export const sleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))

@@ -4,7 +4,7 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { catalogState, change, embedded, listTree, record, registerFresh } from "./support.js"
 
 const { dirs, layer: Live } = embedded("badinput")

@@ -11,8 +11,8 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { serverEnv, toolEnv } from "../src/childEnv.js"
-import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
+import { serverEnv, toolEnv } from "../src/postgres/childEnv.js"
+import * as EmbeddedPostgres from "../src/postgres/EmbeddedPostgres.js"
 import { ensureBuilt, runCli } from "./cli/support.js"
 
 const tag = () => Math.random().toString(36).slice(2, 10)

@@ -5,11 +5,11 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
-import { Catalog } from "../src/Catalog.js"
+import { Catalog } from "../src/catalog/Catalog.js"
 import { COLUMNS } from "../src/catalog/ducklakeSchema.js"
-import { DuckDb } from "../src/DuckDb.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import { LakeStorage } from "../src/LakeStorage.js"
+import { DuckDb } from "../src/duckdb/DuckDb.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import { LakeStorage } from "../src/storage/LakeStorage.js"
 import { change, embedded, fetchLocal, freshRoot, record, registerFresh } from "./support.js"
 
 const triples = (avus: ReadonlyArray<{ attribute: string; value: string; unit: string }>) =>

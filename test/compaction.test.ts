@@ -4,13 +4,13 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { Catalog } from "../src/Catalog.js"
-import type { Project } from "../src/domain.js"
-import { DuckDb } from "../src/DuckDb.js"
-import * as DuckLakeClientModule from "../src/DuckLakeClient.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import { LakeStorage } from "../src/LakeStorage.js"
-import { LocalCache } from "../src/LocalCache.js"
+import { Catalog } from "../src/catalog/Catalog.js"
+import type { Project } from "../src/core/domain.js"
+import { DuckDb } from "../src/duckdb/DuckDb.js"
+import * as DuckLakeClientModule from "../src/client/DuckLakeClient.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import { LakeStorage } from "../src/storage/LakeStorage.js"
+import { LocalCache } from "../src/storage/LocalCache.js"
 import { change, embedded, freshRoot, record, registerFresh } from "./support.js"
 
 const { layer: Live } = embedded("compaction")

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import fc from "fast-check"
-import { decodeChange, decodeChangeFast, decodeChangeSchema, MAX_AVU_BYTES } from "../src/domain.js"
+import { decodeChange, decodeChangeFast, decodeChangeSchema, MAX_AVU_BYTES } from "../src/core/domain.js"
 
 const text = fc.oneof(
   fc.string({ maxLength: 8 }),

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import fc from "fast-check"
-import { decodeChange, isWithin, MAX_TIME, MIN_TIME, parseIrodsPath, parseTimestamp } from "../src/domain.js"
+import { decodeChange, isWithin, MAX_TIME, MIN_TIME, parseIrodsPath, parseTimestamp } from "../src/core/domain.js"
 
 const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runSync(Effect.either(e))
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
+import * as EmbeddedPostgres from "../src/postgres/EmbeddedPostgres.js"
 import { openDuckLake } from "../src/facade.js"
 import { change, tempDirs } from "./support.js"
 

@@ -7,8 +7,8 @@
 import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { type Context, Effect, Layer } from "effect"
-import { ChecksumMismatch, StorageError } from "../src/errors.js"
-import { LakeStorage, type LakeStorageService } from "../src/LakeStorage.js"
+import { ChecksumMismatch, StorageError } from "../src/core/errors.js"
+import { LakeStorage, type LakeStorageService } from "../src/storage/LakeStorage.js"
 
 /** A layer of `tag` over the one below it: the real service with the operations `overrides` returns replaced. */
 export const overriding = <I, S>(tag: Context.Tag<I, S>, overrides: (real: S) => Partial<S>): Layer.Layer<I, never, I> =>

@@ -5,9 +5,9 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect, Runtime } from "effect"
-import { Catalog } from "../src/Catalog.js"
-import type { AvuChangeInput, Project } from "../src/domain.js"
-import { DuckLakeClient, make as makeClient, notConfigured } from "../src/DuckLakeClient.js"
+import { Catalog } from "../src/catalog/Catalog.js"
+import type { AvuChangeInput, Project } from "../src/core/domain.js"
+import { DuckLakeClient, make as makeClient, notConfigured } from "../src/client/DuckLakeClient.js"
 import { catalogState, change, embedded, registerFresh } from "./support.js"
 
 const { layer: Live } = embedded("ingest")

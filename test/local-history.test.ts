@@ -8,9 +8,9 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { client, mounted } from "../layers/components.js"
 import * as Local from "../layers/local.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
-import { exportProject } from "../src/export.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import * as EmbeddedPostgres from "../src/postgres/EmbeddedPostgres.js"
+import { exportProject } from "../src/operations/export.js"
 import { change, configured, tempDirs } from "./support.js"
 
 const dirs = tempDirs("local-history")

@@ -6,8 +6,8 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import * as Hosted from "../layers/hosted.js"
 import * as Local from "../layers/local.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
-import { EmbeddedPostgres, freePort } from "../src/EmbeddedPostgres.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import { EmbeddedPostgres, freePort } from "../src/postgres/EmbeddedPostgres.js"
 import { change, configured, embedded, record, registerFresh, tempDirs } from "./support.js"
 
 const everyRead = (c: DuckLakeClient["Type"]) => [

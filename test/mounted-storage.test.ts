@@ -9,7 +9,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { LakeStorage, parseIrodsChecksum, formatIrodsChecksum } from "../src/LakeStorage.js"
+import { LakeStorage, parseIrodsChecksum, formatIrodsChecksum } from "../src/storage/LakeStorage.js"
 import * as MountedStorage from "../src/storage/MountedStorage.js"
 
 const setup = () => {

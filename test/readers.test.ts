@@ -7,9 +7,9 @@
 import { expect, layer } from "@effect/vitest"
 import { Context, Effect, Either, Layer, Redacted } from "effect"
 import pg from "pg"
-import { Catalog, layer as catalogLayer } from "../src/Catalog.js"
-import type { Project } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import { Catalog, layer as catalogLayer } from "../src/catalog/Catalog.js"
+import type { Project } from "../src/core/domain.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { change, EmbeddedPostgres, embedded, record, registerFresh } from "./support.js"
 
 const { layer: Live } = embedded("readers")

@@ -4,10 +4,10 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { Backup } from "../src/Backup.js"
-import { Catalog } from "../src/Catalog.js"
-import type { Project } from "../src/domain.js"
-import { DuckLakeClient } from "../src/DuckLakeClient.js"
+import { Backup } from "../src/backup/Backup.js"
+import { Catalog } from "../src/catalog/Catalog.js"
+import type { Project } from "../src/core/domain.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { dropCatalog, embeddedBackup } from "./backup-support.js"
 import { change, record, registerFresh } from "./support.js"
 

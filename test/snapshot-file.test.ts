@@ -11,8 +11,8 @@ import fc from "fast-check"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import type { ChangeRow } from "../src/domain.js"
-import { DuckDb, layer as duckLayer } from "../src/DuckDb.js"
+import type { ChangeRow } from "../src/core/domain.js"
+import { DuckDb, layer as duckLayer } from "../src/duckdb/DuckDb.js"
 import { avuFields } from "./arbitraries.js"
 
 const text = fc.oneof(

@@ -8,7 +8,7 @@ import { DuckDBInstance, DuckDBTimestampTZValue } from "@duckdb/node-api"
 import fc from "fast-check"
 import { COLUMNS } from "../src/catalog/ducklakeSchema.js"
 import { batchStats, duckTimestampText } from "../src/catalog/stats.js"
-import type { ChangeRow } from "../src/domain.js"
+import type { ChangeRow } from "../src/core/domain.js"
 import { avuFields } from "./arbitraries.js"
 
 const text = fc.oneof(

@@ -5,8 +5,8 @@
  * change. Everything is validated here, so bad input fails with exit 1 whether or not a catalog is configured.
  */
 import { Effect } from "effect"
-import { decodeChange } from "../../src/domain.js"
-import { InvalidChange } from "../../src/errors.js"
+import { decodeChange } from "../../src/core/domain.js"
+import { InvalidChange } from "../../src/core/errors.js"
 import { InvalidInput } from "./output.js"
 
 export interface StdinBatch {

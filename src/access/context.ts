@@ -4,12 +4,12 @@
  * behalf of, source) and row filtering by read access.
  */
 import { Effect } from "effect"
-import type { ChangeRow, Project } from "../domain.js"
-import { decodeChange } from "../domain.js"
-import type { DuckLakeClientService } from "../DuckLakeClient.js"
-import { PermissionDenied, ProjectNotFound } from "../errors.js"
+import type { ChangeRow, Project } from "../core/domain.js"
+import { decodeChange } from "../core/domain.js"
+import type { DuckLakeClientService } from "../client/DuckLakeClient.js"
+import { PermissionDenied, ProjectNotFound } from "../core/errors.js"
 import type { AccessLevel } from "../irods/IrodsClient.js"
-import { atLeast, type Caller, callerName, type PermissionsService } from "../Permissions.js"
+import { atLeast, type Caller, callerName, type PermissionsService } from "./Permissions.js"
 import type { Agent } from "./types.js"
 
 /** What each method of a caller's view needs: the client, the permissions, the caller and the rules over them. */

@@ -3,9 +3,9 @@
  * read answers like a path with no history, and snapshot ids are bounds over the snapshots it may see (`sight`).
  */
 import { Effect, Either } from "effect"
-import type { ChangeRow, Project, Snapshot } from "../domain.js"
-import { parseIrodsPath } from "../domain.js"
-import { ProjectNotFound, SnapshotNotFound } from "../errors.js"
+import type { ChangeRow, Project, Snapshot } from "../core/domain.js"
+import { parseIrodsPath } from "../core/domain.js"
+import { ProjectNotFound, SnapshotNotFound } from "../core/errors.js"
 import type { CallerContext } from "./context.js"
 import type { CallerView } from "./types.js"
 

@@ -13,10 +13,10 @@ import type {
   Project,
   RecordResult,
   Snapshot
-} from "../domain.js"
-import type { DuckLakeClientService, IngestReport, RecordError } from "../DuckLakeClient.js"
-import type { AccessCheckFailed, PermissionDenied } from "../errors.js"
-import type { Caller } from "../Permissions.js"
+} from "../core/domain.js"
+import type { DuckLakeClientService, IngestReport, RecordError } from "../client/DuckLakeClient.js"
+import type { AccessCheckFailed, PermissionDenied } from "../core/errors.js"
+import type { Caller } from "./Permissions.js"
 
 /** The error channel of a client method (or effect). */
 export type Err<F> = F extends (...args: any) => Effect.Effect<any, infer E, any> ? E : F extends Effect.Effect<any, infer E, any> ? E

@@ -4,9 +4,9 @@
  * write may have changed are forgotten afterwards. A streamed ingest is checked as the changes pass.
  */
 import { Effect, Either } from "effect"
-import { decodeChange, decodeChangeFast, parseIrodsPath } from "../domain.js"
-import { type AccessCheckFailed, InvalidChange, PermissionDenied } from "../errors.js"
-import { atLeast } from "../Permissions.js"
+import { decodeChange, decodeChangeFast, parseIrodsPath } from "../core/domain.js"
+import { type AccessCheckFailed, InvalidChange, PermissionDenied } from "../core/errors.js"
+import { atLeast } from "./Permissions.js"
 import type { CallerContext } from "./context.js"
 import type { CallerView } from "./types.js"
 

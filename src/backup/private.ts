@@ -4,7 +4,7 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { Effect, Option } from "effect"
-import type { LakeStorageService } from "../LakeStorage.js"
+import type { LakeStorageService } from "../storage/LakeStorage.js"
 
 /** Owner-only modes for what Backup writes on this machine (dumps, manifests, password files; their directories). */
 export const PRIVATE_FILE = 0o600

@@ -4,10 +4,10 @@
  * problems included. The catalog comes from the Parquet files and commit markers alone.
  */
 import { Effect } from "effect"
-import { Catalog } from "../Catalog.js"
-import { parseIrodsPath } from "../domain.js"
-import { DuckDb } from "../DuckDb.js"
-import { LakeStorage } from "../LakeStorage.js"
+import { Catalog } from "../catalog/Catalog.js"
+import { parseIrodsPath } from "../core/domain.js"
+import { DuckDb } from "../duckdb/DuckDb.js"
+import { LakeStorage } from "../storage/LakeStorage.js"
 import type { RebuildPlan, RebuildProblem } from "./rebuild/plan.js"
 import { scanLake } from "./rebuild/scan.js"
 import { writePlan } from "./rebuild/write.js"

@@ -6,8 +6,8 @@
  */
 import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import type { ChangeRow, Project } from "../domain.js"
-import { CatalogError } from "../errors.js"
+import type { ChangeRow, Project } from "../core/domain.js"
+import { CatalogError } from "../core/errors.js"
 import { GENESIS_HASH, isoMillis } from "./chain.js"
 import { chainHead, chainRow } from "./chainTable.js"
 import type { Conn } from "./connection.js"

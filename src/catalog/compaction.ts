@@ -3,8 +3,8 @@
  * scheduled for deletion), and the deletion schedule the grace period is counted from.
  */
 import { Effect } from "effect"
-import type { Project } from "../domain.js"
-import { CatalogError } from "../errors.js"
+import type { Project } from "../core/domain.js"
+import { CatalogError } from "../core/errors.js"
 import { GENESIS_HASH, isoMillis } from "./chain.js"
 import { chainHead, chainRow } from "./chainTable.js"
 import type { Conn } from "./connection.js"

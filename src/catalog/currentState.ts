@@ -5,7 +5,7 @@
  */
 import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import type { Avu, ChangeRow, Project } from "../domain.js"
+import type { Avu, ChangeRow, Project } from "../core/domain.js"
 import type { Conn } from "./connection.js"
 import type { CurrentRow, Failure } from "./types.js"
 

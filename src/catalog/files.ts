@@ -4,7 +4,7 @@
  * `ducklake_file_column_stats` rows a new file gets.
  */
 import { Effect } from "effect"
-import type { Project } from "../domain.js"
+import type { Project } from "../core/domain.js"
 import type { Conn } from "./connection.js"
 import { columnId, TABLE_ID, TABLE_NAME } from "./ducklakeSchema.js"
 import type { ColumnStats, Failure, FileFilter, LakeFile, LiveFile } from "./types.js"

@@ -4,8 +4,8 @@
  * (the lineage a path's history follows).
  */
 import { Effect } from "effect"
-import type { Project, Snapshot } from "../domain.js"
-import { SnapshotNotFound } from "../errors.js"
+import type { Project, Snapshot } from "../core/domain.js"
+import { SnapshotNotFound } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { TABLE_NAME } from "./ducklakeSchema.js"
 import type { Failure, Rename } from "./types.js"

@@ -4,7 +4,7 @@
  */
 import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { CatalogSchemaMismatch } from "../errors.js"
+import { CatalogSchemaMismatch } from "../core/errors.js"
 import { GENESIS_HASH, isoMillis } from "./chain.js"
 import { chainRow } from "./chainTable.js"
 import { chainTableStatements, DUCKLAKE_VERSION, MESA_LAYOUT_VERSION } from "./ducklakeSchema.js"

@@ -5,7 +5,7 @@
  */
 import { Migrator, SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { CatalogSchemaMismatch } from "../errors.js"
+import { CatalogSchemaMismatch } from "../core/errors.js"
 
 export const SHARED_SCHEMA = "mesa_ducklake"
 export const MIGRATIONS_TABLE = `${SHARED_SCHEMA}.migrations`

@@ -4,8 +4,8 @@
  * one project's lake (the role DDL and grants themselves are in `readers.ts`).
  */
 import { Effect, type Redacted } from "effect"
-import { type IrodsPath, isWithin, type Project, type ProjectStatus } from "../domain.js"
-import { ProjectConflict, ProjectNotFound, type ReaderRoleConflict } from "../errors.js"
+import { type IrodsPath, isWithin, type Project, type ProjectStatus } from "../core/domain.js"
+import { ProjectConflict, ProjectNotFound, type ReaderRoleConflict } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { createLakeStatements } from "./ducklakeSchema.js"
 import * as Readers from "./readers.js"

@@ -29,8 +29,8 @@
  */
 import type { SqlClient, SqlError } from "@effect/sql"
 import { Effect, Redacted } from "effect"
-import { ReaderRoleConflict } from "../errors.js"
-import type { Project } from "../domain.js"
+import { ReaderRoleConflict } from "../core/errors.js"
+import type { Project } from "../core/domain.js"
 
 export interface GrantReaderOptions {
   /**

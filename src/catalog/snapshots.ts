@@ -6,8 +6,8 @@
  */
 import { Effect, Option } from "effect"
 import { hostname } from "node:os"
-import type { Project } from "../domain.js"
-import { CatalogError } from "../errors.js"
+import type { Project } from "../core/domain.js"
+import { CatalogError } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { indexMark } from "./currentState.js"
 import { TABLE_NAME } from "./ducklakeSchema.js"

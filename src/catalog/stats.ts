@@ -5,7 +5,7 @@
  *
  * Orders: integers numerically, timestamps by instant, text by UTF-8 bytes (DuckDB compares strings bytewise).
  */
-import type { ChangeRow } from "../domain.js"
+import type { ChangeRow } from "../core/domain.js"
 import { COLUMNS } from "./ducklakeSchema.js"
 
 export interface BatchColumnStats {

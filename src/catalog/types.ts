@@ -3,8 +3,8 @@
  * file filters, commit records, renames, current-state rows, and the failure union of every catalog call. Defined
  * here, below every statement module, and re-exported by `src/Catalog.ts` (the public module).
  */
-import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable } from "../errors.js"
-import type { TargetType } from "../domain.js"
+import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable } from "../core/errors.js"
+import type { TargetType } from "../core/domain.js"
 
 /** What any catalog call may fail with: the catalog is down or slow, a statement failed, or the schema is not ours. */
 export type Failure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch

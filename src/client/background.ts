@@ -8,7 +8,7 @@
  * May call: context.ts, markers.ts.
  */
 import { Effect, Fiber, Queue } from "effect"
-import type { Project } from "../domain.js"
+import type { Project } from "../core/domain.js"
 import type { Background, ClientCore } from "./context.js"
 import { anchorHead, writeMarker } from "./markers.js"
 

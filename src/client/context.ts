@@ -7,9 +7,9 @@
  * May call: the services and the domain only. Every other module in src/client/ may import it.
  */
 import { Context, Effect, Option } from "effect"
-import { Catalog, type CatalogService, checkLakeSchema } from "../Catalog.js"
-import { MAX_TEXT_BYTES, type Project } from "../domain.js"
-import { DuckDb, type DuckDbService } from "../DuckDb.js"
+import { Catalog, type CatalogService, checkLakeSchema } from "../catalog/Catalog.js"
+import { MAX_TEXT_BYTES, type Project } from "../core/domain.js"
+import { DuckDb, type DuckDbService } from "../duckdb/DuckDb.js"
 import {
   type CatalogError,
   type CatalogSchemaMismatch,
@@ -19,9 +19,9 @@ import {
   type LakeReadError,
   ProjectNotFound,
   type StorageError
-} from "../errors.js"
-import { LakeStorage, type LakeStorageService } from "../LakeStorage.js"
-import { LocalCache, type LocalCacheService } from "../LocalCache.js"
+} from "../core/errors.js"
+import { LakeStorage, type LakeStorageService } from "../storage/LakeStorage.js"
+import { LocalCache, type LocalCacheService } from "../storage/LocalCache.js"
 
 export type CatalogFailure = CatalogUnavailable | CatalogError | CatalogSchemaMismatch
 export type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | StorageError | LakeReadError | ChecksumMismatch

@@ -7,7 +7,7 @@
  * May call: context.ts, files.ts (the snapshots' rows are read back from their Parquet files).
  */
 import { Effect } from "effect"
-import type { Project } from "../domain.js"
+import type { Project } from "../core/domain.js"
 import type { ClientCore } from "./context.js"
 import { readFiles } from "./files.js"
 

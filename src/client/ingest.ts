@@ -9,10 +9,10 @@
  * compaction.ts (`maybeAutoCompact`), and the background runner.
  */
 import { Effect, Fiber, Option } from "effect"
-import type { Reservation } from "../Catalog.js"
+import type { Reservation } from "../catalog/Catalog.js"
 import { laterThan, PairSet, TripleTable, type TripleState } from "../catalog/tripleTable.js"
-import { type AvuChange, type ChangeRow, decodeChange, decodeChangeFast, type Project } from "../domain.js"
-import { InvalidChange, ProjectArchived } from "../errors.js"
+import { type AvuChange, type ChangeRow, decodeChange, decodeChangeFast, type Project } from "../core/domain.js"
+import { InvalidChange, ProjectArchived } from "../core/errors.js"
 import { maybeAutoCompact } from "./compaction.js"
 import { type ClientContext, type ClientCore, invalid, textArg } from "./context.js"
 import { catchUp } from "./currentIndex.js"

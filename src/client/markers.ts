@@ -7,8 +7,8 @@
  */
 import { Effect, Option } from "effect"
 import { ANCHOR_ATTRIBUTE, formatAnchor } from "../catalog/chain.js"
-import type { Project } from "../domain.js"
-import { compactionMarkerName, snapshotMarkerName } from "../layout.js"
+import type { Project } from "../core/domain.js"
+import { compactionMarkerName, snapshotMarkerName } from "../core/layout.js"
 import type { ClientCore } from "./context.js"
 import { putMarker } from "./files.js"
 

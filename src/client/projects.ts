@@ -6,11 +6,11 @@
  * May call: context.ts, the background's `flush`, and verify.ts.
  */
 import { Effect, Redacted } from "effect"
-import { Catalog } from "../Catalog.js"
+import { Catalog } from "../catalog/Catalog.js"
 import { TABLE_NAME } from "../catalog/ducklakeSchema.js"
-import { isWithin, parseIrodsPath } from "../domain.js"
-import { LakeStorage } from "../LakeStorage.js"
-import * as Verify from "../verify.js"
+import { isWithin, parseIrodsPath } from "../core/domain.js"
+import { LakeStorage } from "../storage/LakeStorage.js"
+import * as Verify from "../integrity/verify.js"
 import { type ClientContext, type ClientCore, invalid, textArg } from "./context.js"
 
 export const registerProject = Effect.fn("DuckLakeClient.registerProject")(function*(

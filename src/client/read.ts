@@ -7,8 +7,8 @@
  * May call: context.ts, files.ts (the read path), renames.ts (`pathAt`, `lineageOf`).
  */
 import { Effect } from "effect"
-import { type AsOfOptions, type Avu, type ChangeRow, type HistoryFilter, parseIrodsPath, parseTimestamp, type Project } from "../domain.js"
-import { SnapshotNotFound } from "../errors.js"
+import { type AsOfOptions, type Avu, type ChangeRow, type HistoryFilter, parseIrodsPath, parseTimestamp, type Project } from "../core/domain.js"
+import { SnapshotNotFound } from "../core/errors.js"
 import { type ClientCore, END_OF_TIME, invalid, limitArg, snapshotArg, textArg } from "./context.js"
 import { duckFailure, readableAll, readFiles } from "./files.js"
 import { lineageOf, pathAt } from "./renames.js"

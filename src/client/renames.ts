@@ -8,9 +8,9 @@
  */
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import type { Rename } from "../Catalog.js"
-import { type ChangeRow, isWithin, parseIrodsPath, parseTimestamp, type Project, type RenameInput } from "../domain.js"
-import { ProjectArchived } from "../errors.js"
+import type { Rename } from "../catalog/Catalog.js"
+import { type ChangeRow, isWithin, parseIrodsPath, parseTimestamp, type Project, type RenameInput } from "../core/domain.js"
+import { ProjectArchived } from "../core/errors.js"
 import { type ClientContext, type ClientCore, FUTURE_SKEW_MS, invalid, textArg } from "./context.js"
 import { writeSnapshot } from "./write.js"
 

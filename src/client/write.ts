@@ -15,9 +15,9 @@
  */
 import { Effect, Option } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import type { PendingWrite, Rename, Reservation } from "../Catalog.js"
+import type { PendingWrite, Rename, Reservation } from "../catalog/Catalog.js"
 import { COLUMNS, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
-import { type AvuChange, type ChangeRow, decodeChange, MAX_BATCH, type Project } from "../domain.js"
+import { type AvuChange, type ChangeRow, decodeChange, MAX_BATCH, type Project } from "../core/domain.js"
 import {
   type ChecksumMismatch,
   IdempotencyConflict,
@@ -27,8 +27,8 @@ import {
   ProjectArchived,
   type ProjectNotFound,
   type StorageError
-} from "../errors.js"
-import { formatIrodsChecksum } from "../LakeStorage.js"
+} from "../core/errors.js"
+import { formatIrodsChecksum } from "../storage/LakeStorage.js"
 import { maybeAutoCompact } from "./compaction.js"
 import { type CatalogFailure, type ClientContext, type ClientCore, FUTURE_SKEW_MS, invalid, textArg } from "./context.js"
 import { catchUp } from "./currentIndex.js"

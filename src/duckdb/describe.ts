@@ -4,7 +4,7 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api"
 import * as fsp from "node:fs/promises"
-import type { ColumnStats } from "../Catalog.js"
+import type { ColumnStats } from "../catalog/Catalog.js"
 import { COLUMNS } from "../catalog/ducklakeSchema.js"
 import { lit } from "./sql.js"
 

@@ -4,7 +4,7 @@
  * rows, and a file's key-value metadata.
  */
 import { type DuckDBConnection, DuckDBTimestampTZValue } from "@duckdb/node-api"
-import type { Avu, ChangeRow } from "../domain.js"
+import type { Avu, ChangeRow } from "../core/domain.js"
 import { fileList, lit, micros, SELECT_ROW, toChangeRow, tsLit } from "./sql.js"
 
 /** A filter over change rows, applied inside DuckDB after the catalog has pruned the files. */

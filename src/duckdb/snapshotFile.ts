@@ -7,7 +7,7 @@
 import { DOUBLE, type DuckDBConnection, DuckDBDataChunk, type DuckDBType, INTEGER, VARCHAR } from "@duckdb/node-api"
 import { COLUMNS } from "../catalog/ducklakeSchema.js"
 import { batchStats, columnValue, type ColumnValue } from "../catalog/stats.js"
-import type { ChangeRow } from "../domain.js"
+import type { ChangeRow } from "../core/domain.js"
 import { aggregateOf, aggregates, statsFrom, type WrittenFile } from "./describe.js"
 import { lit } from "./sql.js"
 

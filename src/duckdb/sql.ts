@@ -2,7 +2,7 @@
  * SQL text helpers shared by DuckDB's readers and writers: literals (strings, file lists, timestamps), the column
  * list every change-row query selects, and the mapping of a result row back to a `ChangeRow`.
  */
-import type { ChangeRow } from "../domain.js"
+import type { ChangeRow } from "../core/domain.js"
 
 /** A SQL string literal. */
 export const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`

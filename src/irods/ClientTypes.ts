@@ -3,8 +3,8 @@
  * takes and the `IrodsClientService` interface itself. No behaviour here, so every capability module can import it.
  */
 import type { Duration, Effect, Option } from "effect"
-import type { ChecksumMismatch } from "../errors.js"
-import type { Checksum } from "../LakeStorage.js"
+import type { ChecksumMismatch } from "../core/errors.js"
+import type { Checksum } from "../core/checksum.js"
 import type { ObjStat } from "./Api.js"
 import type { IrodsConnectionConfig } from "./Config.js"
 import type { IrodsError } from "./Errors.js"

@@ -7,7 +7,7 @@
  */
 import { Schema } from "effect"
 import { constants as osConstants } from "node:os"
-import { StorageError } from "../errors.js"
+import { StorageError } from "../core/errors.js"
 
 /**
  * Base codes by name, from `rodsErrorTable.h` (system, user-input, unix-driver, catalog, ticket, misc, PAM and 4.x

@@ -26,7 +26,7 @@
  */
 import { FileSystem } from "@effect/platform"
 import { Config, Effect, Layer } from "effect"
-import { LakeStorage } from "../LakeStorage.js"
+import { LakeStorage } from "./LakeStorage.js"
 import { makeMountContext, type MountConfig } from "./mountContext.js"
 import * as Ops from "./mountOperations.js"
 

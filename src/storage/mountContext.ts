@@ -7,8 +7,8 @@ import type { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option } from "effect"
 import * as nodePath from "node:path"
-import { StorageError } from "../errors.js"
-import type { StoredEntry } from "../LakeStorage.js"
+import { StorageError } from "../core/errors.js"
+import type { StoredEntry } from "./LakeStorage.js"
 import { runAsync, syncProbe } from "./mountLinks.js"
 
 export interface MountConfig {

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto"
 import * as nodeFs from "node:fs"
 import * as nodePath from "node:path"
-import type { Checksum } from "../LakeStorage.js"
+import type { Checksum } from "./LakeStorage.js"
 
 /** The error code of a failed system call. */
 export const codeOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code

@@ -6,8 +6,8 @@
 import { Effect, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import * as nodeFs from "node:fs"
-import { ChecksumMismatch, StorageError } from "../errors.js"
-import { checksumFile, type LakeStorageService, type StoredEntry } from "../LakeStorage.js"
+import { ChecksumMismatch, StorageError } from "../core/errors.js"
+import { checksumFile, type LakeStorageService, type StoredEntry } from "./LakeStorage.js"
 import { entryOf, type MountContext } from "./mountContext.js"
 import { checksumNoFollow, codeOf, runSync, syncProbe } from "./mountLinks.js"
 

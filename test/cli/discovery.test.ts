@@ -4,9 +4,9 @@
 import { it } from "@effect/vitest"
 import { Effect, Option, TestClock } from "effect"
 import { describe, expect } from "vitest"
-import { candidateRoots, isMarkerValue, make } from "../../src/discovery.js"
-import type { IrodsPath } from "../../src/domain.js"
-import { notConfigured } from "../../src/DuckLakeClient.js"
+import { candidateRoots, isMarkerValue, make } from "../../src/operations/discovery.js"
+import type { IrodsPath } from "../../src/core/domain.js"
+import { notConfigured } from "../../src/client/DuckLakeClient.js"
 import type { GenQuery, IrodsClientService } from "../../src/irods/IrodsClient.js"
 
 /** A zone whose collections carry `mesa.enabled` values; counts GenQueries and the collections asked about. */

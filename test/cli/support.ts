@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, expect } from "vitest"
-import * as EmbeddedPostgres from "../../src/EmbeddedPostgres.js"
+import * as EmbeddedPostgres from "../../src/postgres/EmbeddedPostgres.js"
 
 export const REPO = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), "../..")
 export const CLI = nodePath.join(REPO, "dist/scripts/cli.js")

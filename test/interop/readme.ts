@@ -4,7 +4,7 @@
  * official extension and compares.
  */
 import { Effect } from "effect"
-import type { DuckLakeClientService } from "../../src/DuckLakeClient.js"
+import type { DuckLakeClientService } from "../../src/client/DuckLakeClient.js"
 
 const lit = (s: string) => `'${s.replace(/'/g, "''")}'`
 

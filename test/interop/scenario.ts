@@ -3,7 +3,7 @@
  * deletes and sets, unicode everywhere, empty units, back-dated and out-of-order valid times, ties on valid time
  * across snapshots, an idempotent replay and a failed write (a gap in the snapshot ids).
  */
-import type { AvuChangeInput } from "../../src/domain.js"
+import type { AvuChangeInput } from "../../src/core/domain.js"
 
 /** A small deterministic generator (mulberry32), so a failure can be replayed. */
 export const rng = (seed: number) => {

@@ -7,9 +7,9 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
-import { Catalog } from "../../src/Catalog.js"
-import { DuckLakeClient } from "../../src/DuckLakeClient.js"
-import { LakeStorage } from "../../src/LakeStorage.js"
+import { Catalog } from "../../src/catalog/Catalog.js"
+import { DuckLakeClient } from "../../src/client/DuckLakeClient.js"
+import { LakeStorage } from "../../src/storage/LakeStorage.js"
 import { change, embeddedIrods, FakeIrods, fetchLocal, freshRoot } from "../support.js"
 
 const DATA_OBJ_WRITE = 676

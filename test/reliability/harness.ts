@@ -7,8 +7,8 @@ import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { Catalog } from "../../src/Catalog.js"
-import type { Project } from "../../src/domain.js"
+import { Catalog } from "../../src/catalog/Catalog.js"
+import type { Project } from "../../src/core/domain.js"
 import type { WriterPlan } from "./writer.js"
 
 export type WriterLine =

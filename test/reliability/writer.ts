@@ -24,7 +24,7 @@
 import { Effect, Layer, Logger, Redacted, Schedule } from "effect"
 import * as fs from "node:fs"
 import { client, mounted } from "../../layers/components.js"
-import { DuckLakeClient, WriteProbe, type WriteStep } from "../../src/DuckLakeClient.js"
+import { DuckLakeClient, WriteProbe, type WriteStep } from "../../src/client/DuckLakeClient.js"
 import { faultyStorage } from "../faults.js"
 
 export type KillStep = WriteStep | "mid-push"

@@ -4,7 +4,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { detectDrift, DRIFT_SOURCE, type DriftReport, recordDrift } from "../../../src/drift.js"
+import { detectDrift, DRIFT_SOURCE, type DriftReport, recordDrift } from "../../../src/operations/drift.js"
 import { actor, actorOf, ClientLive, IrodsLive, json, projectArg, resolveProject } from "../environment.js"
 import { doneProgress, emit, formatTable, progress } from "../output.js"
 

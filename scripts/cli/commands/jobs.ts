@@ -5,8 +5,8 @@
 import { Args, Command, Options } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer, Option } from "effect"
-import * as BackupModule from "../../../src/Backup.js"
-import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
+import * as BackupModule from "../../../src/backup/Backup.js"
+import { DuckLakeClient } from "../../../src/client/DuckLakeClient.js"
 import { actor, actorOf, ClientLive, json, projectArg, resolveProject } from "../environment.js"
 import { CommandFailed, doneProgress, emit, ExitCode, formatRecord, progress } from "../output.js"
 

@@ -5,10 +5,10 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Config, Effect, Layer, Option } from "effect"
-import * as Discovery from "../../../src/discovery.js"
-import type { Project } from "../../../src/domain.js"
-import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
-import type { ReaderRoleConflict } from "../../../src/errors.js"
+import * as Discovery from "../../../src/operations/discovery.js"
+import type { Project } from "../../../src/core/domain.js"
+import { DuckLakeClient } from "../../../src/client/DuckLakeClient.js"
+import type { ReaderRoleConflict } from "../../../src/core/errors.js"
 import { actor, actorOf, ClientLive, IrodsLive, json, pathArg, projectArg, resolveProject } from "../environment.js"
 import { CommandFailed, emit, ExitCode, formatRecord, formatTable } from "../output.js"
 

@@ -3,9 +3,9 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import type { Avu } from "../../../src/domain.js"
-import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
-import { InvalidChange } from "../../../src/errors.js"
+import type { Avu } from "../../../src/core/domain.js"
+import { DuckLakeClient } from "../../../src/client/DuckLakeClient.js"
+import { InvalidChange } from "../../../src/core/errors.js"
 import { ClientLive, json, limit, pathArg, projectArg, projectFor, projectOption, resolveProject } from "../environment.js"
 import { emit, formatTable } from "../output.js"
 

@@ -7,9 +7,9 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { isWithin } from "../../../src/domain.js"
-import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
-import { CatalogUnavailable, InvalidChange } from "../../../src/errors.js"
+import { isWithin } from "../../../src/core/domain.js"
+import { DuckLakeClient } from "../../../src/client/DuckLakeClient.js"
+import { CatalogUnavailable, InvalidChange } from "../../../src/core/errors.js"
 import { actor, ClientLive, defaultActor, dsnOption, json, projectOption, resolveProject } from "../environment.js"
 import { parseBatch, readStdin, type StdinBatch } from "../input.js"
 import { doneProgress, emit, formatRecord, progress } from "../output.js"

@@ -10,8 +10,8 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { DuckLakeClient } from "../../../src/DuckLakeClient.js"
-import type { VerifyProblem, VerifyReport } from "../../../src/verify.js"
+import { DuckLakeClient } from "../../../src/client/DuckLakeClient.js"
+import type { VerifyProblem, VerifyReport } from "../../../src/integrity/verify.js"
 import { ClientLive, json, projectArg, resolveProject } from "../environment.js"
 import {
   CommandFailed,

@@ -6,12 +6,12 @@
  * Everything here is decided over what `scan.ts` read from storage; nothing here reads or writes anything.
  */
 import { Effect } from "effect"
-import { type ColumnStats, type CommitRecord, latestPerTriple } from "../../Catalog.js"
+import { type ColumnStats, type CommitRecord, latestPerTriple } from "../../catalog/Catalog.js"
 import { type ChainRecord, GENESIS_HASH, isoMillis, recordHash } from "../../catalog/chain.js"
-import type { ChangeRow } from "../../domain.js"
-import type { WrittenFile } from "../../DuckDb.js"
-import { formatIrodsChecksum, parseIrodsChecksum } from "../../LakeStorage.js"
-import { MARKER_DIR, snapshotMarkerName } from "../../layout.js"
+import type { ChangeRow } from "../../core/domain.js"
+import type { WrittenFile } from "../../duckdb/DuckDb.js"
+import { formatIrodsChecksum, parseIrodsChecksum } from "../../storage/LakeStorage.js"
+import { MARKER_DIR, snapshotMarkerName } from "../../core/layout.js"
 import { RebuildError } from "../errors.js"
 
 /** Why a file or marker was left out of the rebuilt catalog. */

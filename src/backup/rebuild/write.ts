@@ -7,7 +7,7 @@
  */
 import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { type CatalogService, chainRow, type ColumnStats, currentAvuRow, fileStatsRows } from "../../Catalog.js"
+import { type CatalogService, chainRow, type ColumnStats, currentAvuRow, fileStatsRows } from "../../catalog/Catalog.js"
 import { createLakeStatements, TABLE_ID } from "../../catalog/ducklakeSchema.js"
 import { fileColumnStatsSource, insertTableColumnStats } from "../../catalog/tableColumnStats.js"
 import { CatalogNotEmpty } from "../errors.js"

@@ -8,12 +8,12 @@
  * All uncached ancestors of a path are checked in one GenQuery (`COLL_NAME in (…)`).
  */
 import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
-import { type IrodsPath, isWithin, parseIrodsPath, type Project } from "./domain.js"
-import { DuckLakeClient, type DuckLakeClientService } from "./DuckLakeClient.js"
-import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, InvalidChange, ProjectConflict, StorageError } from "./errors.js"
-import { COL } from "./irods/Api.js"
-import { toStorageError } from "./irods/Errors.js"
-import { eq, IrodsClient, type IrodsClientService } from "./irods/IrodsClient.js"
+import { type IrodsPath, isWithin, parseIrodsPath, type Project } from "../core/domain.js"
+import { DuckLakeClient, type DuckLakeClientService } from "../client/DuckLakeClient.js"
+import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, InvalidChange, ProjectConflict, StorageError } from "../core/errors.js"
+import { COL } from "../irods/Api.js"
+import { toStorageError } from "../irods/Errors.js"
+import { eq, IrodsClient, type IrodsClientService } from "../irods/IrodsClient.js"
 
 /** The marker attribute. */
 export const MARKER_ATTRIBUTE = "mesa.enabled"

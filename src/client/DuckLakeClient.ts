@@ -19,18 +19,18 @@
  * Modules in src/client/ never import this one.
  */
 import { Context, Effect, Layer, type Redacted } from "effect"
-import { makeBackground } from "./client/background.js"
-import * as Compaction from "./client/compaction.js"
-import { type CatalogFailure, type ClientContext, type ClientSettings, makeCore, type ReadError } from "./client/context.js"
-import * as CurrentIndex from "./client/currentIndex.js"
-import * as Ingest from "./client/ingest.js"
-import type { IngestInput, IngestReport } from "./client/ingest.js"
-import * as Projects from "./client/projects.js"
-import * as Read from "./client/read.js"
-import * as Recovery from "./client/recovery.js"
-import * as Renames from "./client/renames.js"
-import * as Write from "./client/write.js"
-import type { RecordError, RecordInput } from "./client/write.js"
+import { makeBackground } from "./background.js"
+import * as Compaction from "./compaction.js"
+import { type CatalogFailure, type ClientContext, type ClientSettings, makeCore, type ReadError } from "./context.js"
+import * as CurrentIndex from "./currentIndex.js"
+import * as Ingest from "./ingest.js"
+import type { IngestInput, IngestReport } from "./ingest.js"
+import * as Projects from "./projects.js"
+import * as Read from "./read.js"
+import * as Recovery from "./recovery.js"
+import * as Renames from "./renames.js"
+import * as Write from "./write.js"
+import type { RecordError, RecordInput } from "./write.js"
 import type {
   AsOfOptions,
   Avu,
@@ -44,7 +44,7 @@ import type {
   RecoveryReport,
   RenameInput,
   Snapshot
-} from "./domain.js"
+} from "../core/domain.js"
 import {
   CatalogUnavailable,
   type InvalidChange,
@@ -54,14 +54,14 @@ import {
   type ReaderRoleConflict,
   type SnapshotNotFound,
   type StorageError
-} from "./errors.js"
-import type { VerifyReport } from "./verify.js"
+} from "../core/errors.js"
+import type { VerifyReport } from "../integrity/verify.js"
 
 /** Collection (under a project's ducklake path) holding one commit marker per committed snapshot. */
-export { MARKER_DIR } from "./layout.js"
-export { type ClientSettings, WriteProbe, type WriteStep } from "./client/context.js"
-export { DEFAULT_INGEST_SNAPSHOT, type IngestInput, type IngestReport, MAX_INGEST_SNAPSHOT } from "./client/ingest.js"
-export { type RecordError, type RecordInput } from "./client/write.js"
+export { MARKER_DIR } from "../core/layout.js"
+export { type ClientSettings, WriteProbe, type WriteStep } from "./context.js"
+export { DEFAULT_INGEST_SNAPSHOT, type IngestInput, type IngestReport, MAX_INGEST_SNAPSHOT } from "./ingest.js"
+export { type RecordError, type RecordInput } from "./write.js"
 
 export interface DuckLakeClientService {
   /** `true` when a catalog is configured (mode A, or an embedded/local catalog). */

@@ -5,18 +5,18 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { posix } from "node:path"
-import { ChecksumMismatch, StorageError } from "../errors.js"
+import { ChecksumMismatch, StorageError } from "../core/errors.js"
 import {
   checksumFile,
   formatIrodsChecksum,
   LakeStorage,
   type LakeStorageService,
   type StoredEntry
-} from "../LakeStorage.js"
-import { OBJ_TYPE } from "./Api.js"
-import { irodsConfig } from "./Config.js"
-import { IrodsClient, type IrodsClientService } from "./IrodsClient.js"
-import { type IrodsError, toStorageError } from "./Errors.js"
+} from "./LakeStorage.js"
+import { OBJ_TYPE } from "../irods/Api.js"
+import { irodsConfig } from "../irods/Config.js"
+import { IrodsClient, type IrodsClientService } from "../irods/IrodsClient.js"
+import { type IrodsError, toStorageError } from "../irods/Errors.js"
 
 const mapError = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
   Effect.catchIf(

@@ -9,8 +9,8 @@
  * exist in iRODS has no level (`undefined`): callers decide what that means.
  */
 import { Context, Effect, Layer, Option } from "effect"
-import { AccessCheckFailed, InvalidChange } from "./errors.js"
-import { type AccessLevel, IrodsClient } from "./irods/IrodsClient.js"
+import { AccessCheckFailed, InvalidChange } from "../core/errors.js"
+import { type AccessLevel, IrodsClient } from "../irods/IrodsClient.js"
 
 /** An authenticated iRODS identity, `user#zone`. */
 export interface Caller {

@@ -6,8 +6,8 @@
  * interrupted export can simply be run again.
  */
 import { Effect } from "effect"
-import type { DuckLakeClientService } from "./DuckLakeClient.js"
-import { ProjectConflict } from "./errors.js"
+import type { DuckLakeClientService } from "../client/DuckLakeClient.js"
+import { ProjectConflict } from "../core/errors.js"
 
 export interface ExportReport {
   readonly sourceProjectId: string

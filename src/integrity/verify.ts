@@ -19,14 +19,14 @@ import { Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { Catalog } from "./Catalog.js"
-import type { Project } from "./domain.js"
-import { LakeStorage } from "./LakeStorage.js"
-import { checkCatalogRows, checkDataFiles, liveFiles, readCatalogRows, walkChain } from "./operations/verifyCatalog.js"
-import type { VerifyProblem, VerifyReport } from "./operations/verifyModel.js"
-import { checkAnchor, checkMarkers, checkStoredFiles } from "./operations/verifyStorage.js"
+import { Catalog } from "../catalog/Catalog.js"
+import type { Project } from "../core/domain.js"
+import { LakeStorage } from "../storage/LakeStorage.js"
+import { checkCatalogRows, checkDataFiles, liveFiles, readCatalogRows, walkChain } from "./verifyCatalog.js"
+import type { VerifyProblem, VerifyReport } from "./verifyModel.js"
+import { checkAnchor, checkMarkers, checkStoredFiles } from "./verifyStorage.js"
 
-export type { VerifyProblem, VerifyProblemKind, VerifyReport } from "./operations/verifyModel.js"
+export type { VerifyProblem, VerifyProblemKind, VerifyReport } from "./verifyModel.js"
 
 /** Verifies one project (see the module comment). Needs the catalog and the storage; reads only. */
 export const verifyProject = (p: Project) =>

@@ -5,45 +5,10 @@
  * (`MountedStorage`, over @effect/platform's FileSystem) and the native protocol client (`src/irods/`).
  */
 import { Context, type Effect, type Option } from "effect"
-import { createHash } from "node:crypto"
-import { createReadStream } from "node:fs"
-import type { ChecksumMismatch, StorageError } from "./errors.js"
+import type { Checksum } from "../core/checksum.js"
+import type { ChecksumMismatch, StorageError } from "../core/errors.js"
 
-/** A checksum as iRODS reports it: MD5 as 32 lowercase hex, SHA-256 as `sha2:` + base64. */
-export interface Checksum {
-  readonly algorithm: "md5" | "sha256"
-  /** Lowercase hex digest. */
-  readonly hex: string
-}
-
-/** The iRODS text form of a checksum (`<md5 hex>` or `sha2:<base64>`). */
-export const formatIrodsChecksum = (c: Checksum): string =>
-  c.algorithm === "md5" ? c.hex : `sha2:${Buffer.from(c.hex, "hex").toString("base64")}`
-
-/**
- * Parses the checksum string iRODS returns. An empty string or an unknown algorithm is *not* a checksum: the
- * caller must treat the file as unverified (the upstream library let those pass).
- */
-export const parseIrodsChecksum = (raw: string): Checksum | undefined => {
-  const s = raw.trim()
-  if (/^[0-9a-f]{32}$/i.test(s)) return { algorithm: "md5", hex: s.toLowerCase() }
-  const m = /^sha2:([A-Za-z0-9+/]{43}=)$/.exec(s)
-  if (m?.[1] !== undefined) {
-    const bytes = Buffer.from(m[1], "base64")
-    if (bytes.length === 32) return { algorithm: "sha256", hex: bytes.toString("hex") }
-  }
-  return undefined
-}
-
-/** Digest of a local file, streamed. */
-export const checksumFile = (file: string, algorithm: Checksum["algorithm"]): Promise<Checksum> =>
-  new Promise((resolve, reject) => {
-    const h = createHash(algorithm)
-    createReadStream(file)
-      .on("error", reject)
-      .on("data", (chunk) => h.update(chunk))
-      .on("end", () => resolve({ algorithm, hex: h.digest("hex") }))
-  })
+export { checksumFile, type Checksum, formatIrodsChecksum, parseIrodsChecksum } from "../core/checksum.js"
 
 export interface StoredEntry {
   readonly path: string

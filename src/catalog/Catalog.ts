@@ -14,17 +14,17 @@
  */
 import type { SqlClient, SqlError } from "@effect/sql"
 import { Context, Effect, Layer, type Option, type Redacted } from "effect"
-import type { ProjectConflict, ProjectNotFound, ReaderRoleConflict, SnapshotNotFound } from "./errors.js"
-import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "./domain.js"
-import * as Commit from "./catalog/commit.js"
-import * as Compaction from "./catalog/compaction.js"
-import { type CatalogConfig, makeConn } from "./catalog/connection.js"
-import * as CurrentState from "./catalog/currentState.js"
-import * as Files from "./catalog/files.js"
-import * as History from "./catalog/history.js"
-import * as Projects from "./catalog/projects.js"
-import type * as Readers from "./catalog/readers.js"
-import * as Snapshots from "./catalog/snapshots.js"
+import type { ProjectConflict, ProjectNotFound, ReaderRoleConflict, SnapshotNotFound } from "../core/errors.js"
+import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "../core/domain.js"
+import * as Commit from "./commit.js"
+import * as Compaction from "./compaction.js"
+import { type CatalogConfig, makeConn } from "./connection.js"
+import * as CurrentState from "./currentState.js"
+import * as Files from "./files.js"
+import * as History from "./history.js"
+import * as Projects from "./projects.js"
+import type * as Readers from "./readers.js"
+import * as Snapshots from "./snapshots.js"
 import type {
   CommitRecord,
   CurrentRow,
@@ -37,14 +37,14 @@ import type {
   PendingWrite,
   Rename,
   Reservation
-} from "./catalog/types.js"
+} from "./types.js"
 
 export {
   type CatalogConfig,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_STATEMENT_TIMEOUT_MS,
   describeDsn
-} from "./catalog/connection.js"
+} from "./connection.js"
 export type {
   ColumnStats,
   CommitRecord,
@@ -57,12 +57,12 @@ export type {
   PendingWrite,
   Rename,
   Reservation
-} from "./catalog/types.js"
-export { currentAvuRow, INDEX_THROUGH_KEY, indexMark, latestPerTriple } from "./catalog/currentState.js"
-export { chainHead, chainRow } from "./catalog/chainTable.js"
-export { fileStatsRows } from "./catalog/files.js"
-export { checkLakeSchema } from "./catalog/lakeSchema.js"
-export { COLUMNS } from "./catalog/ducklakeSchema.js"
+} from "./types.js"
+export { currentAvuRow, INDEX_THROUGH_KEY, indexMark, latestPerTriple } from "./currentState.js"
+export { chainHead, chainRow } from "./chainTable.js"
+export { fileStatsRows } from "./files.js"
+export { checkLakeSchema } from "./lakeSchema.js"
+export { COLUMNS } from "./ducklakeSchema.js"
 
 export interface CatalogService {
   /**

@@ -20,23 +20,23 @@
  * 0700 (on iRODS itself, the collection's ACLs govern; `backup/private.ts`).
  */
 import { Config, Context, Effect, Layer, type Redacted } from "effect"
-import type { CatalogService } from "./Catalog.js"
-import { type BackupResult, makeBackups, type RetentionReport, type RunSummary } from "./backup/backup.js"
-import { makePgTools, type ToolError } from "./backup/dump.js"
-import type { BackupCorrupt, BackupNotFound, CatalogNotEmpty, RebuildError } from "./backup/errors.js"
-import { makeRebuild, type RebuildInput, type RebuildReport } from "./backup/rebuild.js"
-import { type ConsistencyReport, makeRestore, type RestoreInput, type RestoreReport } from "./backup/restore.js"
-import { type BackupManifest, makeStoredBackups, type StoredBackup } from "./backup/stored.js"
-import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, ChecksumMismatch, InvalidChange, ProjectNotFound, StorageError } from "./errors.js"
+import type { CatalogService } from "../catalog/Catalog.js"
+import { type BackupResult, makeBackups, type RetentionReport, type RunSummary } from "./projectBackups.js"
+import { makePgTools, type ToolError } from "./dump.js"
+import type { BackupCorrupt, BackupNotFound, CatalogNotEmpty, RebuildError } from "./errors.js"
+import { makeRebuild, type RebuildInput, type RebuildReport } from "./rebuild.js"
+import { type ConsistencyReport, makeRestore, type RestoreInput, type RestoreReport } from "./restore.js"
+import { type BackupManifest, makeStoredBackups, type StoredBackup } from "./stored.js"
+import type { CatalogError, CatalogSchemaMismatch, CatalogUnavailable, ChecksumMismatch, InvalidChange, ProjectNotFound, StorageError } from "../core/errors.js"
 
-export * from "./backup/errors.js"
+export * from "./errors.js"
 // The child environment's allow-list lives in childEnv.ts (shared with EmbeddedPostgres and the CLI).
-export { inheritable, toolEnv } from "./childEnv.js"
-export type { BackupResult, RetentionReport, RunSummary } from "./backup/backup.js"
-export { BackupProbe, type Connection, connectionOf, passfileLine, pgDumpArgs, type ToolError } from "./backup/dump.js"
-export type { RebuildInput, RebuildReport } from "./backup/rebuild.js"
-export type { ConsistencyReport, RestoreInput, RestoreReport } from "./backup/restore.js"
-export type { BackupManifest, StoredBackup } from "./backup/stored.js"
+export { inheritable, toolEnv } from "../postgres/childEnv.js"
+export type { BackupResult, RetentionReport, RunSummary } from "./projectBackups.js"
+export { BackupProbe, type Connection, connectionOf, passfileLine, pgDumpArgs, type ToolError } from "./dump.js"
+export type { RebuildInput, RebuildReport } from "./rebuild.js"
+export type { ConsistencyReport, RestoreInput, RestoreReport } from "./restore.js"
+export type { BackupManifest, StoredBackup } from "./stored.js"
 
 export interface BackupConfig {
   /**

@@ -21,15 +21,15 @@
  * and `access/types.ts` the view's shapes.
  */
 import { Config, Context, Effect, Layer } from "effect"
-import { makeCallerContext } from "./access/context.js"
-import * as Reads from "./access/reads.js"
-import type { Agent, CallerView } from "./access/types.js"
-import * as Writes from "./access/writes.js"
-import { DuckLakeClient, type DuckLakeClientService } from "./DuckLakeClient.js"
-import type { InvalidChange } from "./errors.js"
+import { makeCallerContext } from "./context.js"
+import * as Reads from "./reads.js"
+import type { Agent, CallerView } from "./types.js"
+import * as Writes from "./writes.js"
+import { DuckLakeClient, type DuckLakeClientService } from "../client/DuckLakeClient.js"
+import type { InvalidChange } from "../core/errors.js"
 import { type Caller, parseCaller, Permissions, type PermissionsService } from "./Permissions.js"
 
-export type { Agent, CallerRecordInput, CallerRenameInput, CallerView } from "./access/types.js"
+export type { Agent, CallerRecordInput, CallerRenameInput, CallerView } from "./types.js"
 
 export interface DuckLakeAccessService {
   /** `"enforced"` (the default) filters by iRODS permissions; `"trusted"` only stamps the caller as the actor. */

@@ -8,15 +8,15 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { ANCHOR_ATTRIBUTE, markerDigest, parseAnchor } from "../catalog/chain.js"
 import { TABLE_NAME } from "../catalog/ducklakeSchema.js"
-import type { Project } from "../domain.js"
+import type { Project } from "../core/domain.js"
 import {
   checksumFile,
   formatIrodsChecksum,
   type LakeStorageService,
   parseIrodsChecksum,
   type StoredEntry
-} from "../LakeStorage.js"
-import { MARKER_DIR } from "../layout.js"
+} from "../storage/LakeStorage.js"
+import { MARKER_DIR } from "../core/layout.js"
 import { type ChainedRecord, type ChainIndex, type ReportProblem, same } from "./verifyModel.js"
 
 /** A stored file's size, checksum (in the recorded algorithm) and the footer length its last 8 bytes give. */

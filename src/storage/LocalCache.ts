@@ -7,7 +7,7 @@
  * open) and files 0600 (`secure`), whatever the umask.
  */
 import { Context, Effect, Layer } from "effect"
-import { StorageError } from "./errors.js"
+import { StorageError } from "../core/errors.js"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 

@@ -12,16 +12,16 @@
  *
  * The project's own `.mesa/` collection (the lake's files) is left out of both sides.
  */
-import { ANCHOR_ATTRIBUTE } from "./catalog/chain.js"
+import { ANCHOR_ATTRIBUTE } from "../catalog/chain.js"
 import { Effect } from "effect"
-import { Catalog, indexMark } from "./Catalog.js"
-import { type AvuChangeInput, isWithin, type NotRecorded, type Project, type RecordResult, type TargetType } from "./domain.js"
-import { DuckLakeClient, type RecordError } from "./DuckLakeClient.js"
-import { COL } from "./irods/Api.js"
-import { toStorageError } from "./irods/Errors.js"
-import { eq, IrodsClient, like } from "./irods/IrodsClient.js"
-import { CatalogError } from "./errors.js"
-import type { CatalogSchemaMismatch, CatalogUnavailable, InvalidChange, LakeWriteError, ProjectNotFound, StorageError } from "./errors.js"
+import { Catalog, indexMark } from "../catalog/Catalog.js"
+import { type AvuChangeInput, isWithin, type NotRecorded, type Project, type RecordResult, type TargetType } from "../core/domain.js"
+import { DuckLakeClient, type RecordError } from "../client/DuckLakeClient.js"
+import { COL } from "../irods/Api.js"
+import { toStorageError } from "../irods/Errors.js"
+import { eq, IrodsClient, like } from "../irods/IrodsClient.js"
+import { CatalogError } from "../core/errors.js"
+import type { CatalogSchemaMismatch, CatalogUnavailable, InvalidChange, LakeWriteError, ProjectNotFound, StorageError } from "../core/errors.js"
 
 /** The `source` of changes recorded by a drift reconciliation. */
 export const DRIFT_SOURCE = "mesa-ducklake:drift-reconciliation"

@@ -4,7 +4,7 @@
  * the record implies, and every recorded snapshot's rows held by exactly one live file).
  */
 import { Effect } from "effect"
-import type { CatalogService } from "../Catalog.js"
+import type { CatalogService } from "../catalog/Catalog.js"
 import { type ChainRecord, GENESIS_HASH, isoMillis, recordHash } from "../catalog/chain.js"
 import { TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
 import {
