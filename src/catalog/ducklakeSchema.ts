@@ -39,6 +39,9 @@ export const COLUMNS = [
   { id: 16, name: "project_id", type: "varchar", duck: "VARCHAR", nullable: false }
 ] as const
 
+/** The columns as a Parquet file's key-value metadata describes them (`columns`), so a file describes itself. */
+export const COLUMNS_METADATA = JSON.stringify(COLUMNS.map(({ id, name, type, nullable }) => ({ id, name, type, nullable })))
+
 export type ColumnName = (typeof COLUMNS)[number]["name"]
 export const columnId = (name: ColumnName): number => COLUMNS.find((c) => c.name === name)!.id
 

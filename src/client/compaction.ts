@@ -12,7 +12,8 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import type { LiveFile } from "../catalog/Catalog.js"
-import { COLUMNS, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
+import { COLUMNS_METADATA, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
+import { paddedId } from "../core/layout.js"
 import type { CompactionReport, Project } from "../core/domain.js"
 import { LakeWriteError } from "../core/errors.js"
 import { formatIrodsChecksum } from "../storage/LakeStorage.js"
@@ -116,9 +117,9 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
         }),
         (file) => ({ file, rowIdStart: f.rowIdStart })
       ), { concurrency: 8 })
-    const fileName = `compacted_${String(group[0]!.beginSnapshot).padStart(10, "0")}_${
-      String(group[group.length - 1]!.lastSnapshot).padStart(10, "0")
-    }_${randomBytes(4).toString("hex")}.parquet`
+    const fileName = `compacted_${paddedId(group[0]!.beginSnapshot)}_${paddedId(group[group.length - 1]!.lastSnapshot)}_${
+      randomBytes(4).toString("hex")
+    }.parquet`
     const local = nodePath.join(dir, fileName)
     // Renames of the covered snapshots travel with the merged file, for a rebuild once the originals are gone.
     const first = group[0]!.beginSnapshot
@@ -136,7 +137,7 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
       begin_snapshot: String(group[0]!.beginSnapshot),
       partial_max: String(group[group.length - 1]!.lastSnapshot),
       replaces: JSON.stringify(group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))),
-      columns: JSON.stringify(COLUMNS.map(({ id, name, type, nullable }) => ({ id, name, type, nullable })))
+      columns: COLUMNS_METADATA
     }).pipe(Effect.mapError((e) => new LakeWriteError({ projectId: p.projectId, step: "write-parquet", cause: e })))
     const remote = `${p.ducklakePath}/main/${TABLE_NAME}/${fileName}`
     const put = yield* upload(ctx, local, remote)

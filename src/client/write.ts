@@ -16,7 +16,7 @@
 import { Effect, Option } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import type { PendingWrite, Rename, Reservation } from "../catalog/Catalog.js"
-import { COLUMNS, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
+import { COLUMNS_METADATA, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
 import { type AvuChange, type ChangeRow, decodeChange, MAX_BATCH, type Project } from "../core/domain.js"
 import {
   type ChecksumMismatch,
@@ -420,5 +420,5 @@ const fileMetadata = (p: Project, w: PendingWrite, changeCount: number): Record<
   change_count: String(changeCount),
   idempotency_key: w.idempotencyKey ?? "",
   content_hash: w.contentHash,
-  columns: JSON.stringify(COLUMNS.map(({ id, name, type, nullable }) => ({ id, name, type, nullable })))
+  columns: COLUMNS_METADATA
 })

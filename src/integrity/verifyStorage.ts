@@ -16,7 +16,7 @@ import {
   parseIrodsChecksum,
   type StoredEntry
 } from "../storage/LakeStorage.js"
-import { MARKER_DIR } from "../core/layout.js"
+import { compactionMarkerName, MARKER_DIR, snapshotMarkerName } from "../core/layout.js"
 import { type ChainedRecord, type ChainIndex, type ReportProblem, same } from "./verifyModel.js"
 
 /** A stored file's size, checksum (in the recorded algorithm) and the footer length its last 8 bytes give. */
@@ -213,7 +213,7 @@ export const checkMarkers = (
       problem({
         kind: "marker-missing",
         snapshotId: r.snapshotId,
-        file: `${MARKER_DIR}/${r.kind === "data" ? "snapshot" : "compaction"}_${String(r.snapshotId).padStart(10, "0")}.json`,
+        file: `${MARKER_DIR}/${r.kind === "data" ? snapshotMarkerName(r.snapshotId) : compactionMarkerName(r.snapshotId)}`,
         detail: "the marker is not in storage"
       })
     }

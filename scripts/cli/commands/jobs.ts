@@ -1,5 +1,5 @@
 /**
- * Jobs over `src/Backup.ts` and the client's compaction: `backup`, `restore`, `rebuild`, `compact`.
+ * Jobs over `src/backup/Backup.ts` and the client's compaction: `backup`, `restore`, `rebuild`, `compact`.
  * (`scripts/backup.ts` runs backups as a daemon on a UTC schedule; these are the one-shot forms.)
  */
 import { Args, Command, Options } from "@effect/cli"
