@@ -13,9 +13,9 @@ import { parseIrodsPath } from "../core/domain.js"
 import { checksumFile, LakeStorage, parseIrodsChecksum } from "../storage/LakeStorage.js"
 import { lakePathOf, MARKER_DIR } from "../core/layout.js"
 import type { PgTools } from "./dump.js"
-import { BackupNotFound, CatalogNotEmpty } from "./errors.js"
+import { BackupNotFound } from "./errors.js"
 import { privateTempDir } from "./private.js"
-import { conflictingProject, schemaInUse } from "./rebuild/write.js"
+import { refuseOccupied } from "./rebuild/write.js"
 import { type BackupManifest, backupsOf, type StoredBackups } from "./stored.js"
 
 export interface ConsistencyReport {
@@ -82,19 +82,7 @@ const makeRoom = (catalog: CatalogService, m: BackupManifest, root: string, forc
     const replaced = `${schema}_replaced_${randomBytes(4).toString("hex")}`
     const hasOld = yield* catalog.withSql((sql) =>
       Effect.gen(function*() {
-        const other = yield* conflictingProject(sql, m.projectId, root)
-        if (other !== undefined) {
-          return yield* new CatalogNotEmpty({
-            projectId: m.projectId,
-            schema,
-            reason: "root-registered-to-another-project",
-            detail: `${other.irods_path} is registered to project ${other.id}`
-          })
-        }
-        const inUse = yield* schemaInUse(sql, schema)
-        if (inUse.tables > 0 && !force) {
-          return yield* new CatalogNotEmpty({ projectId: m.projectId, schema, reason: "schema-exists" })
-        }
+        const inUse = yield* refuseOccupied(sql, { projectId: m.projectId, root, schema, force })
         if (inUse.tables > 0) yield* sql`ALTER SCHEMA ${sql(schema)} RENAME TO ${sql(replaced)}`
         else if (inUse.exists) yield* sql`DROP SCHEMA ${sql(schema)}`
         return inUse.tables > 0

@@ -37,6 +37,32 @@ export const conflictingProject = (sql: SqlClient.SqlClient, projectId: string, 
       ) as { id: string; irods_path: string } | undefined
   )
 
+/**
+ * Refuses to put a project's catalog where it would clash (shared by rebuild and restore): its root registered to
+ * another project (`root-registered-to-another-project`), or its schema holding tables without `force`
+ * (`schema-exists`). Returns what is there now.
+ */
+export const refuseOccupied = (
+  sql: SqlClient.SqlClient,
+  input: { readonly projectId: string; readonly root: string; readonly schema: string; readonly force: boolean }
+) =>
+  Effect.gen(function*() {
+    const other = yield* conflictingProject(sql, input.projectId, input.root)
+    if (other !== undefined) {
+      return yield* new CatalogNotEmpty({
+        projectId: input.projectId,
+        schema: input.schema,
+        reason: "root-registered-to-another-project",
+        detail: `${other.irods_path} is registered to project ${other.id}`
+      })
+    }
+    const inUse = yield* schemaInUse(sql, input.schema)
+    if (inUse.tables > 0 && !input.force) {
+      return yield* new CatalogNotEmpty({ projectId: input.projectId, schema: input.schema, reason: "schema-exists" })
+    }
+    return inUse
+  })
+
 type Row = Record<string, unknown>
 
 /** The rows of a rebuilt catalog, per table, and the totals the table stats need. */
@@ -229,19 +255,12 @@ const createSchema = (
   Effect.gen(function*() {
     const schema = plan.metadataSchema
     yield* sql`LOCK TABLE mesa_ducklake.projects IN SHARE ROW EXCLUSIVE MODE`
-    const other = yield* conflictingProject(sql, plan.projectId, plan.irodsPath)
-    if (other !== undefined) {
-      return yield* new CatalogNotEmpty({
-        projectId: plan.projectId,
-        schema,
-        reason: "root-registered-to-another-project",
-        detail: `${other.irods_path} is registered to project ${other.id}`
-      })
-    }
-    const inUse = yield* schemaInUse(sql, schema)
-    if (inUse.tables > 0 && options.force !== true) {
-      return yield* new CatalogNotEmpty({ projectId: plan.projectId, schema, reason: "schema-exists" })
-    }
+    const inUse = yield* refuseOccupied(sql, {
+      projectId: plan.projectId,
+      root: plan.irodsPath,
+      schema,
+      force: options.force === true
+    })
     if (inUse.exists) yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
     for (
       const [stmt, params] of createLakeStatements(schema, {
