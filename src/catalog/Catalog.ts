@@ -36,7 +36,8 @@ import type {
   LiveFile,
   PendingWrite,
   Rename,
-  Reservation
+  Reservation,
+  ReserveInput
 } from "./types.js"
 
 export {
@@ -109,16 +110,7 @@ export interface CatalogService {
   /** Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. */
   readonly reserveSnapshot: (
     project: Project,
-    input: {
-      /** Random part of the file name (`snapshot_<id>_<suffix>.parquet`), so a retried id never reuses a name. */
-      readonly fileSuffix: string
-      /** Local directory the Parquet file is written to before it is pushed. */
-      readonly localDir: string
-      readonly actor: string
-      readonly note: string | null
-      readonly idempotencyKey: string | null
-      readonly contentHash: string
-    }
+    input: ReserveInput
   ) => Effect.Effect<Reservation, Failure>
   readonly markPushed: (projectId: string, snapshotId: number, checksum: string) => Effect.Effect<void, Failure>
   /** Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction. */

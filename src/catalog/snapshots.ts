@@ -11,7 +11,7 @@ import { CatalogError } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { indexMark } from "./currentState.js"
 import { TABLE_NAME } from "./ducklakeSchema.js"
-import type { CommitRecord, Failure, IdempotentHit, PendingWrite, Reservation } from "./types.js"
+import type { CommitRecord, Failure, IdempotentHit, PendingWrite, Reservation, ReserveInput } from "./types.js"
 
 /** A `mesa_ducklake.pending_writes` row as a `PendingWrite`. */
 const pendingFromRow = (r: any): PendingWrite => ({
@@ -38,14 +38,7 @@ const pendingFromRow = (r: any): PendingWrite => ({
 export const reserveSnapshot = (
   conn: Conn,
   project: Project,
-  input: {
-    readonly fileSuffix: string
-    readonly localDir: string
-    readonly actor: string
-    readonly note: string | null
-    readonly idempotencyKey: string | null
-    readonly contentHash: string
-  }
+  input: ReserveInput
 ): Effect.Effect<Reservation, Failure> =>
   conn.withSql((sql) =>
     Effect.flatMap(

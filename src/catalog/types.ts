@@ -148,3 +148,15 @@ export interface CurrentRow {
   readonly snapshotId: number
   readonly changeSeq: number
 }
+
+/** What a reservation records of the write it starts. */
+export interface ReserveInput {
+  /** Random part of the file name (`snapshot_<id>_<suffix>.parquet`), so a retried id never reuses a name. */
+  readonly fileSuffix: string
+  /** Local directory the Parquet file is written to before it is pushed. */
+  readonly localDir: string
+  readonly actor: string
+  readonly note: string | null
+  readonly idempotencyKey: string | null
+  readonly contentHash: string
+}
