@@ -25,18 +25,29 @@ interface LinkProbe<F> {
  */
 function* linkCheck<F>(root: string, local: string, probe: LinkProbe<F>): Generator<F, string | undefined, any> {
   for (let p = local; p !== root && p !== nodePath.dirname(p); p = nodePath.dirname(p)) {
-    const real = yield probe.realpath(p)
-    if (typeof real === "string") return real === p ? undefined : `${p} is, or lies under, a symbolic link (it resolves to ${real})`
-    if (real.code !== "ENOENT" && real.code !== "ENOTDIR") return `${p} cannot be resolved (${real.code})`
-    const link = yield probe.lstat(p)
-    if (link === true) return `${p} is a symbolic link that resolves to nothing`
-    if (link.code !== "ENOENT" && link.code !== "ENOTDIR") return `${p} cannot be examined (${link.code})`
+    // An entry that appears between realpath and lstat (another writer renaming its copy into place) is resolved
+    // again, a few times; only a symbolic link that resolves to nothing is refused as dangling.
+    for (let attempt = 0; ; attempt++) {
+      const real = yield probe.realpath(p)
+      if (typeof real === "string") {
+        return real === p ? undefined : `${p} is, or lies under, a symbolic link (it resolves to ${real})`
+      }
+      if (real.code !== "ENOENT" && real.code !== "ENOTDIR") return `${p} cannot be resolved (${real.code})`
+      const link = yield probe.lstat(p)
+      if (link === "link") return `${p} is a symbolic link that resolves to nothing`
+      if (link === "entry") {
+        if (attempt < 3) continue
+        return `${p} keeps changing while it is resolved`
+      }
+      if (link.code !== "ENOENT" && link.code !== "ENOTDIR") return `${p} cannot be examined (${link.code})`
+      break
+    }
   }
   return undefined
 }
 
-/** A probe result: the real path, `true` for an existing entry (lstat), or the error code. */
-type Probed = string | true | { readonly code: string | undefined }
+/** A probe result: the real path, what lstat found (a symbolic link, or another entry), or the error code. */
+type Probed = string | "link" | "entry" | { readonly code: string | undefined }
 
 export const syncProbe: LinkProbe<Probed> = {
   realpath: (p) => {
@@ -48,8 +59,7 @@ export const syncProbe: LinkProbe<Probed> = {
   },
   lstat: (p) => {
     try {
-      nodeFs.lstatSync(p)
-      return true
+      return nodeFs.lstatSync(p).isSymbolicLink() ? "link" : "entry"
     } catch (e) {
       return { code: codeOf(e) }
     }
@@ -58,7 +68,8 @@ export const syncProbe: LinkProbe<Probed> = {
 
 const asyncProbe: LinkProbe<Promise<Probed>> = {
   realpath: (p) => nodeFs.promises.realpath(p).then((r) => r, (e) => ({ code: codeOf(e) })),
-  lstat: (p) => nodeFs.promises.lstat(p).then(() => true as const, (e) => ({ code: codeOf(e) }))
+  lstat: (p) =>
+    nodeFs.promises.lstat(p).then((st) => (st.isSymbolicLink() ? "link" as const : "entry" as const), (e) => ({ code: codeOf(e) }))
 }
 
 export const runSync = (root: string, local: string): string | undefined => {
