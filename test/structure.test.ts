@@ -22,7 +22,8 @@ export const FOLDER_DEPENDENCIES: Record<string, ReadonlyArray<string>> = {
   client: ["core", "catalog", "duckdb", "storage", "integrity"],
   backup: ["core", "catalog", "duckdb", "storage", "postgres"],
   access: ["core", "client", "irods", "storage"],
-  operations: ["core", "catalog", "client", "irods", "storage", "access"]
+  operations: ["core", "catalog", "client", "irods", "storage", "access"],
+  report: ["core", "client"]
 }
 
 const files = (fs.readdirSync(SRC, { recursive: true }) as Array<string>)
