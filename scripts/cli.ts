@@ -20,12 +20,13 @@ import { maintenance } from "./cli/commands/maintenance.js"
 import { project } from "./cli/commands/project.js"
 import { queries } from "./cli/commands/query.js"
 import { record } from "./cli/commands/record.js"
+import { report } from "./cli/commands/report.js"
 import { verify } from "./cli/commands/verify.js"
 import { captureUsageText, CommandFailed, EXIT_CODES_HELP, ExitCode, reportFailure } from "./cli/output.js"
 
 const root = Command.make("mesa-ducklake").pipe(
   Command.withDescription(`history of iRODS AVU metadata (DuckLake catalog + Parquet in iRODS). ${EXIT_CODES_HELP}`),
-  Command.withSubcommands([project, record, ...queries, ...maintenance, ...jobs, drift, verify])
+  Command.withSubcommands([project, record, ...queries, ...maintenance, ...jobs, drift, verify, report])
 )
 
 const cli = Command.run(root, { name: "mesa-ducklake", version: "0.1.0" })
