@@ -68,6 +68,7 @@ export const describeFailure = (error: unknown): { readonly exitCode: number; re
       return { exitCode: (error as CommandFailed).exitCode, code: (error as CommandFailed).code, message }
     case "InvalidChange":
     case "InvalidInput":
+    case "InvalidDsn":
     case "ProjectConflict":
     case "IdempotencyConflict":
       return { exitCode: ExitCode.invalid, code: tag, message }

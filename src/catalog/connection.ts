@@ -1,8 +1,8 @@
 /**
  * The catalog's connection: configuration and deadlines, the lazily opened PostgreSQL client (held in a
  * `SynchronizedRef`, opened on first use and again on the next call after a failure), the writer lock, and the
- * mapping of every SQL failure to `CatalogUnavailable` (down, slow) or `CatalogError` (a statement failed) with the
- * password scrubbed. Every statement module runs its SQL through the `Conn` made here.
+ * mapping of every SQL failure to `CatalogUnavailable` (down, slow, login refused, no such database: see `dsn.ts`)
+ * or `CatalogError` (a statement failed) with the password scrubbed. Every statement module runs its SQL through the `Conn` made here.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Reactivity } from "@effect/experimental"
@@ -11,7 +11,10 @@ import { Config, Duration, Effect, ExecutionStrategy, Exit, Option, Redacted, Sc
 import { CatalogError, CatalogSchemaMismatch, CatalogUnavailable } from "../core/errors.js"
 import { migrate } from "./migrations.js"
 import { acquirePool, isDeadline } from "./pool.js"
+import { classifyConnectFailure, parseDsn } from "./dsn.js"
 import type { Failure } from "./types.js"
+
+export { describeDsn, dsnToUrl } from "./dsn.js"
 
 export interface CatalogConfig {
   /** `postgresql://…`, `postgres://…` or libpq `key=value` pairs. */
@@ -57,54 +60,8 @@ const deadlineMs = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
-/** host:port/database of a DSN, without user or password. */
-export const describeDsn = (dsn: string): string => {
-  try {
-    if (/^postgres(ql)?:\/\//.test(dsn)) {
-      const u = new URL(dsn)
-      return `${u.hostname}:${u.port || "5432"}${u.pathname || "/"}`
-    }
-  } catch {
-    return "<unparseable DSN>"
-  }
-  const kv = Object.fromEntries(
-    [...dsn.matchAll(/(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g)].map((m) => [m[1], (m[2] ?? "").replace(/^'|'$/g, "")])
-  )
-  return `${kv.host ?? "localhost"}:${kv.port ?? "5432"}/${kv.dbname ?? ""}`
-}
-
-/** libpq key=value → URL, so one code path serves both DSN forms. */
-export const dsnToUrl = (dsn: string): string => {
-  if (/^postgres(ql)?:\/\//.test(dsn)) return dsn
-  const kv = Object.fromEntries(
-    [...dsn.matchAll(/(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g)].map((m) => [
-      m[1],
-      (m[2] ?? "").replace(/^'|'$/g, "").replace(/\\(.)/g, "$1")
-    ])
-  )
-  const auth = kv.user === undefined
-    ? ""
-    : `${encodeURIComponent(kv.user)}${kv.password === undefined ? "" : ":" + encodeURIComponent(kv.password)}@`
-  return `postgresql://${auth}${kv.host ?? "localhost"}:${kv.port ?? "5432"}/${encodeURIComponent(kv.dbname ?? "")}`
-}
-
-const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "EPIPE"])
-
-/** Walks an error's cause chain looking for signs of a lost or refused connection. */
-export const isConnectionProblem = (e: unknown): boolean => {
-  for (let c: any = e, depth = 0; c !== undefined && c !== null && depth < 6; c = c.cause, depth++) {
-    const code = typeof c.code === "string" ? c.code : ""
-    // 08P01 (protocol violation) comes from a statement we sent, not from the network: a CatalogError.
-    if (CONNECTION_CODES.has(code) || (code.startsWith("08") && code !== "08P01") || code === "57P01" || code === "57P03") {
-      return true
-    }
-    const msg = typeof c.message === "string" ? c.message : ""
-    if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(msg)) {
-      return true
-    }
-  }
-  return false
-}
+/** True when an error's cause chain says the connection was refused, lost or never made (not a failed statement). */
+export const isConnectionProblem = (e: unknown): boolean => classifyConnectFailure(e) !== undefined
 
 /** Copy of a SqlError with the password scrubbed from anything that might echo the DSN. */
 export const scrub = (e: unknown, secret: string | undefined): unknown => {
@@ -116,16 +73,27 @@ export const scrub = (e: unknown, secret: string | undefined): unknown => {
 /** Where failures are reported against, and what to scrub from them. */
 interface Target {
   readonly target: string
+  readonly user: string | undefined
   readonly secret: string | undefined
 }
 
+/** A failure about the catalog itself (deadline, refused login, missing database, network), else `undefined`. */
+const unavailable = (t: Target, e: unknown): CatalogUnavailable | undefined => {
+  if (isDeadline(e)) return new CatalogUnavailable({ reason: "timeout", target: t.target, cause: scrub(e, t.secret) })
+  const failure = classifyConnectFailure(e)
+  if (failure === undefined) return undefined
+  return new CatalogUnavailable({
+    reason: failure.reason,
+    target: t.target,
+    ...(failure.reason === "authentication-failed" && t.user !== undefined ? { user: t.user } : {}),
+    ...(failure.detail === undefined ? {} : { detail: failure.detail }),
+    cause: scrub(e, t.secret)
+  })
+}
+
 /** A failed statement as a `Failure`: a deadline or a lost connection is `CatalogUnavailable`, the rest `CatalogError`. */
-const toFailure = ({ secret, target }: Target, operation: string) => (e: unknown): Failure =>
-  isDeadline(e)
-    ? new CatalogUnavailable({ reason: "timeout", target, cause: scrub(e, secret) })
-    : isConnectionProblem(e)
-    ? new CatalogUnavailable({ reason: "unreachable", target, cause: scrub(e, secret) })
-    : new CatalogError({ operation, cause: scrub(e, secret) })
+const toFailure = (t: Target, operation: string) => (e: unknown): Failure =>
+  unavailable(t, e) ?? new CatalogError({ operation, cause: scrub(e, t.secret) })
 
 /**
  * `SqlError` failures as `Failure`s. @effect/sql turns a failed ROLLBACK into a defect; on a connection dropped at a
@@ -176,11 +144,10 @@ const openClient = (
     Effect.mapError((e) =>
       e instanceof CatalogSchemaMismatch || e instanceof CatalogError || e instanceof CatalogUnavailable
         ? e
-        : isDeadline(e)
-        ? new CatalogUnavailable({ reason: "timeout", target: t.target, cause: scrub(e, t.secret) })
-        : isConnectionProblem(e) || (e as SqlError.SqlError)._tag === "SqlError"
-        ? new CatalogUnavailable({ reason: "unreachable", target: t.target, cause: scrub(e, t.secret) })
-        : new CatalogError({ operation: "connect", cause: scrub(e, t.secret) })
+        : unavailable(t, e) ?? ((e as SqlError.SqlError)._tag === "SqlError"
+          // Connecting failed in a way neither PostgreSQL nor the socket named (a TLS refusal, say).
+          ? new CatalogUnavailable({ reason: "unreachable", target: t.target, cause: scrub(e, t.secret) })
+          : new CatalogError({ operation: "connect", cause: scrub(e, t.secret) }))
     )
   )
 
@@ -208,22 +175,15 @@ const writeLock = <A, E, R>(sql: SqlClient.SqlClient, projectId: string, effect:
   }))
 
 /**
- * The connection of one catalog: reads the deadlines (config, else environment, else defaults) and connects lazily.
- * Making it never touches PostgreSQL; the pool lives in the current scope once opened.
+ * The connection of one catalog: parses the DSN (`InvalidDsn` when it is neither form), reads the deadlines (config,
+ * else environment, else defaults) and connects lazily. Making it never touches PostgreSQL; the pool lives in the
+ * current scope once opened.
  */
 export const makeConn = (config: CatalogConfig) =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const dsn = Redacted.value(config.dsn)
-    const url = dsnToUrl(dsn)
-    const secret = (() => {
-      try {
-        return decodeURIComponent(new URL(url).password) || undefined
-      } catch {
-        return undefined
-      }
-    })()
-    const t: Target = { target: describeDsn(dsn), secret }
+    const { password: secret, target, url, user } = yield* parseDsn(Redacted.value(config.dsn))
+    const t: Target = { target, user, secret }
     const state = yield* SynchronizedRef.make<Option.Option<SqlClient.SqlClient>>(Option.none())
 
     const connectTimeout = config.connectTimeout === undefined

@@ -74,19 +74,50 @@ export class SnapshotNotFound extends Schema.TaggedError<SnapshotNotFound>()("Sn
 }
 
 /**
- * The catalog cannot be reached, or none is configured (modes B and C). Nothing was written to it.
- * `reason` tells which: `not-configured`, `unreachable` or `timeout`.
+ * The catalog cannot be used, or none is configured (modes B and C). Nothing was written to it. `reason` tells which:
+ * `not-configured` (no DSN), `unreachable` (refused, host not found, connection lost), `timeout` (no answer in time),
+ * `authentication-failed` (PostgreSQL refused the login: SQLSTATE 28P01/28000, a wrong user or password) or
+ * `database-missing` (3D000: the DSN names a database that does not exist). The first two are worth a retry later;
+ * the last two need the DSN fixed.
  */
 export class CatalogUnavailable extends Schema.TaggedError<CatalogUnavailable>()("CatalogUnavailable", {
-  reason: Schema.Literal("not-configured", "unreachable", "timeout"),
+  reason: Schema.Literal("not-configured", "unreachable", "timeout", "authentication-failed", "database-missing"),
   /** host:port/database, never the password. */
   target: Schema.optional(Schema.String),
+  /** The login PostgreSQL refused (`authentication-failed`). */
+  user: Schema.optional(Schema.String),
+  /** What the network said (`connection refused`, `host not found`, ...), when known. */
+  detail: Schema.optional(Schema.String),
   cause: Cause
 }) {
   override get message() {
-    return this.reason === "not-configured"
-      ? "no catalog is configured (MESA_DUCKLAKE_DSN is blank): history is not recorded in this mode"
-      : `catalog ${this.target ?? ""} is ${this.reason === "timeout" ? "not answering (timeout)" : "unreachable"}`
+    const target = this.target ?? ""
+    const detail = this.detail === undefined ? "" : ` (${this.detail})`
+    switch (this.reason) {
+      case "not-configured":
+        return "no catalog is configured (MESA_DUCKLAKE_DSN is blank): history is not recorded in this mode"
+      case "timeout":
+        return `catalog ${target} is not answering (timeout${this.detail === undefined ? "" : `: ${this.detail}`})`
+      case "authentication-failed":
+        return `catalog ${target} refused the login${this.user === undefined ? "" : ` of user "${this.user}"`}: ` +
+          `authentication failed (check the user and password of the catalog DSN)`
+      case "database-missing":
+        return `catalog ${target}: that database does not exist on the server (check the database name of the catalog DSN)`
+      case "unreachable":
+        return `catalog ${target} is unreachable${detail}`
+    }
+  }
+}
+
+/**
+ * The catalog DSN cannot be used as written: neither a `postgresql://` URL nor libpq `key=value` pairs, a key libpq
+ * does not know, a bad port. Nothing was attempted. The message names no part of the DSN but a key's name.
+ */
+export class InvalidDsn extends Schema.TaggedError<InvalidDsn>()("InvalidDsn", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid catalog DSN (MESA_DUCKLAKE_DSN): ${this.reason}`
   }
 }
 
