@@ -13,7 +13,7 @@ import type { DuckLakeClientService } from "../client/DuckLakeClient.js"
 import type { ReadError } from "../client/context.js"
 import { type ChangeRow, parseIrodsPath, type Project } from "../core/domain.js"
 import { InvalidChange } from "../core/errors.js"
-import { attributeChart, type ChartKit, legends, perDayChart, rankedChart } from "./charts.js"
+import { attributeChart, avuLabel, type ChartKit, legends, marginFor, perDayChart, rankedChart } from "./charts.js"
 import { renderPage } from "./html.js"
 import { buildOverview, buildTimeline } from "./model.js"
 
@@ -74,6 +74,10 @@ const limitOf = (field: keyof typeof DEFAULTS, options: ReportOptions | undefine
     : Effect.fail(new InvalidChange({ field, reason: `must be an integer from 1 to ${MAX_LIMIT.toLocaleString("en-US")}` }))
 }
 
+const isMissingModule = (cause: unknown) =>
+  (cause as { code?: unknown })?.code === "ERR_MODULE_NOT_FOUND" ||
+  /Cannot find (package|module)/.test(cause instanceof Error ? cause.message : String(cause))
+
 /** Observable Plot and a linkedom document, imported on first use. */
 const loadChartKit: Effect.Effect<ChartKit, ReportError> = Effect.tryPromise({
   try: async () => {
@@ -83,7 +87,7 @@ const loadChartKit: Effect.Effect<ChartKit, ReportError> = Effect.tryPromise({
   },
   catch: (cause) =>
     new ReportError({
-      reason: (cause as { code?: string })?.code === "ERR_MODULE_NOT_FOUND" ? "missing-dependency" : "render-failed",
+      reason: isMissingModule(cause) ? "missing-dependency" : "render-failed",
       detail: cause instanceof Error ? cause.message : String(cause),
       cause
     })
@@ -117,6 +121,8 @@ export const renderReport = Effect.fn("Report.renderReport")(function*(
   const maxChanges = yield* limitOf("maxChanges", options)
   const maxPathChanges = yield* limitOf("maxPathChanges", options)
   const maxSnapshots = yield* limitOf("maxSnapshots", options)
+  // First, so a report that cannot be drawn reads nothing.
+  const kit = yield* loadChartKit
   const { project, path } = yield* resolveTarget(client, target)
   const id = project.projectId
   const pathRows = path === undefined
@@ -127,12 +133,14 @@ export const renderReport = Effect.fn("Report.renderReport")(function*(
   const now = options?.now ?? new Date(yield* Clock.currentTimeMillis)
   yield* Effect.annotateCurrentSpan({ projectId: id, pathChanges: pathRows.rows.length, projectChanges: projectRows.rows.length })
 
-  const kit = yield* loadChartKit
   const timeline = path === undefined ? undefined : buildTimeline(pathRows.rows, now)
   const overview = buildOverview(projectRows.rows, projectRows.truncated)
   const html = yield* Effect.try({
     try: () => {
-      const domain = [timeline?.first ?? now, timeline?.last !== undefined && timeline.last > now ? timeline.last : now] as const
+      const axis = {
+        domain: [timeline?.first ?? now, timeline?.last !== undefined && timeline.last > now ? timeline.last : now] as const,
+        marginLeft: marginFor((timeline?.attributes ?? []).flatMap((a) => a.avus.map(avuLabel)))
+      }
       return renderPage({
         project,
         path,
@@ -141,7 +149,7 @@ export const renderReport = Effect.fn("Report.renderReport")(function*(
         timelineTruncated: pathRows.truncated,
         charts: {
           legends: legends(kit, timeline?.actors ?? []),
-          attributes: (timeline?.attributes ?? []).map((a) => attributeChart(kit, a, timeline!, domain)),
+          attributes: (timeline?.attributes ?? []).map((a) => attributeChart(kit, a, timeline!, axis)),
           perDay: perDayChart(kit, overview.perDay),
           topAttributes: rankedChart(kit, overview.topAttributes, "#4269d0", "changes"),
           topActors: rankedChart(kit, overview.topActors, "#efb118", "changes")

@@ -42,7 +42,8 @@ const iso = (d: Date) => d.toISOString().replace(".000Z", "Z")
 export const avuLabel = (avu: { readonly value: string; readonly unit: string }) =>
   avu.unit === "" ? avu.value : `${avu.value} [${avu.unit}]`
 
-const marginFor = (labels: ReadonlyArray<string>) =>
+/** A left margin wide enough for the (shortened) tick labels; pass the same to charts that share an axis. */
+export const marginFor = (labels: ReadonlyArray<string>) =>
   Math.min(260, Math.max(60, 12 + 6.2 * Math.max(0, ...labels.map((l) => shorten(l).length))))
 
 const actorColor = (actors: ReadonlyArray<string>) => ({
@@ -78,15 +79,16 @@ const eventTitle = (attribute: string, e: TimelineEvent) =>
 
 /**
  * One attribute's timeline: a row per (value, unit) it had, a bar for each stretch of valid time it was in effect
- * (coloured by the actor who put it there), and a mark per change (add, delete, set, rename). `domain` is the
- * whole timeline's time span, so every attribute's chart shares one axis.
+ * (coloured by the actor who put it there), and a mark per change (add, delete, set, rename). Every attribute's
+ * chart gets the same `axis` (the whole timeline's span, one left margin), so their time axes line up.
  */
 export const attributeChart = (
   kit: ChartKit,
   a: AttributeTimeline,
   timeline: Pick<Timeline, "actors">,
-  domain: readonly [Date, Date]
+  axis: { readonly domain: readonly [Date, Date]; readonly marginLeft: number }
 ): string => {
+  const { domain } = axis
   const { Plot, document } = kit
   const labels = a.avus.map(avuLabel)
   const span = Math.max(1, domain[1].getTime() - domain[0].getTime())
@@ -97,9 +99,9 @@ export const attributeChart = (
     document,
     width: WIDTH,
     height: 46 + ROW_HEIGHT * a.avus.length,
-    marginLeft: marginFor(labels),
+    marginLeft: axis.marginLeft,
     marginRight: 20,
-    x: { type: "utc", domain: [...domain], label: "valid time (UTC)", grid: true },
+    x: { type: "utc", domain: [...domain], label: null, grid: true },
     y: { type: "band", domain: rows, tickFormat: (i: string) => shorten(labels[Number(i)] ?? ""), label: null, padding: 0.3 },
     color: actorColor(timeline.actors),
     symbol: symbolScale,
@@ -134,13 +136,15 @@ export const perDayChart = (
 ): string => {
   const { Plot, document } = kit
   type Day = (typeof perDay)[number]
+  const days = perDay.length === 0 ? 0 : (perDay.at(-1)!.day.getTime() - perDay[0]!.day.getTime()) / DAY_MS + 1
   return serialise(
     Plot.plot({
       document,
       width: WIDTH,
       height: 240,
       marginLeft: 50,
-      x: { type: "utc", label: "day (valid time, UTC)" },
+      // A tick per day while days are few (Plot would otherwise tick hours); Plot's own choice beyond.
+      x: { type: "utc", label: null, ...(days <= 14 ? { ticks: "day", tickFormat: "%b %-d" } : {}) },
       y: { label: "changes", grid: true },
       color: { domain: ["add", "delete"], range: [OP_COLORS.add, OP_COLORS.delete], legend: true },
       marks: [

@@ -96,9 +96,10 @@ const timelineSection = (input: PageInput): string => {
     `<td class="text">${e.row.irodsPath === path ? "" : esc(e.row.irodsPath)}</td></tr>`
   ).join("\n")
   return `${head}
-<p class="note">One row per value an attribute had; a bar for each stretch of valid time it was in effect, coloured by
-who put it there, from ${esc(iso(timeline.first))} to the report's time. Marks: each change (a set is shown where a
-snapshot replaced an attribute's values; a rename where the object arrived here from another path, listed below).</p>
+<p class="note">One row per value an attribute had; a bar for each stretch of valid time (UTC) it was in effect,
+coloured by who put it there, from ${esc(iso(timeline.first))} to the report's time. Marks: each change (a set where a
+snapshot replaced an attribute's values; a rename where the object arrived here from another path, named in the table
+below). Hover a bar or a mark for its details.</p>
 ${truncated}
 <div class="legends"><div class="legend" data-legend="actors"><span class="legend-title">actors</span>${input.charts.legends.actors}</div>
 <div class="legend" data-legend="kinds"><span class="legend-title">changes</span>${input.charts.legends.kinds}</div></div>
@@ -124,7 +125,7 @@ ${truncated}
 <dl class="counts">${count("changes", "changes", o.changes)}${count("adds", "adds", o.adds)}${count("deletes", "deletes", o.deletes)}
 ${count("paths", "paths", o.paths)}${count("attributes", "attributes", o.attributes)}${count("actors", "actors", o.actors)}
 ${count("snapshots", "snapshots", input.snapshots.length)}${count("first", "first change", day(o.first))}${count("last", "last change", day(o.last))}</dl>
-<figure data-chart="per-day"><figcaption>Changes per day (valid time, UTC)</figcaption>${input.charts.perDay}</figure>
+<figure data-chart="per-day"><figcaption>Changes per day (valid time, UTC days)</figcaption>${input.charts.perDay}</figure>
 <div class="pair"><figure data-chart="top-attributes"><figcaption>Top attributes (changes)</figcaption>${input.charts.topAttributes}</figure>
 <figure data-chart="top-actors"><figcaption>Top actors (changes)</figcaption>${input.charts.topActors}</figure></div>
 </section>`
