@@ -18,7 +18,7 @@ export interface ClientOptions {
   readonly dsn: Redacted.Redacted<string>
   readonly cacheDir: string
   readonly cacheMaxBytes?: number
-  /** Compact a project in the background after every N-th snapshot (0 or absent: never). */
+  /** Compact a project in the background after every N-th snapshot (0: never; absent: `MESA_DUCKLAKE_AUTO_COMPACT_EVERY`, default 50). */
   readonly autoCompactEvery?: number
 }
 
@@ -27,14 +27,15 @@ export interface ClientOptions {
  * provided alongside, for maintenance jobs in the same process.
  */
 export const client = <E, R>(options: ClientOptions, storage: Layer.Layer<LakeStorage, E, R>) =>
-  DuckLakeClient.layerWith(
-    options.autoCompactEvery === undefined ? {} : { autoCompactEvery: options.autoCompactEvery }
-  ).pipe(
+  Layer.unwrapEffect(Effect.map(
+    options.autoCompactEvery === undefined ? autoCompactConfig : Effect.succeed(options.autoCompactEvery),
+    (autoCompactEvery) => DuckLakeClient.layerWith({ autoCompactEvery })
+  )).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         Catalog.layer({ dsn: options.dsn }),
         storage,
-        DuckDb.layer(),
+        Layer.unwrapEffect(Effect.map(duckDbConfig, (o) => DuckDb.layer(o))),
         LocalCache.layer({
           directory: options.cacheDir,
           ...(options.cacheMaxBytes === undefined ? {} : { maxBytes: options.cacheMaxBytes })
@@ -42,6 +43,24 @@ export const client = <E, R>(options: ClientOptions, storage: Layer.Layer<LakeSt
       )
     )
   )
+
+/** `MESA_DUCKLAKE_AUTO_COMPACT_EVERY`: snapshots between automatic compactions (default 50; 0 turns it off). */
+export const autoCompactConfig = Config.integer("MESA_DUCKLAKE_AUTO_COMPACT_EVERY").pipe(
+  Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),
+  Config.withDefault(DuckLakeClient.DEFAULT_AUTO_COMPACT_EVERY)
+)
+
+/** `MESA_DUCKLAKE_DUCKDB_MEMORY_LIMIT` (default 256MB) and `MESA_DUCKLAKE_DUCKDB_THREADS` (default 2). */
+export const duckDbConfig = Config.all({
+  memoryLimit: Config.string("MESA_DUCKLAKE_DUCKDB_MEMORY_LIMIT").pipe(
+    Config.validate({ message: "must be a size such as 256MB or 1GB", validation: (v) => /^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$/i.test(v.trim()) }),
+    Config.withDefault(DuckDb.DEFAULT_MEMORY_LIMIT)
+  ),
+  threads: Config.integer("MESA_DUCKLAKE_DUCKDB_THREADS").pipe(
+    Config.validate({ message: "must be from 1 to 64", validation: (n) => n >= 1 && n <= 64 }),
+    Config.withDefault(DuckDb.DEFAULT_THREADS)
+  )
+})
 
 /** Mounted-zone storage on this machine's file system. */
 export const mounted = (config: MountedStorage.MountConfig) =>

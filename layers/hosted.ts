@@ -7,16 +7,13 @@ import * as DuckLakeAccessModule from "../src/access/DuckLakeAccess.js"
 import { IrodsClient } from "../src/irods/IrodsClient.js"
 import { irodsConfig } from "../src/irods/Config.js"
 import * as Permissions from "../src/access/Permissions.js"
-import { cacheConfig, client, storageFromConfig } from "./components.js"
+import { autoCompactConfig, cacheConfig, client, storageFromConfig } from "./components.js"
 
 export const HostedConfig = Config.all({
   dsn: Config.redacted("MESA_DUCKLAKE_DSN"),
   cache: cacheConfig,
   /** Compact each project in the background after every N-th snapshot; 0 turns it off. */
-  autoCompactEvery: Config.integer("MESA_DUCKLAKE_AUTO_COMPACT_EVERY").pipe(
-    Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),
-    Config.withDefault(1000)
-  )
+  autoCompactEvery: autoCompactConfig
 })
 
 /** The hosted client from configuration. */

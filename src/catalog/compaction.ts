@@ -12,6 +12,9 @@ import { TABLE_ID, TABLE_NAME } from "./ducklakeSchema.js"
 import { fileStatsRows } from "./files.js"
 import type { DataFileInfo, Failure, LiveFile } from "./types.js"
 
+/** The failure of a compaction commit one of whose sources another compaction replaced first. */
+export const SOURCE_GONE = "a source file is no longer live"
+
 /** What a committed compaction is: its snapshot, the compacted file's catalog id, and its chain record's link. */
 export interface CompactionCommit {
   readonly snapshotId: number
@@ -44,7 +47,7 @@ export const commitCompaction = (
                                       WHERE data_file_id = ANY(${ids}::int8[]) AND end_snapshot IS NULL`
       if (live.n !== ids.length) {
         return yield* Effect.fail(
-          new CatalogError({ operation: "commitCompaction", cause: new Error("a source file is no longer live") })
+          new CatalogError({ operation: "commitCompaction", cause: new Error(SOURCE_GONE) })
         )
       }
       const [prev] = yield* sql<any>`

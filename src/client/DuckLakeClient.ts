@@ -61,6 +61,7 @@ import type { VerifyReport } from "../integrity/verify.js"
 export { MARKER_DIR } from "../core/layout.js"
 export { type ClientSettings, WriteProbe, type WriteStep } from "./context.js"
 export { DEFAULT_INGEST_SNAPSHOT, type IngestInput, type IngestReport, MAX_INGEST_SNAPSHOT } from "./ingest.js"
+export { AUTO_TIER_RATIO, DEFAULT_AUTO_COMPACT_EVERY } from "./compaction.js"
 export { type RecordError, type RecordInput } from "./write.js"
 
 export interface DuckLakeClientService {

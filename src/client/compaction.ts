@@ -12,6 +12,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import type { LiveFile } from "../catalog/Catalog.js"
+import { SOURCE_GONE } from "../catalog/compaction.js"
 import { COLUMNS_METADATA, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
 import { paddedId } from "../core/layout.js"
 import type { CompactionReport, Project } from "../core/domain.js"
@@ -25,21 +26,40 @@ export interface CompactOptions {
   readonly targetFileSize?: number
   readonly minFiles?: number
   readonly actor?: string
+  /**
+   * Tiered (what automatic compaction uses): a run's leading file is left out while it is more than `tierRatio`
+   * times the size of the files after it, so a large compacted file is merged again only once the newer files
+   * amount to a fair share of it. Files are rewritten O(log n) times instead of at every compaction.
+   */
+  readonly tierRatio?: number
 }
+
+/** Snapshots between automatic compactions when nothing is configured (`MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). */
+export const DEFAULT_AUTO_COMPACT_EVERY = 50
+/** The tier ratio automatic compaction uses (see `CompactOptions.tierRatio`). */
+export const AUTO_TIER_RATIO = 4
 
 /**
  * The files a compaction merges: runs of adjacent live files smaller than `target`, each run up to `target` bytes
  * and kept only if it has at least `minFiles` files. A file at or over the target ends a run and stays as it is.
+ * With `tierRatio`, each run's leading files are dropped while one outweighs the rest `tierRatio` times over.
  */
 export const compactionGroups = (
   live: ReadonlyArray<LiveFile>,
   target: number,
-  minFiles: number
+  minFiles: number,
+  tierRatio?: number
 ): Array<Array<LiveFile>> => {
   const groups: Array<Array<LiveFile>> = []
   let run: Array<LiveFile> = []
   let runBytes = 0
   const close = () => {
+    if (tierRatio !== undefined) {
+      while (run.length > 0 && run[0]!.fileSizeBytes > tierRatio * (runBytes - run[0]!.fileSizeBytes)) {
+        runBytes -= run[0]!.fileSizeBytes
+        run = run.slice(1)
+      }
+    }
     if (run.length >= minFiles) groups.push(run)
     run = []
     runBytes = 0
@@ -57,6 +77,12 @@ export const compactionGroups = (
   return groups
 }
 
+/**
+ * Compacts a project. The merging (reading the sources, writing and pushing the merged file) runs without the
+ * writer lock, so writes go on meanwhile; each group's commit takes the lock briefly and fails cleanly (its pushed
+ * file removed, nothing committed) if another compaction replaced one of its sources first. New snapshot files only
+ * ever come after the live ones, so a group chosen at the start stays adjacent.
+ */
 export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   ctx: ClientCore,
   projectId: string,
@@ -65,43 +91,49 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   const { catalog } = ctx
   const target = options?.targetFileSize ?? 64 * 1024 * 1024
   const minFiles = options?.minFiles ?? 2
+  const tierRatio = options?.tierRatio
   if (!Number.isSafeInteger(target) || target < 1024) return yield* invalid("targetFileSize", "must be an integer >= 1024")
   if (!Number.isSafeInteger(minFiles) || minFiles < 2) return yield* invalid("minFiles", "must be an integer >= 2")
+  if (tierRatio !== undefined && !(Number.isFinite(tierRatio) && tierRatio > 0)) {
+    return yield* invalid("tierRatio", "must be a positive number")
+  }
   const actor = (yield* textArg("actor", options?.actor, { optional: true })) ?? "mesa-ducklake:compact"
   const p = yield* ctx.project(projectId)
-  return yield* catalog.withWriteLock(p.projectId, Effect.gen(function*() {
-    const live = yield* catalog.liveFiles(p)
-    const groups = compactionGroups(live, target, minFiles)
-    const snapshots: Array<number> = []
-    let bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
-    const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-compact-")))
-    yield* Effect.gen(function*() {
-      for (const group of groups) {
-        const merged = yield* compactGroup(ctx, p, group, dir, actor)
-        snapshots.push(merged.snapshotId)
-        bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
-      }
-    }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
-    if (groups.length > 0) {
-      yield* anchorHead(ctx, p).pipe(Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e)))
+  const live = yield* catalog.liveFiles(p)
+  const groups = compactionGroups(live, target, minFiles, tierRatio)
+  const snapshots: Array<number> = []
+  let bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
+  let filesAfter = live.length
+  const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-compact-")))
+  yield* Effect.gen(function*() {
+    for (const group of groups) {
+      const merged = yield* compactGroup(ctx, p, group, dir, actor)
+      if (merged === undefined) continue
+      snapshots.push(merged.snapshotId)
+      bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
+      filesAfter += 1 - group.length
     }
-    const filesAfter = live.length - groups.reduce((n, g) => n + g.length, 0) + groups.length
-    yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: live.length, filesAfter })
-    const report: CompactionReport = {
-      filesBefore: live.length,
-      filesAfter,
-      filesWritten: groups.length,
-      bytesBefore: live.reduce((n, f) => n + f.fileSizeBytes, 0),
-      bytesAfter,
-      snapshots
-    }
-    return report
-  }))
+  }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
+  if (snapshots.length > 0) {
+    yield* catalog.withWriteLock(p.projectId, anchorHead(ctx, p)).pipe(
+      Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e))
+    )
+  }
+  yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: live.length, filesAfter })
+  const report: CompactionReport = {
+    filesBefore: live.length,
+    filesAfter,
+    filesWritten: snapshots.length,
+    bytesBefore: live.reduce((n, f) => n + f.fileSizeBytes, 0),
+    bytesAfter,
+    snapshots
+  }
+  return report
 })
 
 /**
  * Merges one group into a new file in `dir`, pushes it, and commits it as a compaction snapshot (the old files are
- * scheduled for deletion), then writes its marker. Call under the writer lock.
+ * scheduled for deletion), then writes its marker. `undefined` when another compaction replaced a source first.
  */
 const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile>, dir: string, actor: string) =>
   Effect.gen(function*() {
@@ -142,12 +174,25 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
     const remote = `${p.ducklakePath}/main/${TABLE_NAME}/${fileName}`
     const put = yield* upload(ctx, local, remote)
     const checksum = formatIrodsChecksum(put.checksum)
-    // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker).
-    const committed = yield* catalog.commitCompaction(p, {
-      sources: group,
-      file: { ...written, fileName, checksum },
-      actor
-    }).pipe(Effect.tapError(() => storage.remove(remote).pipe(Effect.ignore)))
+    // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker). The commit
+    // takes the writer lock (snapshot ids are handed out under it) and re-checks that every source is still live.
+    const outcome = yield* catalog.withWriteLock(
+      p.projectId,
+      catalog.commitCompaction(p, { sources: group, file: { ...written, fileName, checksum }, actor })
+    ).pipe(
+      Effect.tapError(() => storage.remove(remote).pipe(Effect.ignore)),
+      Effect.map((c) => ({ _tag: "committed" as const, c })),
+      Effect.catchIf(
+        (e) => e._tag === "CatalogError" && e.message.includes(SOURCE_GONE),
+        () => Effect.succeed({ _tag: "superseded" as const })
+      )
+    )
+    if (outcome._tag === "superseded") {
+      yield* Effect.logInfo("compaction group skipped: another compaction replaced one of its files first")
+      yield* Effect.promise(() => fs.rm(local, { force: true }))
+      return undefined
+    }
+    const committed = outcome.c
     yield* writeCompactionMarker(ctx, p, {
       format: "mesa-ducklake-compaction/1",
       projectId: p.projectId,
@@ -175,13 +220,13 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
  * `autoCompactEvery` setting, unless an automatic compaction of the project is running.
  */
 export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, to: number = from) => {
-  const every = ctx.settings.autoCompactEvery ?? 0
+  const every = ctx.settings.autoCompactEvery ?? DEFAULT_AUTO_COMPACT_EVERY
   return every <= 0 || Math.floor(to / every) === Math.floor((from - 1) / every) || ctx.compacting.has(p.projectId)
     ? Effect.void
     : Effect.suspend(() => {
       ctx.compacting.add(p.projectId)
       return ctx.background.fork(
-        compact(ctx, p.projectId, { actor: "mesa-ducklake:auto-compact" }).pipe(
+        compact(ctx, p.projectId, { actor: "mesa-ducklake:auto-compact", tierRatio: AUTO_TIER_RATIO }).pipe(
           Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
           Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e)),
           Effect.ensuring(Effect.sync(() => ctx.compacting.delete(p.projectId)))

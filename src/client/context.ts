@@ -28,8 +28,9 @@ export type ReadError = CatalogFailure | ProjectNotFound | InvalidChange | Stora
 
 export interface ClientSettings {
   /**
-   * Compact a project in the background after every N-th snapshot (0: never, the default here; the hosted layer
-   * reads `MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). The compaction holds the writer lock while it runs.
+   * Compact a project in the background after every N-th snapshot (0: never; default 50, every layer reads
+   * `MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). Automatic compaction is tiered (see `CompactOptions.tierRatio`) and takes
+   * the writer lock only to commit, so reads stay flat as history grows without holding writes up.
    */
   readonly autoCompactEvery?: number
   /**

@@ -74,6 +74,14 @@ export interface DuckDbService {
 
 export class DuckDb extends Context.Tag("mesa-ducklake/DuckDb")<DuckDb, DuckDbService>() {}
 
+/**
+ * DuckDB's bounds (README "Memory"): its buffer pool may hold at most `memoryLimit` (default 256MB; beyond it
+ * DuckDB spills or fails the query rather than grow) and queries run on `threads` threads (default 2). Reads parse
+ * each Parquet footer once: the metadata cache keeps them for the files queried again.
+ */
+export const DEFAULT_MEMORY_LIMIT = "256MB"
+export const DEFAULT_THREADS = 2
+
 export interface DuckDbOptions {
   readonly threads?: number
   readonly memoryLimit?: string
@@ -85,13 +93,23 @@ export const make = (options: DuckDbOptions = {}) =>
   Effect.gen(function*() {
     const instance = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () =>
-          DuckDBInstance.create(":memory:", {
-            threads: String(options.threads ?? 2),
-            memory_limit: options.memoryLimit ?? "512MB",
+        try: async () => {
+          const db = await DuckDBInstance.create(":memory:", {
+            threads: String(options.threads ?? DEFAULT_THREADS),
+            memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
             autoinstall_known_extensions: "false",
             autoload_known_extensions: "false"
-          }),
+          })
+          // Settings of the parquet extension (built in; loaded explicitly since autoloading is off).
+          const con = await db.connect()
+          try {
+            await con.run("LOAD parquet")
+            await con.run("SET GLOBAL parquet_metadata_cache = true")
+          } finally {
+            con.closeSync()
+          }
+          return db
+        },
         catch: (cause) => new DuckDbError(`cannot start DuckDB: ${String(cause)}`, { cause })
       }),
       (db) => Effect.sync(() => db.closeSync())
@@ -111,13 +129,35 @@ export const make = (options: DuckDbOptions = {}) =>
     )
     const pool = yield* Pool.make({ acquire: connect, size: options.connections ?? 4 })
 
-    /** A pooled connection for one operation; one that failed or was interrupted is discarded, not reused. */
+    /**
+     * A pooled connection for one operation; one that failed or was interrupted is discarded, not reused.
+     *
+     * Interrupted (Ctrl-C, a timeout): DuckDB's own interrupt stops the running query, repeated until the operation
+     * has let go of the connection (an operation runs several statements; an interrupt that lands between two is
+     * lost). Only then does the interruption complete, so the connection, and at scope end the instance, are never
+     * closed under a running query: closing them there crashed node (exit 139).
+     */
     const withConnection = <A>(f: (con: DuckDBConnection) => Promise<A>) =>
       Effect.scoped(
         Effect.flatMap(pool.get, (con) =>
-          Effect.tryPromise({
-            try: () => f(con),
-            catch: (cause) => new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })
+          Effect.async<A, DuckDbError>((resume) => {
+            let settled = false
+            const running = f(con).then(
+              (a) => {
+                settled = true
+                resume(Effect.succeed(a))
+              },
+              (cause) => {
+                settled = true
+                resume(Effect.fail(new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })))
+              }
+            )
+            return Effect.promise(async () => {
+              while (!settled) {
+                con.interrupt()
+                await Promise.race([running, new Promise((r) => setTimeout(r, 20))])
+              }
+            })
           }).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
       )
 

@@ -39,7 +39,7 @@ export const writeCompactedFile = async (
                          union_by_name = true) r
        JOIN (VALUES ${starts}) s(filename, row_id_start) ON s.filename = r.filename
        ORDER BY r.irods_path, r.ts, r.snapshot_id, r.change_seq
-     ) TO ${lit(out)} (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${fieldIds}}, KV_METADATA {${kv}})`
+     ) TO ${lit(out)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384, FIELD_IDS {${fieldIds}}, KV_METADATA {${kv}})`
   )
   return describe(con, out)
 }

@@ -1,0 +1,120 @@
+/**
+ * Reads stay flat by default: every client compacts automatically (tiered, every 50 snapshots unless configured),
+ * with no manual `compact`, and the answers are those of a project that is never compacted. Compaction merges
+ * without the writer lock; two compactions racing over the same files commit one merge and leave no stray file.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { Catalog } from "../src/catalog/Catalog.js"
+import type { LiveFile } from "../src/catalog/Catalog.js"
+import { compactionGroups } from "../src/client/compaction.js"
+import * as DuckLakeClientModule from "../src/client/DuckLakeClient.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import type { Project } from "../src/core/domain.js"
+import { change, type ClientParts, embedded, freshRoot, record, registerFresh } from "./support.js"
+
+const { dirs, layer: Live } = embedded("auto-compaction")
+
+const file = (i: number, size: number): LiveFile =>
+  ({ dataFileId: i, fileName: `f${i}`, fileSizeBytes: size, beginSnapshot: i, lastSnapshot: i, rowIdStart: 0, checksum: "x" }) as any
+
+/** Valid-time and known-at answers of every path at every snapshot rank, and the history, for comparisons. */
+const view = (q: Project, names: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const c = yield* DuckLakeClient
+    const snaps = (yield* c.listSnapshots(q.projectId, { limit: 10_000 })).filter((s) => s.changeCount > 0)
+    const rank = new Map(snaps.map((s, i) => [s.snapshotId, i]))
+    const out: Array<unknown> = []
+    for (const s of snaps.filter((_, i) => i % 7 === 0)) {
+      for (const x of names) {
+        const avus = yield* c.getAvusAsOf(q.projectId, `${q.irodsPath}/${x}`, new Date(8e12), { knownAt: s.snapshotId })
+        out.push([rank.get(s.snapshotId), x, avus.map((v) => `${v.attribute}=${v.value}`).sort()])
+      }
+    }
+    for (const x of names) {
+      for (const day of [3, 9, 15]) {
+        const avus = yield* c.getAvusAsOf(q.projectId, `${q.irodsPath}/${x}`, new Date(Date.UTC(2026, 0, day)))
+        out.push([day, x, avus.map((v) => `${v.attribute}=${v.value}`).sort()])
+      }
+    }
+    out.push((yield* c.getHistory(q.projectId, { limit: 10_000 })).map((r) => [rank.get(r.snapshotId), r.irodsPath.slice(q.irodsPath.length), r.attribute, r.value, r.op]))
+    return out
+  })
+
+const writeSame = <R>(projectId: string, root: string, n: number, write: (id: string, changes: Array<unknown>) => Effect.Effect<unknown, unknown, R>) =>
+  Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) =>
+    write(projectId, [
+      change(`${root}/o${i % 6}`, `a${i % 4}`, `v${i % 9}`, i % 5 === 4 ? "set" : i % 7 === 3 ? "delete" : "add", {
+        ts: new Date(Date.UTC(2026, 0, 1 + (i % 18))).toISOString()
+      })
+    ]), { discard: true })
+
+layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic compaction", (it) => {
+  it("tiered groups: a large file is merged again only once the newer files weigh a fair share of it", () => {
+    const tiny = (i: number) => file(i, 1_000)
+    // A 100 kB file and 50 tiny ones (50 kB): 100 > 4 × 50 is false → all merged.
+    expect(compactionGroups([file(0, 100_000), ...Array.from({ length: 50 }, (_, i) => tiny(i + 1))], 64e6, 2, 4)[0]!.length).toBe(51)
+    // A 1 MB file and 50 tiny ones: the big one stays, the tiny ones merge.
+    const g = compactionGroups([file(0, 1_000_000), ...Array.from({ length: 50 }, (_, i) => tiny(i + 1))], 64e6, 2, 4)
+    expect(g.length).toBe(1)
+    expect(g[0]!.map((f) => f.dataFileId)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+    // Without a ratio (manual compaction) everything under the target merges.
+    expect(compactionGroups([file(0, 1_000_000), tiny(1), tiny(2)], 64e6, 2)[0]!.length).toBe(3)
+    // Nothing to merge once only the leading file would be left.
+    expect(compactionGroups([file(0, 1_000_000), tiny(1)], 64e6, 2, 4)).toEqual([])
+  })
+
+  it.effect("with no setting a client compacts on its own: live files stay few, answers equal a never-compacted project's", () =>
+    Effect.gen(function*() {
+      const catalog = yield* Catalog
+      const c = yield* DuckLakeClient
+      expect(DuckLakeClientModule.DEFAULT_AUTO_COMPACT_EVERY).toBe(50)
+      const names = ["o0", "o1", "o2", "o3", "o4", "o5"]
+      const p = yield* registerFresh("auto-default")
+      yield* writeSame(p.projectId, p.irodsPath, 230, (id, changes) => c.recordChanges({ projectId: id, actor: "alice", changes }))
+      yield* c.flush
+      const live = yield* catalog.liveFiles(p)
+      // About 225 snapshot files; compactions after the 50th, 100th, 150th and 200th snapshot ids.
+      expect(live.length).toBeLessThan(60)
+      const parts = yield* Effect.context<ClientParts>()
+      const never = yield* DuckLakeClientModule.make({ autoCompactEvery: 0 }).pipe(Effect.provide(parts))
+      const ref = yield* never.registerProject({ irodsPath: freshRoot("auto-ref"), actor: "alice" })
+      yield* writeSame(ref.projectId, ref.irodsPath, 230, (id, changes) => never.recordChanges({ projectId: id, actor: "alice", changes }))
+      // A few writes change nothing (a set to the value already there) and make no snapshot.
+      const refFiles = (yield* catalog.liveFiles(ref)).length
+      expect(refFiles).toBeGreaterThan(200)
+      expect(live.length).toBeLessThan(refFiles / 4)
+      const [got, want] = [yield* view(p, names), yield* view(ref, names)]
+      const at = got.findIndex((x, i) => JSON.stringify(x) !== JSON.stringify(want[i]))
+      expect(at === -1 ? "same" : JSON.stringify([at, got[at], want[at]]).slice(0, 600)).toBe("same")
+    }).pipe(Effect.scoped))
+
+  it.effect("two compactions racing over the same files: one merge commits, the other leaves nothing behind", () =>
+    Effect.gen(function*() {
+      const catalog = yield* Catalog
+      const c = yield* DuckLakeClient
+      const p = yield* registerFresh("auto-race")
+      for (let i = 0; i < 30; i++) yield* record(p.projectId, [change(`${p.irodsPath}/x${i % 3}`, "k", `v${i}`)])
+      const before = yield* c.getHistory(p.projectId, { limit: 1000 })
+      const [a, b] = yield* Effect.all([c.compact(p.projectId), c.compact(p.projectId)], { concurrency: 2 })
+      expect(a.filesWritten + b.filesWritten).toBe(1)
+      const live = yield* catalog.liveFiles(p)
+      expect(live.length).toBe(1)
+      expect(yield* c.getHistory(p.projectId, { limit: 1000 })).toEqual(before)
+      // In storage: the 30 replaced files (kept for the grace period) and the one live merged file, nothing else.
+      const dir = nodePath.join(dirs.zoneDir, p.ducklakePath, "main", "avu_changes")
+      const parquet = fs.readdirSync(dir).filter((f) => f.endsWith(".parquet"))
+      expect(parquet.filter((f) => f.startsWith("compacted_"))).toEqual([live[0]!.fileName])
+      expect(parquet.length).toBe(31)
+      // Writes go on while a compaction merges (it takes the writer lock only to commit).
+      for (let i = 0; i < 60; i++) yield* record(p.projectId, [change(`${p.irodsPath}/y${i % 3}`, "k", `w${i}`)])
+      const [, written] = yield* Effect.all([
+        c.compact(p.projectId),
+        record(p.projectId, [change(`${p.irodsPath}/z`, "k", "during")])
+      ], { concurrency: 2 })
+      expect(written.recorded).toBe(true)
+      expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/z`)).map((v) => v.value)).toEqual(["during"])
+    }))
+})
