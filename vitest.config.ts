@@ -11,7 +11,8 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     // Under CI, also write machine-readable results for .ci/run's closing "N passed, N failed" line.
     reporters: process.env.CI ? ["default", ["json", { outputFile: ".ci/results/unit.json" }]] : ["default"],
-    testTimeout: 60_000,
+    // Generous: a loaded 2-core machine once took 60 s for the rebuild round trip that takes 15 s quiet.
+    testTimeout: 180_000,
     hookTimeout: 120_000
   }
 })
