@@ -185,6 +185,29 @@ const copyToParquet = async (
   }
 }
 
+/** Up to this many rows a batch is written from literals, in one statement, with no staging table. */
+const LITERAL_MAX_ROWS = 64
+
+/**
+ * The rows as a VALUES list of literals under a typed select list, or undefined when a value cannot be a literal
+ * (a string holding NUL). What a small batch (mesa-mcp's usual one to ten changes) is written from: one COPY, no
+ * staging table, no appender.
+ */
+const literalView = (rows: ReadonlyArray<ChangeRow>, projectId: string): string | undefined => {
+  const tuples: Array<string> = []
+  for (const r of rows) {
+    const cells: Array<string> = []
+    for (const c of COLUMNS) {
+      const v = columnValue(r, projectId, c.name)
+      if (typeof v === "string" && v.includes("\u0000")) return undefined
+      cells.push(v === null ? "NULL" : typeof v === "string" ? lit(v) : String(v instanceof Date ? v.getTime() : v))
+    }
+    tuples.push(`(${cells.join(", ")})`)
+  }
+  const select = COLUMNS.map((c) => `CAST(${typed(c, `v.${c.name}`)} AS ${c.duck}) AS ${c.name}`).join(", ")
+  return `SELECT ${select} FROM (VALUES ${tuples.join(", ")}) v(${COLUMNS.map((c) => c.name).join(", ")})`
+}
+
 /** Writes one snapshot's rows to `file` on this connection and returns what the catalog records of it. */
 export const writeSnapshotFile = async (
   con: DuckDBConnection,
@@ -193,6 +216,13 @@ export const writeSnapshotFile = async (
   projectId: string,
   metadata: Readonly<Record<string, string>>
 ): Promise<WrittenFile> => {
+  const literal = rows.length <= LITERAL_MAX_ROWS ? literalView(rows, projectId) : undefined
+  const fromJs = literal === undefined ? undefined : batchStats(rows, projectId)
+  if (literal !== undefined && fromJs !== undefined) {
+    const { recordCount, fileSizeBytes, footerSize, sizes } = await copyToParquet(con, literal, file, metadata)
+    const agg = fromJs.flatMap((c) => [c.min, c.max, c.valueCount])
+    return { recordCount, fileSizeBytes, footerSize, stats: statsFrom(agg, recordCount, sizes) }
+  }
   const plan = stagingPlan(rows, projectId)
   const types = await createStagingTable(con, plan)
   try {
