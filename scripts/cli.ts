@@ -8,36 +8,69 @@
  * …; see the README), never arguments, so no secret lands in a process list. Output: human tables on stdout, or
  * one JSON document with `--json`; errors: one JSON line `{"code","message"}` on stderr; exit codes in
  * `./cli/output.ts` (`ExitCode`). Runs through `NodeRuntime.runMain`: SIGINT/SIGTERM interrupt the command and
- * release its connections and files before the process exits.
+ * release its connections and files before the process exits (130).
+ *
+ * Start-up: this file and the command definitions (`cli/commands/*.ts`, `cli/options.ts`, `cli/output.ts`) import
+ * only @effect/cli, @effect/platform-node's runtime and `effect` by module path. Each command's handler
+ * (`cli/run/*.ts`: the client, DuckDB, pg, the layers) is imported when that command runs, so `--help` and usage
+ * errors never load them.
  */
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit, Layer, Logger, LogLevel } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import { drift } from "./cli/commands/drift.js"
 import { jobs } from "./cli/commands/jobs.js"
 import { maintenance } from "./cli/commands/maintenance.js"
-import { project } from "./cli/commands/project.js"
+import { attachSql, project } from "./cli/commands/project.js"
 import { queries } from "./cli/commands/query.js"
-import { record } from "./cli/commands/record.js"
+import { archive, ingest, record, rename } from "./cli/commands/record.js"
 import { report } from "./cli/commands/report.js"
 import { verify } from "./cli/commands/verify.js"
-import { captureUsageText, CommandFailed, EXIT_CODES_HELP, ExitCode, reportFailure } from "./cli/output.js"
+import { captureUsageText, CommandFailed, EXIT_CODES_HELP, ExitCode, progressFromLog, reportFailure } from "./cli/output.js"
 
 const root = Command.make("mesa-ducklake").pipe(
   Command.withDescription(`history of iRODS AVU metadata (DuckLake catalog + Parquet in iRODS). ${EXIT_CODES_HELP}`),
-  Command.withSubcommands([project, record, ...queries, ...maintenance, ...jobs, drift, verify, report])
+  Command.withSubcommands([
+    project,
+    record,
+    ingest,
+    rename,
+    archive,
+    ...queries,
+    attachSql,
+    ...maintenance,
+    ...jobs,
+    drift,
+    verify,
+    report
+  ])
 )
 
 const cli = Command.run(root, { name: "mesa-ducklake", version: "0.1.0" })
 
-/** Logs go to stderr (stdout is for results), at Warning and above unless `--log-level` says otherwise (below). */
-const StderrLogger = Logger.replace(
-  Logger.defaultLogger,
-  Logger.make((options) => {
-    process.stderr.write(Logger.logfmtLogger.log(options) + "\n")
-  })
-)
+/**
+ * Logs go to stderr (stdout is for results), at Warning and above unless `--log-level` says otherwise (below). The
+ * library's progress logs (Info, `… 3/10 …`) are shown as the running command's progress line instead.
+ */
+const stderrLogger = (level: LogLevel.LogLevel) =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make((options) => {
+      const message = Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message)
+      if (LogLevel.lessThan(options.logLevel, level)) {
+        if (options.logLevel._tag === "Info") progressFromLog(message, HashMap.toEntries(options.annotations))
+        return
+      }
+      process.stderr.write(Logger.logfmtLogger.log(options) + "\n")
+    })
+  )
 
 /** The OpenTelemetry exporter, loaded only when configured (its modules are slow to import). */
 const TelemetryLive = Layer.unwrapEffect(
@@ -92,11 +125,14 @@ const splitLogLevel = (argv: ReadonlyArray<string>): { readonly argv: ReadonlyAr
 
 const args = splitLogLevel(process.argv)
 
+const level = args instanceof CommandFailed ? LogLevel.Warning : args.level
+
 const main = (args instanceof CommandFailed ? Effect.fail(args) : captureUsageText(cli(args.argv))).pipe(
   Effect.as(ExitCode.ok as number),
   Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : reportFailure(cause))),
-  Logger.withMinimumLogLevel(args instanceof CommandFailed ? LogLevel.Warning : args.level),
-  Effect.provide(Layer.mergeAll(NodeContext.layer, TelemetryLive, StderrLogger))
+  // Info reaches the logger for the progress logs; it prints only what `level` lets through.
+  Logger.withMinimumLogLevel(LogLevel.lessThan(level, LogLevel.Info) ? level : LogLevel.Info),
+  Effect.provide(Layer.mergeAll(NodeContext.layer, TelemetryLive, stderrLogger(level)))
 )
 
 NodeRuntime.runMain(main, {

@@ -3,9 +3,9 @@
  * `MESA_DUCKLAKE_DSN` is a typed `CatalogUnavailable { reason: "not-configured" }`, exit 3, rather than a config
  * error), the native iRODS client for drift and discovery, and helpers every command shares.
  *
- * Layers are provided per command, inside its handler, so `--help` and usage errors never open anything.
+ * Layers are provided per command, inside its handler, so `--help` and usage errors never open anything; this
+ * module is heavy (the client, DuckDB, pg) and only handler modules (`run/*.ts`, loaded lazily) import it.
  */
-import { Args, Options } from "@effect/cli"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import * as os from "node:os"
 import { cacheConfig, client, storageFromConfig } from "../../layers/components.js"
@@ -39,27 +39,8 @@ export const defaultActor = Config.string("MESA_DUCKLAKE_ACTOR").pipe(
   Config.map((a) => a.trim())
 )
 
-// Shared options and arguments (options always come before positional arguments).
-
-export const json = Options.boolean("json").pipe(Options.withDescription("print one JSON document (snake_case keys) instead of a table"))
-
-export const actor = Options.text("actor").pipe(
-  Options.withDescription("who acts (provenance); default $MESA_DUCKLAKE_ACTOR or the OS user"),
-  Options.optional
-)
-
-export const projectOption = Options.text("project").pipe(
-  Options.withAlias("p"),
-  Options.withDescription("project id or root path (default: the registered project containing the path)"),
-  Options.optional
-)
-
-export const projectArg = Args.text({ name: "project" }).pipe(Args.withDescription("project id (UUID) or any iRODS path inside the project"))
-
-export const pathArg = Args.text({ name: "irods-path" }).pipe(Args.withDescription("absolute iRODS logical path"))
-
-export const limit = (fallback: number) =>
-  Options.integer("limit").pipe(Options.withDescription(`at most this many rows (default ${fallback})`), Options.withDefault(fallback))
+// The shared options, for handler modules that still import them from here.
+export { actor, json, limit, pathArg, projectArg, projectOption } from "./options.js"
 
 /** The actor from `--actor` or the default. */
 export const actorOf = (option: Option.Option<string>) =>

@@ -80,7 +80,7 @@ export const readStdin = Effect.async<Uint8Array, InvalidInput>((resume) => {
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
 
 /** snake_case and camelCase keys → camelCase; the same field under both spellings must agree. */
-const normaliseKeys = (raw: Record<string, unknown>, index: number): Effect.Effect<Record<string, unknown>, InvalidChange> =>
+export const normaliseKeys = (raw: Record<string, unknown>, index: number): Effect.Effect<Record<string, unknown>, InvalidChange> =>
   Effect.suspend(() => {
     const out: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(raw)) {
@@ -102,8 +102,27 @@ const optionalText = (field: string, v: unknown) =>
     ? Effect.succeed(v)
     : Effect.fail(new InvalidChange({ field, reason: "must be a non-blank string" }))
 
-/** Parse stdin text into a validated batch (the changes still in their input form, camelCase). */
-export const parseBatch = (text: string): Effect.Effect<StdinBatch, InvalidInput | InvalidChange> =>
+/** What the CLI fills in on changes that lack it: `--actor` (or the default actor) and `--source` (or the CLI's). */
+export interface Fill {
+  readonly actor: string
+  readonly source: string
+}
+
+/** A change (camelCase keys) with `actor` and `source` filled in where it has none. */
+export const fillChange = (change: Record<string, unknown>, fill: Fill): Record<string, unknown> => ({
+  ...change,
+  actor: change.actor === undefined || change.actor === null ? fill.actor : change.actor,
+  source: change.source === undefined || change.source === null ? fill.source : change.source
+})
+
+/**
+ * Parse stdin text into a validated batch (the changes still in their input form, camelCase). `fill` gives the
+ * actor and source of changes that name none; its actor is asked for only when some change lacks one.
+ */
+export const parseBatch = <E, R>(
+  text: string,
+  fill: (envelopeActor: string | undefined) => Effect.Effect<Fill, E, R>
+): Effect.Effect<StdinBatch, InvalidInput | InvalidChange | E, R> =>
   Effect.gen(function*() {
     if (text.trim() === "") return yield* new InvalidInput({ reason: "stdin holds no changes" })
     let items: Array<unknown>
@@ -144,12 +163,15 @@ export const parseBatch = (text: string): Effect.Effect<StdinBatch, InvalidInput
       }
     }
 
+    const envelopeActor = yield* optionalText("actor", envelope.actor)
+    const filled = yield* fill(envelopeActor)
     const changes: Array<Record<string, unknown>> = []
     const projectIds = new Set<string>()
     for (let i = 0; i < items.length; i++) {
       const item = items[i]
       if (!isObject(item)) return yield* new InvalidChange({ field: "change", reason: "must be a JSON object", index: i })
-      const { projectId, ...change } = yield* normaliseKeys(item, i)
+      const { projectId, ...given } = yield* normaliseKeys(item, i)
+      const change = fillChange(given, filled)
       if (projectId !== undefined && projectId !== null) {
         if (typeof projectId !== "string") return yield* new InvalidChange({ field: "projectId", reason: "must be a string", index: i })
         projectIds.add(projectId)
@@ -165,7 +187,7 @@ export const parseBatch = (text: string): Effect.Effect<StdinBatch, InvalidInput
     return {
       changes,
       projectId: [...projectIds][0],
-      actor: yield* optionalText("actor", envelope.actor),
+      actor: envelopeActor,
       note: yield* optionalText("note", envelope.note),
       idempotencyKey: yield* optionalText("idempotencyKey", envelope.idempotencyKey)
     }

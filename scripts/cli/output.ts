@@ -1,9 +1,19 @@
 /**
  * What the CLI prints: human tables on stdout by default, one JSON document with `--json`; errors as one JSON
- * line `{"code","message"}` on stderr; progress on stderr only when stderr is a terminal. Exit codes by error tag.
+ * line `{"code","message"}` on stderr; progress on stderr (a line redrawn in place on a terminal; for long work,
+ * a plain line now and then otherwise); help without colours when stdout is not a terminal or `NO_COLOR` is set.
+ * Exit codes by error tag.
+ *
+ * Loaded at start-up (by `--help` too): it imports `effect` by module path only.
  */
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, ConfigError, Effect, Option, Schema } from "effect"
+import * as Cause from "effect/Cause"
+import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 
 /** Exit codes (documented in `mesa-ducklake --help` and the README). */
 export const ExitCode = {
@@ -113,20 +123,29 @@ const usageMessage = (e: ValidationError.ValidationError): string => {
   return text.length > 0 ? text : e._tag
 }
 
+/** Colours only on a terminal, and never with `NO_COLOR` set (https://no-color.org). */
+export const colours = (): boolean => process.stdout.isTTY === true && (process.env.NO_COLOR ?? "") === ""
+
+const plain = (args: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
+  colours() ? args : args.map((a) => (typeof a === "string" ? a.replace(ANSI, "") : a))
+
 /**
  * A `Console` whose `error` is captured instead of printed: @effect/cli prints usage errors as help text on
- * stderr; we keep stderr to one JSON line and put that text into its message.
+ * stderr; we keep stderr to one JSON line and put that text into its message. Its `log` (help, completions)
+ * drops @effect/cli's colour codes when stdout is not a terminal or `NO_COLOR` is set.
  */
 export const captureUsageText = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(Effect.console, (console) =>
     Effect.withConsole(effect, {
       ...console,
+      log: (...args: ReadonlyArray<unknown>) => console.log(...plain(args)),
       error: (...args: ReadonlyArray<unknown>) =>
         Effect.sync(() => {
           lastUsageText = args.map(String).join(" ")
         }),
       unsafe: {
         ...console.unsafe,
+        log: (...args: ReadonlyArray<unknown>) => console.unsafe.log(...plain(args)),
         error: (...args: ReadonlyArray<unknown>) => {
           lastUsageText = args.map(String).join(" ")
         }
@@ -194,11 +213,11 @@ export const emit = <A>(json: boolean, value: A, human: (value: A) => string) =>
   json ? printJson(value) : printLine(human(value))
 
 // ---------------------------------------------------------------------------------------------------------------
-// progress (stderr, only on a terminal)
+// progress and notes (stderr)
 
 let progressShown = false
 
-/** Show a one-line progress message on stderr when it is a terminal; nothing otherwise. */
+/** A status line on stderr when it is a terminal (redrawn in place); nothing otherwise. */
 export const progress = (text: string) =>
   Effect.sync(() => {
     if (!process.stderr.isTTY) return
@@ -212,3 +231,92 @@ export const clearProgress = () => {
 }
 
 export const doneProgress = Effect.sync(clearProgress)
+
+/** A note for the reader on stderr (stdout stays the result): `note: …`. */
+export const note = (text: string) =>
+  Effect.sync(() => {
+    clearProgress()
+    process.stderr.write(`note: ${text}\n`)
+  })
+
+/**
+ * How often long work prints a progress line when stderr is not a terminal (`MESA_DUCKLAKE_PROGRESS_INTERVAL_MS`,
+ * default 10 s); the first such line comes one interval after the work started, so short runs print nothing.
+ */
+const lineInterval = (): number => {
+  const ms = Number(process.env.MESA_DUCKLAKE_PROGRESS_INTERVAL_MS)
+  return Number.isFinite(ms) && ms > 0 ? ms : 10_000
+}
+
+/** Progress of long work with counts: redrawn on a terminal, a `progress: …` line every interval otherwise. */
+export const makeProgressLine = () => {
+  const started = Date.now()
+  const every = lineInterval()
+  let nextLine = started + every
+  let lastDraw = 0
+  return {
+    started,
+    show: (text: string) => {
+      const now = Date.now()
+      if (process.stderr.isTTY) {
+        if (now - lastDraw < 100) return
+        lastDraw = now
+        process.stderr.write(`\r\u001b[K${text}`)
+        progressShown = true
+      } else if (now >= nextLine) {
+        nextLine = now + every
+        process.stderr.write(`progress: ${text}\n`)
+      }
+    }
+  }
+}
+
+/** The running long command's progress: its line, its label, and the latest progress the library logged. */
+let current: { readonly line: ReturnType<typeof makeProgressLine>; readonly label: string; latest: string | undefined } | undefined
+
+const elapsedOf = (started: number) => duration((Date.now() - started) / 1000)
+
+/**
+ * Runs long work with a progress line on stderr: `label` (or the latest progress the library logged, such as
+ * `rebuild scan 3/10 files`) and the elapsed time, redrawn every second; cleared when the work ends, however.
+ */
+export const withProgress = <A, E, R>(label: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => (current = { line: makeProgressLine(), label, latest: undefined })),
+    (p) =>
+      Effect.flatMap(
+        Effect.forkDaemon(Effect.repeat(
+          Effect.sync(() => p.line.show(`${p.latest ?? p.label} · ${elapsedOf(p.line.started)}`)),
+          Schedule.spaced("1 second")
+        )),
+        (ticker) => Effect.ensuring(effect, Fiber.interrupt(ticker))
+      ),
+    () =>
+      Effect.sync(() => {
+        current = undefined
+        clearProgress()
+      })
+  )
+
+/** A library log message that reports progress (`… 3/10 …`), shown as progress while a long command runs. */
+export const progressFromLog = (message: string, annotations: ReadonlyArray<readonly [string, unknown]> = []): boolean => {
+  if (current === undefined || !/\b\d+\/\d+\b/.test(message)) return false
+  const extra = annotations
+    .filter(([k]) => k === "bytes" || k === "project")
+    .map(([k, v]) => (k === "bytes" && typeof v === "number" ? `${(v / 1024 / 1024).toFixed(1)} MB` : String(v)))
+  current.latest = [message, ...extra].join(" · ")
+  current.line.show(`${current.latest} · ${elapsedOf(current.line.started)}`)
+  return true
+}
+
+/** `1,234,567` */
+export const count = (n: number) => n.toLocaleString("en-US")
+
+/** `12.3 s`, `4 min 05 s`, `1 h 02 min` */
+export const duration = (seconds: number): string => {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?"
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`
+  const s = Math.round(seconds)
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`
+}

@@ -1,51 +1,22 @@
 /**
  * `drift [--record] <project>`: live AVUs in iRODS (native client, GenQuery over the project root) against the
- * history's current state; `--record` records the differences as one reconciliation snapshot.
+ * history's current state; `--record` records the differences as one reconciliation snapshot. Handler:
+ * `../run/drift.ts`, loaded when run.
  */
-import { Command, Options } from "@effect/cli"
-import { Effect } from "effect"
-import { detectDrift, DRIFT_SOURCE, type DriftReport, recordDrift } from "../../../src/operations/drift.js"
-import { actor, actorOf, ClientLive, IrodsLive, json, projectArg, resolveProject } from "../environment.js"
-import { doneProgress, emit, formatTable, progress } from "../output.js"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import { actor, json, lazy, projectArg } from "../options.js"
 
-const table = (report: DriftReport) =>
-  formatTable(
-    ["PATH", "TYPE", "DRIFT", "ATTRIBUTE", "VALUE", "UNIT"],
-    report.paths.flatMap((p) => [
-      ...p.extra.map((t) => [p.irodsPath, p.targetType, "extra (in iRODS only)", t.attribute, t.value, t.unit]),
-      ...p.missing.map((t) => [p.irodsPath, p.targetType, "missing (history only)", t.attribute, t.value, t.unit])
-    ])
-  )
+/** As `DRIFT_SOURCE` in src/operations/drift.ts (not imported here: that module loads the client). */
+export const DRIFT_SOURCE_TEXT = "mesa-ducklake:drift-reconciliation"
 
-export const drift = Command.make(
-  "drift",
-  {
-    record: Options.boolean("record").pipe(
-      Options.withDescription(`record the differences as one snapshot (source ${DRIFT_SOURCE})`)
-    ),
-    actor,
-    json,
-    project: projectArg
-  },
-  (o) =>
-    Effect.gen(function*() {
-      const project = yield* resolveProject(o.project)
-      yield* progress(`comparing iRODS with the history of ${project.irodsPath}…`)
-      const report = yield* detectDrift(project)
-      if (!o.record) {
-        yield* doneProgress
-        return yield* emit(o.json, report, (r) =>
-          r.paths.length === 0
-            ? `no drift: ${r.liveAvus} AVUs in iRODS under ${r.root} match the history`
-            : `${table(r)}\n${r.paths.length} path(s) differ`)
-      }
-      yield* progress(`recording the differences of ${report.paths.length} path(s)…`)
-      const result = yield* recordDrift(report, { actor: yield* actorOf(o.actor) })
-      yield* doneProgress
-      const out = { ...report, recorded: result !== null && result.recorded, snapshotId: result?.recorded ? result.snapshotId : null }
-      yield* emit(o.json, out, (r) =>
-        r.paths.length === 0
-          ? `no drift: nothing to record`
-          : `${table(r)}\nrecorded as snapshot ${r.snapshotId} (source ${DRIFT_SOURCE})`)
-    }).pipe(Effect.provide(IrodsLive), Effect.provide(ClientLive))
-).pipe(Command.withDescription("compare a project's live AVUs in iRODS with its history; --record catches the history up"))
+export const driftConfig = {
+  record: Options.boolean("record").pipe(Options.withDescription(`record the differences as one snapshot (source ${DRIFT_SOURCE_TEXT})`)),
+  actor,
+  json,
+  project: projectArg
+}
+
+export const drift = Command.make("drift", driftConfig, lazy(() => import("../run/drift.js"), (m) => m.drift)).pipe(
+  Command.withDescription("compare a project's live AVUs in iRODS with its history; --record catches the history up")
+)

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/**
+ * Bundles the CLI (`npm run build` runs this after tsc): `dist/scripts/cli.js` becomes one ES module holding
+ * @effect/cli, `effect` and the command definitions, and each command's handler (`scripts/cli/run/*.ts`, imported
+ * dynamically) becomes a chunk under `dist/scripts/cli/chunks/`, loaded when that command runs. Node then reads a
+ * few files at start-up instead of some 600 (`--help`: about 0.15 s of CPU instead of 0.65 s).
+ *
+ * Packages that are not Effect's stay outside the bundle (native code, optional dependencies, OpenTelemetry); every
+ * Effect package is inside, so the CLI runs on one copy of `effect`.
+ *
+ *   node scripts/cli/bundle.mjs [outdir]      default: dist/scripts
+ */
+import { build } from "esbuild"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
+const outdir = path.resolve(root, process.argv[2] ?? "dist/scripts")
+const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"))
+const isEffect = (name) => name === "effect" || name.startsWith("@effect/")
+const external = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {})]
+  .filter((name) => !isEffect(name))
+  .flatMap((name) => [name, `${name}/*`])
+
+fs.rmSync(path.join(outdir, "cli", "chunks"), { recursive: true, force: true })
+await build({
+  entryPoints: { cli: path.join(root, "scripts/cli.ts") },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  chunkNames: "cli/chunks/[name]-[hash]",
+  external,
+  minify: true,
+  keepNames: true,
+  sourcemap: false,
+  legalComments: "none",
+  logLevel: "warning",
+  // The bundle is ESM; a bundled CommonJS module that calls require() needs one.
+  banner: { js: "import { createRequire as __mesaCreateRequire } from \"node:module\"; const require = __mesaCreateRequire(import.meta.url);" }
+})
