@@ -23,7 +23,8 @@ export const FOLDER_DEPENDENCIES: Record<string, ReadonlyArray<string>> = {
   backup: ["core", "catalog", "duckdb", "storage", "postgres"],
   access: ["core", "client", "irods", "storage"],
   operations: ["core", "catalog", "client", "irods", "storage", "access"],
-  report: ["core", "client"]
+  report: ["core", "client"],
+  events: ["core", "catalog", "client", "irods", "operations"]
 }
 
 const files = (fs.readdirSync(SRC, { recursive: true }) as Array<string>)

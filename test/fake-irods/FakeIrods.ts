@@ -51,6 +51,19 @@ export interface FakeAvu {
   readonly modifyTime: Date
 }
 
+/** One successful MOD_AVU_METADATA call (`imeta add|adda|rm|set`), as the post-PEP sees it. */
+export interface FakeAvuChange {
+  readonly op: "add" | "adda" | "rm" | "set"
+  readonly type: "data_object" | "collection"
+  readonly path: string
+  readonly attribute: string
+  readonly value: string
+  readonly units: string
+  /** The session's client user and zone. */
+  readonly user: string
+  readonly zone: string
+}
+
 /** Access names as R_TOKN_MAIN stores them in 4.2.8 (what GenQuery returns in COL_*_ACCESS_NAME). */
 export type FakeAccessName = "read object" | "modify object" | "own"
 
@@ -225,6 +238,11 @@ export class FakeZone {
   readonly accounts = new Map<number, FakeUser>()
   /** R_USER_GROUP: group_user_id → member user_ids. Every user and group is a member of itself. */
   readonly memberships = new Map<number, Set<number>>()
+  /**
+   * Told of every AVU change a client made through MOD_AVU_METADATA, after it succeeded (as iRODS runs
+   * acPostProcForModifyAVUMetadata): the Data Store's AMQP publisher hangs here (test/fake-irods/DataStoreFeed.ts).
+   */
+  avuObserver: ((change: FakeAvuChange) => void) | undefined = undefined
   private nextId = 10000
 
   constructor(
@@ -1205,6 +1223,16 @@ export const startFakeIrods = async (options: FakeIrodsOptions = {}): Promise<Fa
             default:
               throw new IrodsFailure(E.CAT_INVALID_ARGUMENT, `unsupported operation ${op}`)
           }
+          zone.avuObserver?.({
+            op,
+            type: type === "-d" ? "data_object" : "collection",
+            path,
+            attribute: attr,
+            value,
+            units: units ?? "",
+            user: me.name,
+            zone: me.zone
+          })
           return reply(0)
         }
         case API.GEN_QUERY: {
