@@ -47,7 +47,8 @@ dd { margin: 0; font-size: 18px; font-weight: 600; }
 table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
 th, td { text-align: left; border-bottom: 1px solid var(--line); padding: 4px 6px; vertical-align: top; }
 th { background: #f3f5f8; position: sticky; top: 0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.snapshots td.num, table.snapshots th.num { width: 6em; }
 td.text { word-break: break-word; white-space: pre-wrap; max-width: 360px; }
 tr.touches-path td { background: #eef5ff; }
 details { margin: 10px 0; }
@@ -106,7 +107,7 @@ ${truncated}
 ${attributes}
 <details class="changes"><summary>All ${plural(timeline.events.length, "change")} of this path, newest first</summary>
 <table class="events"><thead><tr><th>valid time (UTC)</th><th>change</th><th>attribute</th><th>value</th><th>unit</th>
-<th>actor</th><th>snapshot</th><th>source</th><th>earlier path</th></tr></thead><tbody>
+<th>actor</th><th class="num">snapshot</th><th>source</th><th>earlier path</th></tr></thead><tbody>
 ${rows}
 </tbody></table></details></section>`
 }
@@ -141,7 +142,7 @@ const snapshotsSection = (input: PageInput): string => {
   const hint = touched.size > 0 ? " Highlighted: snapshots that changed this path." : ""
   return `<section id="snapshots"><h2>Snapshots</h2>
 <p class="note">${plural(input.snapshots.length, "snapshot")}, newest first; committed is transaction time.${hint}</p>${more}
-<table class="snapshots"><thead><tr><th>snapshot</th><th>committed (UTC)</th><th>author</th><th>changes</th><th>note</th></tr></thead>
+<table class="snapshots"><thead><tr><th class="num">snapshot</th><th>committed (UTC)</th><th>author</th><th class="num">changes</th><th>note</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table></section>`

@@ -179,46 +179,51 @@ export interface Overview {
   readonly topActors: ReadonlyArray<Ranked>
 }
 
-/** The `n` most frequent names, most first (ties by name). */
-const top = (names: ReadonlyArray<string>, n: number): ReadonlyArray<Ranked> => {
-  const counts = new Map<string, number>()
-  for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1)
-  return [...counts.entries()]
+/** The `n` most frequent names of a count map, most first (ties by name). */
+const top = (counts: ReadonlyMap<string, number>, n: number): ReadonlyArray<Ranked> =>
+  [...counts.entries()]
     .map(([name, count]) => ({ name, count }))
     .sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .slice(0, n)
-}
 
 const DAY_MS = 86_400_000
 
-/** The project's overview from its change rows (`truncated`: the rows are the newest of more). */
+const bump = <K>(m: Map<K, number>, k: K) => m.set(k, (m.get(k) ?? 0) + 1)
+
+/** The project's overview from its change rows (`truncated`: the rows are the newest of more). One pass. */
 export const buildOverview = (rows: ReadonlyArray<ChangeRow>, truncated: boolean, topN = 10): Overview => {
-  const perDay = new Map<string, { day: Date; op: "add" | "delete"; count: number }>()
-  let first: Date | undefined
-  let last: Date | undefined
+  // Per day: adds at 2·day, deletes at 2·day + 1 (days since the epoch, so the keys stay numbers).
+  const perDay = new Map<number, number>()
+  const attributes = new Map<string, number>()
+  const actors = new Map<string, number>()
+  const paths = new Set<string>()
+  let first = Number.POSITIVE_INFINITY
+  let last = Number.NEGATIVE_INFINITY
   let adds = 0
   for (const r of rows) {
+    const t = r.ts.getTime()
+    if (t < first) first = t
+    if (t > last) last = t
     if (r.op === "add") adds++
-    if (first === undefined || r.ts < first) first = r.ts
-    if (last === undefined || r.ts > last) last = r.ts
-    const day = Math.floor(r.ts.getTime() / DAY_MS) * DAY_MS
-    const k = key(day, r.op)
-    const slot = perDay.get(k)
-    if (slot === undefined) perDay.set(k, { day: new Date(day), op: r.op, count: 1 })
-    else slot.count++
+    bump(perDay, Math.floor(t / DAY_MS) * 2 + (r.op === "add" ? 0 : 1))
+    bump(attributes, r.attribute)
+    bump(actors, r.actor)
+    paths.add(r.irodsPath)
   }
   return {
     changes: rows.length,
     truncated,
     adds,
     deletes: rows.length - adds,
-    paths: new Set(rows.map((r) => r.irodsPath)).size,
-    attributes: new Set(rows.map((r) => r.attribute)).size,
-    actors: new Set(rows.map((r) => r.actor)).size,
-    first,
-    last,
-    perDay: [...perDay.values()].sort((a, b) => a.day.getTime() - b.day.getTime() || (a.op < b.op ? -1 : 1)),
-    topAttributes: top(rows.map((r) => r.attribute), topN),
-    topActors: top(rows.map((r) => r.actor), topN)
+    paths: paths.size,
+    attributes: attributes.size,
+    actors: actors.size,
+    first: rows.length === 0 ? undefined : new Date(first),
+    last: rows.length === 0 ? undefined : new Date(last),
+    perDay: [...perDay.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([k, count]) => ({ day: new Date(Math.floor(k / 2) * DAY_MS), op: k % 2 === 0 ? "add" as const : "delete" as const, count })),
+    topAttributes: top(attributes, topN),
+    topActors: top(actors, topN)
   }
 }
