@@ -27,6 +27,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { drift } from "./cli/commands/drift.js"
 import { jobs } from "./cli/commands/jobs.js"
+import { listen } from "./cli/commands/listen.js"
 import { maintenance } from "./cli/commands/maintenance.js"
 import { attachSql, project } from "./cli/commands/project.js"
 import { queries } from "./cli/commands/query.js"
@@ -48,6 +49,7 @@ const root = Command.make("mesa-ducklake").pipe(
     ...maintenance,
     ...jobs,
     drift,
+    listen,
     verify,
     report
   ])
