@@ -8,10 +8,10 @@
  * importing the package never loads them, and without them a report fails with `ReportError
  * { reason: "missing-dependency" }` while everything else works.
  */
-import { Clock, Effect, Schema } from "effect"
+import { Cause, Clock, Effect, Exit, Schema } from "effect"
 import type { DuckLakeClientService } from "../client/DuckLakeClient.js"
 import type { ReadError } from "../client/context.js"
-import { type ChangeRow, parseIrodsPath, type Project } from "../core/domain.js"
+import { type ChangeRow, type HistoryFilter, parseIrodsPath, type Project, type Snapshot } from "../core/domain.js"
 import { InvalidChange } from "../core/errors.js"
 import { attributeChart, avuLabel, type ChartKit, legends, marginFor, perDayChart, rankedChart } from "./charts.js"
 import { renderPage } from "./html.js"
@@ -62,6 +62,17 @@ export interface HistoryReport {
 
 export type ReportFailure = ReadError | ReportError
 
+/** What a report reads: these methods of `DuckLakeClient` (or of a `DuckLakeAccess` view). */
+export type ReportSource = Pick<DuckLakeClientService, "getProject" | "findProjectByPath" | "getHistory" | "listSnapshots">
+
+/** The same methods as the Promise facade (`openDuckLake`) has them. */
+export interface ReportSourceAsync {
+  readonly getProject: (projectId: string) => Promise<Project>
+  readonly findProjectByPath: (irodsPath: string) => Promise<Project>
+  readonly getHistory: (projectId: string, filter?: HistoryFilter) => Promise<ReadonlyArray<ChangeRow>>
+  readonly listSnapshots: (projectId: string, options?: { readonly limit?: number }) => Promise<ReadonlyArray<Snapshot>>
+}
+
 const DEFAULTS = { maxChanges: 100_000, maxPathChanges: 10_000, maxSnapshots: 1_000 } as const
 /** The client's own cap on a read's limit (one more row than the limit is read to tell whether there are more). */
 const MAX_LIMIT = 999_999
@@ -94,7 +105,7 @@ const loadChartKit: Effect.Effect<ChartKit, ReportError> = Effect.tryPromise({
 })
 
 /** The project a report is about: by id, or the registered project containing a path (which is then drawn). */
-const resolveTarget = (client: DuckLakeClientService, target: unknown) =>
+const resolveTarget = (client: ReportSource, target: unknown) =>
   Effect.gen(function*() {
     if (typeof target !== "string" || target.trim() === "") {
       return yield* new InvalidChange({ field: "target", reason: "give a project id or an iRODS path" })
@@ -114,7 +125,7 @@ const newest = <A>(rows: ReadonlyArray<A>, limit: number) => ({ rows: rows.slice
  * renames back) or a project id (the overview and snapshots only).
  */
 export const renderReport = Effect.fn("Report.renderReport")(function*(
-  client: DuckLakeClientService,
+  client: ReportSource,
   target: string,
   options?: ReportOptions
 ) {
@@ -176,3 +187,25 @@ export const renderReport = Effect.fn("Report.renderReport")(function*(
     truncated: { path: pathRows.truncated, project: projectRows.truncated, snapshots: snapshots.truncated }
   } satisfies HistoryReport as HistoryReport
 })
+
+/**
+ * `renderReport` for callers without Effect: `await renderReportAsync(lake, target)` with the client from
+ * `openDuckLake`. Rejections carry the tagged errors themselves (`err._tag === "ProjectNotFound"`, `"ReportError"`).
+ */
+export const renderReportAsync = async (
+  lake: ReportSourceAsync,
+  target: string,
+  options?: ReportOptions
+): Promise<HistoryReport> => {
+  // The facade rejects with our tagged errors already: pass them on as they are.
+  const call = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (e) => e as never })
+  const source: ReportSource = {
+    getProject: (id) => call(() => lake.getProject(id)),
+    findProjectByPath: (path) => call(() => lake.findProjectByPath(path)),
+    getHistory: (id, filter) => call(() => lake.getHistory(id, filter)),
+    listSnapshots: (id, opts) => call(() => lake.listSnapshots(id, opts))
+  }
+  const exit = await Effect.runPromiseExit(renderReport(source, target, options))
+  if (Exit.isSuccess(exit)) return exit.value
+  throw Cause.squash(exit.cause)
+}
