@@ -9,7 +9,6 @@
  * { reason: "missing-dependency" }` while everything else works.
  */
 import { Cause, Clock, Effect, Exit, Schema } from "effect"
-import type { DuckLakeClientService } from "../client/DuckLakeClient.js"
 import type { ReadError } from "../client/context.js"
 import { type ChangeRow, type HistoryFilter, parseIrodsPath, type Project, type Snapshot } from "../core/domain.js"
 import { InvalidChange } from "../core/errors.js"
@@ -62,8 +61,19 @@ export interface HistoryReport {
 
 export type ReportFailure = ReadError | ReportError
 
-/** What a report reads: these methods of `DuckLakeClient` (or of a `DuckLakeAccess` view). */
-export type ReportSource = Pick<DuckLakeClientService, "getProject" | "findProjectByPath" | "getHistory" | "listSnapshots">
+/**
+ * What a report reads: these methods of `DuckLakeClient`, or of a caller's `DuckLakeAccess` view (whose reads may
+ * also fail with its access errors, `E`).
+ */
+export interface ReportSource<E = ReadError> {
+  readonly getProject: (projectId: string) => Effect.Effect<Project, E>
+  readonly findProjectByPath: (irodsPath: string) => Effect.Effect<Project, E>
+  readonly getHistory: (projectId: string, filter?: HistoryFilter) => Effect.Effect<ReadonlyArray<ChangeRow>, E>
+  readonly listSnapshots: (
+    projectId: string,
+    options?: { readonly limit?: number }
+  ) => Effect.Effect<ReadonlyArray<Snapshot>, E>
+}
 
 /** The same methods as the Promise facade (`openDuckLake`) has them. */
 export interface ReportSourceAsync {
@@ -105,7 +115,7 @@ const loadChartKit: Effect.Effect<ChartKit, ReportError> = Effect.tryPromise({
 })
 
 /** The project a report is about: by id, or the registered project containing a path (which is then drawn). */
-const resolveTarget = (client: ReportSource, target: unknown) =>
+const resolveTarget = <E>(client: ReportSource<E>, target: unknown) =>
   Effect.gen(function*() {
     if (typeof target !== "string" || target.trim() === "") {
       return yield* new InvalidChange({ field: "target", reason: "give a project id or an iRODS path" })
@@ -124,8 +134,8 @@ const newest = <A>(rows: ReadonlyArray<A>, limit: number) => ({ rows: rows.slice
  * an iRODS path (its project is the registered one containing it; the page draws that path's AVUs, following
  * renames back) or a project id (the overview and snapshots only).
  */
-export const renderReport = Effect.fn("Report.renderReport")(function*(
-  client: ReportSource,
+export const renderReport = Effect.fn("Report.renderReport")(function*<E>(
+  client: ReportSource<E>,
   target: string,
   options?: ReportOptions
 ) {
@@ -199,7 +209,7 @@ export const renderReportAsync = async (
 ): Promise<HistoryReport> => {
   // The facade rejects with our tagged errors already: pass them on as they are.
   const call = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (e) => e as never })
-  const source: ReportSource = {
+  const source: ReportSource<unknown> = {
     getProject: (id) => call(() => lake.getProject(id)),
     findProjectByPath: (path) => call(() => lake.findProjectByPath(path)),
     getHistory: (id, filter) => call(() => lake.getHistory(id, filter)),
