@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Catalog } from "../src/catalog/Catalog.js"
+import { DuckDb } from "../src/duckdb/DuckDb.js"
 import type { LiveFile } from "../src/catalog/Catalog.js"
 import { compactionGroups } from "../src/client/compaction.js"
 import * as DuckLakeClientModule from "../src/client/DuckLakeClient.js"
@@ -103,11 +104,11 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic co
       const live = yield* catalog.liveFiles(p)
       expect(live.length).toBe(1)
       expect(yield* c.getHistory(p.projectId, { limit: 1000 })).toEqual(before)
-      // In storage: the 30 replaced files (kept for the grace period) and the one live merged file, nothing else.
-      const dir = nodePath.join(dirs.zoneDir, p.ducklakePath, "main", "avu_changes")
-      const parquet = fs.readdirSync(dir).filter((f) => f.endsWith(".parquet"))
-      expect(parquet.filter((f) => f.startsWith("compacted_"))).toEqual([live[0]!.fileName])
-      expect(parquet.length).toBe(31)
+      // In storage: the one live merged file in main/, the 30 replaced files aside (kept for the grace period).
+      const parquetIn = (sub: string) =>
+        fs.readdirSync(nodePath.join(dirs.zoneDir, p.ducklakePath, sub, "avu_changes")).filter((f) => f.endsWith(".parquet"))
+      expect(parquetIn("main")).toEqual([live[0]!.fileName])
+      expect(parquetIn("replaced").length).toBe(30)
       // Writes go on while a compaction merges (it takes the writer lock only to commit).
       for (let i = 0; i < 60; i++) yield* record(p.projectId, [change(`${p.irodsPath}/y${i % 3}`, "k", `w${i}`)])
       const [, written] = yield* Effect.all([
@@ -116,5 +117,41 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic co
       ], { concurrency: 2 })
       expect(written.recorded).toBe(true)
       expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/z`)).map((v) => v.value)).toEqual(["during"])
+    }))
+
+  it.effect("main/avu_changes read directly is the history, each change once, after compactions; gc removes what was replaced", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const duck = yield* DuckDb
+      const p = yield* registerFresh("direct-read")
+      const main = nodePath.join(dirs.zoneDir, p.ducklakePath, "main", "avu_changes")
+      const aside = nodePath.join(dirs.zoneDir, p.ducklakePath, "replaced", "avu_changes")
+      for (let i = 0; i < 20; i++) yield* record(p.projectId, [change(`${p.irodsPath}/x${i % 4}`, "k", `v${i}`), change(`${p.irodsPath}/y`, `a${i}`, "1")])
+      yield* c.compact(p.projectId)
+      for (let i = 0; i < 7; i++) yield* record(p.projectId, [change(`${p.irodsPath}/z`, "k", `w${i}`)])
+      yield* c.compact(p.projectId)
+      const history = yield* c.getHistory(p.projectId, { limit: 10_000 })
+      expect(history.length).toBe(47)
+      // The documented direct read (README "Reading the files directly").
+      const direct = yield* duck.query(
+        `SELECT count(*)::INTEGER AS n, count(DISTINCT (snapshot_id, change_seq))::INTEGER AS d
+         FROM read_parquet('${main}/*.parquet', union_by_name = true)`
+      )
+      expect(direct[0]).toEqual({ n: 47, d: 47 })
+      expect(fs.readdirSync(aside).length).toBe(28)
+      // A compaction cut short before its move leaves a replaced file in main/: gc moves it aside.
+      const stranded = fs.readdirSync(aside)[0]!
+      fs.copyFileSync(nodePath.join(aside, stranded), nodePath.join(main, stranded))
+      yield* catalog.withSql((sql) =>
+        sql`UPDATE ${sql(p.metadataSchema)}.ducklake_files_scheduled_for_deletion
+            SET path = ${`main/avu_changes/${stranded}`} WHERE path = ${`replaced/avu_changes/${stranded}`}`)
+      fs.rmSync(nodePath.join(aside, stranded))
+      expect(yield* c.deleteScheduledFiles(p.projectId)).toBe(0)
+      expect(fs.readdirSync(main)).not.toContain(stranded)
+      expect(yield* c.deleteScheduledFiles(p.projectId, { graceMs: 0 })).toBe(28)
+      expect(fs.readdirSync(aside)).toEqual([])
+      expect(fs.readdirSync(main).length).toBe(1)
+      expect(yield* c.getHistory(p.projectId, { limit: 10_000 })).toEqual(history)
     }))
 })

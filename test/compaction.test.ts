@@ -84,13 +84,17 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("compaction",
       const marker = yield* storage.stat(`${p.ducklakePath}/_mesa_log/compaction_${String(report.snapshots[0]).padStart(10, "0")}.json`)
       expect(Option.isSome(marker)).toBe(true)
 
-      // Old files stay in storage until the grace period is over.
+      // main/ holds the live files only; the replaced ones wait in replaced/ until the grace period is over.
       const parquet = (entries: ReadonlyArray<{ readonly name: string }>) => entries.filter((e) => e.name.endsWith(".parquet")).length
       const dir = `${p.ducklakePath}/main/avu_changes`
-      expect(parquet(yield* storage.list(dir))).toBe(30 + report.filesWritten)
-      expect(yield* c.deleteScheduledFiles(p.projectId)).toBe(0)
-      expect(yield* c.deleteScheduledFiles(p.projectId, { graceMs: 0 })).toBe(30 - (report.filesAfter - report.filesWritten))
+      const aside = `${p.ducklakePath}/replaced/avu_changes`
+      const replaced = 30 - (report.filesAfter - report.filesWritten)
       expect(parquet(yield* storage.list(dir))).toBe(report.filesAfter)
+      expect(parquet(yield* storage.list(aside))).toBe(replaced)
+      expect(yield* c.deleteScheduledFiles(p.projectId)).toBe(0)
+      expect(yield* c.deleteScheduledFiles(p.projectId, { graceMs: 0 })).toBe(replaced)
+      expect(parquet(yield* storage.list(dir))).toBe(report.filesAfter)
+      expect(parquet(yield* storage.list(aside))).toBe(0)
       expect(yield* answers(p, paths, times)).toEqual(before)
 
       // More writes, then compaction over compacted and new files together.

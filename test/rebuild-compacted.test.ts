@@ -68,4 +68,26 @@ layer(Live, { timeout: "180 seconds", excludeTestServices: true })("rebuild afte
       expect(again.filesAfter).toBe(1)
       expect((yield* c.getAvus(p.projectId, b)).some((x) => x.attribute === "post")).toBe(true)
     }))
+
+  it.effect("within the grace period, automatic compactions and the files they moved aside: the rebuild gives the same answers, no problem", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* registerFresh("rebuild-auto")
+      const paths = ["x", "y/z", "w"].map((x) => `${p.irodsPath}/${x}`)
+      for (let i = 1; i <= 130; i++) {
+        yield* c.recordChanges({
+          projectId: p.projectId,
+          actor: "alice",
+          changes: [change(paths[i % 3]!, `k${i % 4}`, `v${i % 7}`, i % 6 === 0 ? "set" : "add", { ts: day(1 + (i % 20)) })]
+        })
+      }
+      yield* c.flush
+      const live = yield* (yield* Catalog).liveFiles(p)
+      expect(live.some((f) => f.fileName.startsWith("compacted_"))).toBe(true)
+      const before = yield* answers(p, paths)
+      yield* dropCatalog(p)
+      const rebuilt = yield* Effect.flatMap(Backup, (bk) => bk.rebuild({ root: p.irodsPath }))
+      expect(rebuilt.problems).toEqual([])
+      expect(yield* answers(p, paths)).toEqual(before)
+    }))
 })

@@ -209,6 +209,12 @@ export interface CatalogService {
     before: Date
   ) => Effect.Effect<ReadonlyArray<{ readonly dataFileId: number; readonly relativePath: string }>, Failure>
   readonly forgetScheduled: (project: Project, dataFileIds: ReadonlyArray<number>) => Effect.Effect<void, Failure>
+  /** Records that scheduled files were moved to `prefix` (relative to the lake) + their file name. */
+  readonly moveScheduled: (
+    project: Project,
+    dataFileIds: ReadonlyArray<number>,
+    prefix: string
+  ) => Effect.Effect<void, Failure>
   /** Raw SQL access for maintenance jobs and tests. */
   readonly withSql: <A, E>(
     f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>
@@ -269,6 +275,7 @@ export const make = (config: CatalogConfig) =>
       commitCompaction: (project, input) => Compaction.commitCompaction(conn, project, input),
       scheduledForDeletion: (project, before) => Compaction.scheduledForDeletion(conn, project, before),
       forgetScheduled: (project, ids) => Compaction.forgetScheduled(conn, project, ids),
+      moveScheduled: (project, ids, prefix) => Compaction.moveScheduled(conn, project, ids, prefix),
       withSql: (f) => conn.withSql(f),
       target: conn.target
     })

@@ -142,3 +142,16 @@ export const forgetScheduled = (
     sql`DELETE FROM ${sql(project.metadataSchema)}.ducklake_files_scheduled_for_deletion
         WHERE data_file_id = ANY(${ids as Array<number>}::int8[])`, "forgetScheduled")
     .pipe(Effect.asVoid)
+
+/** Records that scheduled files now live at `prefix` + their file name (moved aside after a compaction). */
+export const moveScheduled = (
+  conn: Conn,
+  project: Project,
+  ids: ReadonlyArray<number>,
+  prefix: string
+): Effect.Effect<void, Failure> =>
+  ids.length === 0 ? Effect.void : conn.withSql((sql) =>
+    sql`UPDATE ${sql(project.metadataSchema)}.ducklake_files_scheduled_for_deletion
+        SET path = ${prefix} || regexp_replace(path, '^.*/', '')
+        WHERE data_file_id = ANY(${ids as Array<number>}::int8[])`, "moveScheduled")
+    .pipe(Effect.asVoid)

@@ -14,7 +14,7 @@ import * as nodePath from "node:path"
 import type { LiveFile } from "../catalog/Catalog.js"
 import { SOURCE_GONE } from "../catalog/compaction.js"
 import { COLUMNS_METADATA, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
-import { paddedId } from "../core/layout.js"
+import { paddedId, REPLACED_DIR } from "../core/layout.js"
 import type { CompactionReport, Project } from "../core/domain.js"
 import { LakeWriteError } from "../core/errors.js"
 import { formatIrodsChecksum } from "../storage/LakeStorage.js"
@@ -212,6 +212,7 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
       replaces: group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))
     }).pipe(Effect.catchAll((e) => Effect.logWarning("compaction marker not written", e)))
     yield* Effect.promise(() => fs.rm(local, { force: true }))
+    yield* moveAside(ctx, p, group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName })), dir)
     return { snapshotId: committed.snapshotId, fileSizeBytes: written.fileSizeBytes }
   })
 
@@ -236,7 +237,45 @@ export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, t
     })
 }
 
-/** Removes files that compaction replaced more than `graceMs` ago (default 7 days). Returns how many. */
+const liveDir = (p: Project) => `${p.ducklakePath}/main/${TABLE_NAME}`
+const asideDir = (p: Project) => `${p.ducklakePath}/${REPLACED_DIR}/${TABLE_NAME}`
+
+/**
+ * Moves replaced files out of `main/` into `replaced/` (copy, then remove: storage has no rename), so `main/` holds
+ * the live files only and reads directly as the history. A file that cannot be moved now stays where it is and is
+ * moved by the next `deleteScheduledFiles`. A reader that listed a moved file finds it missing and lists again.
+ */
+const moveAside = (
+  ctx: ClientCore,
+  p: Project,
+  files: ReadonlyArray<{ readonly dataFileId: number; readonly fileName: string }>,
+  dir: string
+) =>
+  Effect.gen(function*() {
+    const moved: Array<number> = []
+    for (const f of files) {
+      const tmp = nodePath.join(dir, `aside-${f.fileName}`)
+      const done = yield* Effect.gen(function*() {
+        yield* ctx.storage.get(`${liveDir(p)}/${f.fileName}`, tmp)
+        yield* upload(ctx, tmp, `${asideDir(p)}/${f.fileName}`)
+        yield* ctx.storage.remove(`${liveDir(p)}/${f.fileName}`)
+        return true
+      }).pipe(
+        Effect.catchAll((e) => Effect.as(Effect.logWarning(`replaced file ${f.fileName} left in main/ for now`, e), false)),
+        Effect.ensuring(Effect.promise(() => fs.rm(tmp, { force: true })))
+      )
+      if (done) moved.push(f.dataFileId)
+    }
+    yield* ctx.catalog.moveScheduled(p, moved, `${REPLACED_DIR}/${TABLE_NAME}/`).pipe(
+      Effect.catchAll((e) => Effect.logWarning("moved files' new place not recorded; deletion looks in both", e))
+    )
+  })
+
+/**
+ * Removes files that compaction replaced more than `graceMs` ago (default 7 days), wherever they are (`replaced/`,
+ * or still `main/` if a move was cut short), and moves aside the replaced files not yet due that are still in
+ * `main/`. Returns how many were removed.
+ */
 export const deleteScheduledFiles = Effect.fn("DuckLakeClient.deleteScheduledFiles")(function*(
   ctx: ClientCore,
   projectId: string,
@@ -245,14 +284,29 @@ export const deleteScheduledFiles = Effect.fn("DuckLakeClient.deleteScheduledFil
   const grace = options?.graceMs ?? 7 * 24 * 3600_000
   if (!Number.isFinite(grace) || grace < 0) return yield* invalid("graceMs", "must be a non-negative number")
   const p = yield* ctx.project(projectId)
-  const due = yield* ctx.catalog.scheduledForDeletion(p, new Date(Date.now() - grace))
+  const cutoff = new Date(Date.now() - grace)
+  const due = yield* ctx.catalog.scheduledForDeletion(p, cutoff)
   const done: Array<number> = []
+  const gone = (path: string) =>
+    ctx.storage.remove(path).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void))
   for (const f of due) {
-    yield* ctx.storage.remove(`${p.ducklakePath}/${f.relativePath}`).pipe(
-      Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void)
-    )
+    const name = f.relativePath.slice(f.relativePath.lastIndexOf("/") + 1)
+    yield* gone(`${p.ducklakePath}/${f.relativePath}`)
+    yield* gone(`${liveDir(p)}/${name}`)
+    yield* gone(`${asideDir(p)}/${name}`)
     done.push(f.dataFileId)
   }
   yield* ctx.catalog.forgetScheduled(p, done)
+  // Not due yet, but still in main/ (a compaction cut short before its move): moved aside now.
+  const doneIds = new Set(done)
+  const stranded = (yield* ctx.catalog.scheduledForDeletion(p, new Date(8.64e15)))
+    .filter((f) => !doneIds.has(f.dataFileId) && f.relativePath.startsWith(`main/${TABLE_NAME}/`))
+  if (stranded.length > 0) {
+    const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-gc-")))
+    yield* moveAside(ctx, p, stranded.map((f) => ({
+      dataFileId: f.dataFileId,
+      fileName: f.relativePath.slice(f.relativePath.lastIndexOf("/") + 1)
+    })), dir).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
+  }
   return done.length
 })

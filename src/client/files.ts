@@ -126,8 +126,19 @@ export const readFiles = <A>(
   filter: FileFilter,
   read: (local: ReadonlyArray<string>) => Effect.Effect<A, DuckDbError>
 ) =>
-  Effect.flatMap(ctx.catalog.files(p, filter), (files) =>
-    Effect.flatMap(readableAll(ctx, p, files), (local) => read(local).pipe(Effect.mapError(duckFailure(p, files, local)))))
+  relisting(Effect.flatMap(ctx.catalog.files(p, filter), (files) =>
+    Effect.flatMap(readableAll(ctx, p, files), (local) => read(local).pipe(Effect.mapError(duckFailure(p, files, local))))))
+
+/**
+ * Runs a list-then-read again (twice at most) when a listed file went missing: a compaction that committed after
+ * the listing moves the files it replaced out of `main/`. A file missing for any other reason is missing again on
+ * the new listing, and the error stands.
+ */
+export const relisting = <A, E, R>(read: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.retry(read, {
+    times: 2,
+    while: (e) => (e as { readonly _tag?: string })._tag === "LakeReadError" && (e as unknown as LakeReadError).reason === "missing"
+  })
 
 /** Upload with a few retries for transient faults; the parent collection is created on demand. */
 export const upload = (ctx: ClientCore, localFile: string, remotePath: string) => {

@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import { type AsOfOptions, type Avu, type ChangeRow, type HistoryFilter, parseIrodsPath, parseTimestamp, type Project } from "../core/domain.js"
 import { SnapshotNotFound } from "../core/errors.js"
 import { type ClientCore, END_OF_TIME, invalid, limitArg, snapshotArg, textArg } from "./context.js"
-import { duckFailure, readableAll, readFiles } from "./files.js"
+import { readFiles } from "./files.js"
 import { lineageOf, pathAt } from "./renames.js"
 
 export const getAvus = Effect.fn("DuckLakeClient.getAvus")(function*(ctx: ClientCore, projectId: string, path: string) {
@@ -44,10 +44,9 @@ export const getAvusAsOf = Effect.fn("DuckLakeClient.getAvusAsOf")(
     const maxSnapshot = yield* knownAtSnapshot(ctx, p, options?.knownAt)
     // The object now at this path may have been elsewhere then.
     const then = yield* pathAt(ctx, p, irodsPath, validAt, maxSnapshot)
-    const files = yield* ctx.catalog.files(p, { irodsPath: then, validAtOrBefore: validAt, maxSnapshot })
-    yield* Effect.annotateCurrentSpan({ projectId: p.projectId, files: files.length, maxSnapshot })
-    const local = yield* readableAll(ctx, p, files)
-    return yield* ctx.duck.avusAsOf(local, then, validAt, maxSnapshot).pipe(Effect.mapError(duckFailure(p, files, local)))
+    yield* Effect.annotateCurrentSpan({ projectId: p.projectId, maxSnapshot })
+    return yield* readFiles(ctx, p, { irodsPath: then, validAtOrBefore: validAt, maxSnapshot }, (local) =>
+      ctx.duck.avusAsOf(local, then, validAt, maxSnapshot))
   }
 )
 
@@ -77,13 +76,11 @@ export const getHistory = Effect.fn("DuckLakeClient.getHistory")(
           ...(seg.path === undefined ? {} : { irodsPath: seg.path }),
           ...(validTo === undefined ? {} : { validTo })
         }
-        const files = yield* ctx.catalog.files(p, {
-          ...segRange,
-          ...(validTo === undefined ? {} : { validAtOrBefore: validTo })
-        })
-        const local = yield* readableAll(ctx, p, files)
-        return yield* ctx.duck.changes(local, segRange, { limit, order: "newest" }).pipe(
-          Effect.mapError(duckFailure(p, files, local))
+        return yield* readFiles(
+          ctx,
+          p,
+          { ...segRange, ...(validTo === undefined ? {} : { validAtOrBefore: validTo }) },
+          (local) => ctx.duck.changes(local, segRange, { limit, order: "newest" })
         )
       }))
     if (parts.length === 1) return parts[0]!
@@ -109,29 +106,27 @@ export const diff = Effect.fn("DuckLakeClient.diff")(function*(ctx: ClientCore, 
   const p = yield* ctx.project(projectId)
   yield* ctx.catalog.requireSnapshot(p, a)
   yield* ctx.catalog.requireSnapshot(p, b)
-  const files = yield* ctx.catalog.files(p, { maxSnapshot: b })
-  const local = yield* readableAll(ctx, p, files)
-  const inRange = yield* duck.changes(local, { afterSnapshot: a, maxSnapshot: b }, { order: "oldest" }).pipe(
-    Effect.mapError(duckFailure(p, files, local))
-  )
-  const paths = [...new Set(inRange.map((r) => r.irodsPath))].sort()
   const far = new Date(8_000_000_000_000)
-  return yield* Effect.forEach(paths, (path) =>
+  // Each path's AVUs before and after, read from one listing of the files.
+  const states = yield* readFiles(ctx, p, { maxSnapshot: b }, (local) =>
     Effect.gen(function*() {
-      const [before, after] = yield* Effect.all([
-        duck.avusAsOf(local, path, far, a),
-        duck.avusAsOf(local, path, far, b)
-      ]).pipe(Effect.mapError(duckFailure(p, files, local)))
-      const k = (x: Avu) => JSON.stringify([x.attribute, x.value, x.unit])
-      const beforeKeys = new Set(before.map(k))
-      const afterKeys = new Set(after.map(k))
-      const triple = (x: Avu) => ({ attribute: x.attribute, value: x.value, unit: x.unit })
-      return {
-        irodsPath: path,
-        added: after.filter((x) => !beforeKeys.has(k(x))).map(triple),
-        removed: before.filter((x) => !afterKeys.has(k(x))).map(triple)
-      }
-    })).pipe(Effect.map((ds) => ds.filter((d) => d.added.length > 0 || d.removed.length > 0)))
+      const inRange = yield* duck.changes(local, { afterSnapshot: a, maxSnapshot: b }, { order: "oldest" })
+      const paths = [...new Set(inRange.map((r) => r.irodsPath))].sort()
+      return yield* Effect.forEach(paths, (path) =>
+        Effect.map(Effect.all([duck.avusAsOf(local, path, far, a), duck.avusAsOf(local, path, far, b)]), ([before, after]) =>
+          ({ path, before, after })))
+    }))
+  const k = (x: Avu) => JSON.stringify([x.attribute, x.value, x.unit])
+  const triple = (x: Avu) => ({ attribute: x.attribute, value: x.value, unit: x.unit })
+  return states.map(({ after, before, path }) => {
+    const beforeKeys = new Set(before.map(k))
+    const afterKeys = new Set(after.map(k))
+    return {
+      irodsPath: path,
+      added: after.filter((x) => !beforeKeys.has(k(x))).map(triple),
+      removed: before.filter((x) => !afterKeys.has(k(x))).map(triple)
+    }
+  }).filter((d) => d.added.length > 0 || d.removed.length > 0)
 })
 
 /** The change rows of one snapshot, in the order they were recorded. */

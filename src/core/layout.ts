@@ -6,6 +6,9 @@
  * <project root>/.mesa/ducklake/                 the lake (DuckLake DATA_PATH)
  *   main/avu_changes/snapshot_<id>_<hex>.parquet one file per snapshot
  *   main/avu_changes/compacted_<first>_<last>_<hex>.parquet
+ *                                                 (main/avu_changes holds the live files only: read directly,
+ *                                                 it is the whole history, each change once)
+ *   replaced/avu_changes/<file>                   files a compaction replaced, until deleted after the grace period
  *   _mesa_log/snapshot_<id>.json                  commit markers (what a rebuild from storage trusts)
  *   _mesa_log/compaction_<id>.json
  *   backups/mesa-ducklake-<project>-<UTC>.dump    catalog dumps (+ .json manifest)
@@ -17,6 +20,12 @@ export const LAKE_SUBPATH = ".mesa/ducklake"
 
 /** Commit markers, inside the lake collection. */
 export const MARKER_DIR = "_mesa_log"
+
+/**
+ * Files a compaction replaced, inside the lake collection: moved here from `main/` right after the compaction
+ * commits (so `main/` stays readable directly as the history), deleted after the grace period.
+ */
+export const REPLACED_DIR = "replaced"
 
 /** Catalog backups, inside the lake collection. */
 export const BACKUP_DIR = "backups"
