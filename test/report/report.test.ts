@@ -205,10 +205,13 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("the history 
       expect(page.topActors).toEqual(["dave: 6", "alice: 5", "bob: 2", `${CAROL}: 2`])
     }))
 
-  it.effect("limits cut the history to the newest rows and the page says so", () =>
+  it.effect("a path without history says so; limits cut the history to the newest rows and the page says so", () =>
     Effect.gen(function*() {
       const c = yield* DuckLakeClient
-      const { y } = yield* knownHistory
+      const { p, y } = yield* knownHistory
+      const empty = yield* renderReport(c, `${p.irodsPath}/site-9/never-touched.csv`)
+      expect(empty.counts).toMatchObject({ pathChanges: 0, attributes: 0, bars: 0, projectChanges: 15 })
+      expect(empty.html).toContain(`data-empty="timeline">No AVU changes are recorded for this path.`)
       const report = yield* renderReport(c, y, { maxChanges: 5, maxPathChanges: 3, maxSnapshots: 2 })
       expect(report.truncated).toEqual({ path: true, project: true, snapshots: true })
       expect(report.counts).toMatchObject({ pathChanges: 3, projectChanges: 5, snapshots: 2 })
