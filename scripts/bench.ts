@@ -81,27 +81,19 @@ const program = Effect.gen(function*() {
   // 1. recordChanges latency by batch size (one project, 500 objects).
   const lat = yield* client.registerProject({ irodsPath: "/benchZone/home/bench/latency", actor: "bench" })
   let write10 = 0
-  const writeRuns: Array<{ size: number; p50: number; p95: number }> = []
   // Where a 10-change write spends its time (median of each span over its runs).
   const spans: Array<Array<string>> = []
   const m0 = process.memoryUsage()
   yield* Console.error(`  memory at start: rss ${mb(m0.rss)}, JS heap ${mb(m0.heapUsed)}, external ${mb(m0.external)}`)
-  // The floor (see bench/floor.ts) is measured interleaved with the 1- and 10-change writes, so both see the same
-  // machine at the same moments.
-  const pgServer = yield* EmbeddedPostgres
-  const floor = yield* Effect.promise(() => makeFloor(Redacted.value(pgServer.dsn), nodePath.join(base, "floor")))
-  const floorTimes: Array<number> = []
   const goals: Array<Array<string>> = []
-  for (const [size, runs] of [[1, 100], [10, 100], [100, 30], [1000, 12]] as const) {
+  for (const [size, runs] of [[1, 60], [10, 80], [100, 30], [1000, 12]] as const) {
     const times: Array<number> = []
     if (size === 10) profile.reset()
     for (let r = 0; r < runs; r++) {
-      if (size <= 10) floorTimes.push(yield* Effect.promise(floor.once))
       const batch = Array.from({ length: size }, (_, i) => changeOf(lat.irodsPath, i, 500))
       times.push(yield* timed(client.recordChanges({ projectId: lat.projectId, actor: "bench", changes: batch })))
     }
     const p50 = percentile(times, 50)
-    const p95 = percentile(times, 95)
     if (size === 10) {
       write10 = p50
       spans.push(...[...profile.durations]
@@ -112,18 +104,10 @@ const program = Effect.gen(function*() {
     rows.push([
       `recordChanges (${size} change${size > 1 ? "s" : ""})`,
       fmt(p50),
-      fmt(p95),
+      fmt(percentile(times, 95)),
       `${Math.round(size / (p50 / 1000))}/s`,
       ""
     ])
-    if (size <= 10) writeRuns.push({ size, p50, p95 })
-  }
-  yield* Effect.promise(floor.close)
-  const floor50 = percentile(floorTimes, 50)
-  rows.push([`floor: INSERT+COMMIT + 10-row COPY + copy+checksum`, fmt(floor50), fmt(percentile(floorTimes, 95)), "-", "(same run)"])
-  for (const w of writeRuns) {
-    goals.push([`recordChanges(${w.size}) p50 <= 3x floor`, `${(w.p50 / floor50).toFixed(2)}x`, verdict(w.p50 <= 3 * floor50)])
-    goals.push([`recordChanges(${w.size}) p95 <= 2x its p50`, `${(w.p95 / w.p50).toFixed(2)}x`, verdict(w.p95 <= 2 * w.p50)])
   }
   const m = process.memoryUsage()
   yield* Console.error(`  memory after the write runs: rss ${mb(m.rss)}, JS heap ${mb(m.heapUsed)}, external ${mb(m.external)}`)
@@ -235,6 +219,33 @@ const program = Effect.gen(function*() {
     goals.push([`getAvusAsOf @ ${r.n} p95 <= 60 ms, no manual compact`, fmt(r.asOfP95), verdict(r.asOfP95 <= 60)])
     goals.push([`peak RSS while querying @ ${r.n} <= 512 MB`, mb(r.rss), verdict(r.rss <= 512 * 1024 * 1024)])
   }
+
+  // 4. The write path against the physical floor (bench/floor.ts), measured last so its second DuckDB instance and
+  // pool cannot weigh on the RSS figures above: floor and recordChanges alternate, so both see the same moments.
+  const pgServer = yield* EmbeddedPostgres
+  const floor = yield* Effect.promise(() => makeFloor(Redacted.value(pgServer.dsn), nodePath.join(base, "floor")))
+  const floorTimes: Array<number> = []
+  const vsFloor: Array<{ size: number; times: Array<number> }> = [{ size: 1, times: [] }, { size: 10, times: [] }]
+  for (let r = 0; r < 120; r++) {
+    for (const w of vsFloor) {
+      floorTimes.push(yield* Effect.promise(floor.once))
+      const batch = Array.from({ length: w.size }, (_, i) => changeOf(lat.irodsPath, i, 500))
+      const t = yield* timed(client.recordChanges({ projectId: lat.projectId, actor: "bench", changes: batch }))
+      if (r >= 20) w.times.push(t)
+    }
+  }
+  yield* Effect.promise(floor.close)
+  const floor50 = percentile(floorTimes.slice(40), 50)
+  rows.push([`floor: INSERT+COMMIT + 10-row COPY + copy+checksum`, fmt(floor50), fmt(percentile(floorTimes.slice(40), 95)), "-", "(same run)"])
+  const writeGoals: Array<Array<string>> = []
+  for (const w of vsFloor) {
+    const p50 = percentile(w.times, 50)
+    const p95 = percentile(w.times, 95)
+    rows.push([`recordChanges (${w.size}) beside the floor`, fmt(p50), fmt(p95), "-", ""])
+    writeGoals.push([`recordChanges(${w.size}) p50 <= 3x floor`, `${(p50 / floor50).toFixed(2)}x`, verdict(p50 <= 3 * floor50)])
+    writeGoals.push([`recordChanges(${w.size}) p95 <= 2x its p50`, `${(p95 / p50).toFixed(2)}x`, verdict(p95 <= 2 * p50)])
+  }
+  goals.unshift(...writeGoals)
 
   yield* Console.log(`\nmesa-ducklake benchmark (${os.cpus().length} cores, Node ${process.version}, seed ${process.env.MESA_BENCH_SEED ?? 42})\n`)
   yield* Console.log(table(["operation", "p50 ms", "p95 ms", "throughput", "target"], rows))
