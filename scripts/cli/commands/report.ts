@@ -1,7 +1,7 @@
 /**
- * `report [--out file.html] [--max-changes n] [--json] <path-or-project>`: a picture of the history as one
- * self-contained HTML page (src/report/Report.ts): the timeline of each AVU of a path, the project's snapshots,
- * and its overview. `--out -` writes the page to stdout.
+ * `report [--out file.html] [--max-changes n] [--max-path-changes n] [--max-snapshots n] [--json] <path-or-project>`:
+ * a picture of the history as one self-contained HTML page (src/report/Report.ts): the timeline of each AVU of a
+ * path, the project's snapshots, and its overview. `--out -` writes the page to stdout.
  *
  * The definition imports only @effect/cli and `effect` by module path; the client, the layers and the report
  * (and, through it, the charting library) are imported when the command runs, so `--help` stays fast.
@@ -25,6 +25,14 @@ const config = {
   maxChanges: Options.integer("max-changes").pipe(
     Options.withDescription("the newest this many changes of the project are counted in the overview (default 100000)"),
     Options.withDefault(100_000)
+  ),
+  maxPathChanges: Options.integer("max-path-changes").pipe(
+    Options.withDescription("the newest this many changes of the path are drawn (default 10000)"),
+    Options.withDefault(10_000)
+  ),
+  maxSnapshots: Options.integer("max-snapshots").pipe(
+    Options.withDescription("the newest this many snapshots are listed (default 1000)"),
+    Options.withDefault(1_000)
   ),
   json: Options.boolean("json").pipe(Options.withDescription("print what was written as one JSON document")),
   target: Args.text({ name: "path-or-project" }).pipe(
@@ -60,7 +68,11 @@ const run = (o: Parsed, [env, output, Report, Client]: Modules) =>
   Effect.gen(function*() {
     const client = yield* Client.DuckLakeClient
     const started = performance.now()
-    const report = yield* Report.renderReport(client, o.target, { maxChanges: o.maxChanges }).pipe(
+    const report = yield* Report.renderReport(client, o.target, {
+      maxChanges: o.maxChanges,
+      maxPathChanges: o.maxPathChanges,
+      maxSnapshots: o.maxSnapshots
+    }).pipe(
       Effect.catchTag("ReportError", (e) =>
         Effect.fail(
           e.reason === "missing-dependency"
