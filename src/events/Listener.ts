@@ -101,6 +101,7 @@ export const runListener = (settings: ListenerSettings, hooks: ListenerHooks = {
       queue: settings.queue,
       actor: settings.actor,
       client,
+      catalog,
       resolver: makeResolver(irods),
       discovery,
       through: checkpoints.through,

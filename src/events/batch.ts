@@ -9,6 +9,7 @@
  */
 import { Effect, Either, Option, Schema } from "effect"
 import { posix } from "node:path"
+import type { Catalog } from "../catalog/Catalog.js"
 import type { DuckLakeClientService, RecordError } from "../client/DuckLakeClient.js"
 import { isWithin, MAX_BATCH, type Project } from "../core/domain.js"
 import type { StorageError } from "../core/errors.js"
@@ -16,7 +17,8 @@ import type { DiscoveryError, ProjectDiscoveryService } from "../operations/disc
 import type { AmqpUnavailable, Delivery, FeedConnection } from "./Amqp.js"
 import { noteFor } from "./checkpoint.js"
 import { decodeDelivery, type FeedEvent } from "./messages.js"
-import { mirrorKey, type Placed, planEvents, type State, statedRows, tripleKey } from "./plan.js"
+import { mirrorKey, type Placed, planEvents, type State, statedRows } from "./plan.js"
+import { readState } from "./state.js"
 import { parseNote } from "./checkpoint.js"
 import type { EntityResolver, Located } from "./resolve.js"
 
@@ -46,6 +48,7 @@ export interface ListenerState {
   /** The snapshots' author (each change carries the message's author as its actor). */
   readonly actor: string
   readonly client: DuckLakeClientService
+  readonly catalog: Catalog["Type"]
   readonly resolver: EntityResolver
   readonly discovery: Option.Option<ProjectDiscoveryService>
   /** Per project: the last stream offset its history holds. */
@@ -123,15 +126,23 @@ export const processBatch = (
       items.push(item)
       s.touched.add(p.projectId)
     }
-    for (const d of batch) {
-      if (excluded.has(d.offset)) continue
-      const decoded = decodeDelivery(d.routingKey, d.content)
-      if (Either.isLeft(decoded)) {
-        yield* conn.deadLetter(d, decoded.left.reason)
+    const decoded = batch.filter((d) => !excluded.has(d.offset)).map((d) => [d, decodeDelivery(d.routingKey, d.content)] as const)
+    // Entities seen for the first time are looked up concurrently (one GenQuery each); placing stays in order.
+    const uuids = new Set<string>()
+    for (const [, e] of decoded) {
+      if (Either.isLeft(e)) continue
+      const ev = e.right
+      if (ev.kind === "avu" || ev.kind === "mod" || ev.kind === "rmw") uuids.add(ev.entity)
+      else if (ev.kind === "cp") (uuids.add(ev.source), uuids.add(ev.destination))
+    }
+    yield* Effect.forEach(uuids, (u) => s.resolver.locate(u), { concurrency: 8, discard: true })
+    for (const [d, e] of decoded) {
+      if (Either.isLeft(e)) {
+        yield* conn.deadLetter(d, e.left.reason)
         s.counters.deadLettered++
         continue
       }
-      yield* placeEvent(s, d, decoded.right, projectOf, place)
+      yield* placeEvent(s, d, e.right, projectOf, place)
     }
     yield* Effect.forEach(perProject, ([projectId, items]) => recordProject(s, projectId, items, batchStart), {
       concurrency: 4,
@@ -251,12 +262,8 @@ const recordProject = (
 /** Plans a run of events against the history's state and records it (in snapshots of at most MAX_BATCH changes). */
 const recordRun = (s: ListenerState, projectId: string, events: ReadonlyArray<Placed>, batchStart: number) =>
   Effect.gen(function*() {
-    const state: State = new Map()
-    const paths = [...new Set(events.map((e) => e.path))]
-    yield* Effect.forEach(paths, (path) =>
-      Effect.map(s.client.getAvus(projectId, path), (avus) => {
-        state.set(path, new Map(avus.map((a) => [tripleKey(a), { attribute: a.attribute, value: a.value, unit: a.unit }])))
-      }), { concurrency: 8, discard: true })
+    const project = yield* s.client.getProject(projectId)
+    const state: State = yield* readState(s.catalog, s.client, project, [...new Set(events.map((e) => e.path))])
     const candidates = yield* mirrorCandidates(s, projectId, events)
     const mirrored = (e: Placed) => {
       if (candidates.size === 0) return false
