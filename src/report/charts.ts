@@ -9,7 +9,7 @@
  */
 import type * as PlotModule from "@observablehq/plot"
 import type { AttributeTimeline, EventKind, Ranked, Timeline, TimelineBar, TimelineEvent } from "./model.js"
-import { EVENT_KINDS } from "./model.js"
+import { EVENT_KINDS, eventLabel } from "./model.js"
 
 /** The charting library and a document to draw into. */
 export interface ChartKit {
@@ -74,7 +74,7 @@ const barTitle = (attribute: string, a: AttributeTimeline["avus"][number], bar: 
   ].join("\n")
 
 const eventTitle = (attribute: string, e: TimelineEvent) =>
-  `${e.kind}: ${attribute} = ${avuLabel(e.row)}\nby ${e.row.actor} at ${iso(e.row.ts)}, snapshot ${e.row.snapshotId}` +
+  `${eventLabel(e)}: ${attribute} = ${avuLabel(e.row)}\nby ${e.row.actor} at ${iso(e.row.ts)}, snapshot ${e.row.snapshotId}` +
   `\nsource ${e.row.source}\non ${e.row.irodsPath}`
 
 /**

@@ -6,7 +6,7 @@
  * untrusted: it goes through `escapeHtml` here, or through the DOM in charts.ts.
  */
 import type { Project, Snapshot } from "../core/domain.js"
-import type { Overview, Timeline } from "./model.js"
+import { eventLabel, type Overview, type Timeline } from "./model.js"
 
 /** Text for HTML text and double- or single-quoted attribute values. */
 export const escapeHtml = (s: string): string =>
@@ -14,6 +14,8 @@ export const escapeHtml = (s: string): string =>
 
 const esc = (v: string | number | null | undefined): string => (v === null || v === undefined ? "" : escapeHtml(String(v)))
 const iso = (d: Date | undefined) => (d === undefined ? "" : d.toISOString())
+/** `2026-11-05 10:00:00Z` (milliseconds only when there are some), for table cells. */
+const when = (d: Date) => d.toISOString().replace("T", " ").replace(".000Z", "Z")
 const plural = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`
 
 const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -49,6 +51,7 @@ th, td { text-align: left; border-bottom: 1px solid var(--line); padding: 4px 6p
 th { background: #f3f5f8; position: sticky; top: 0; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.snapshots td.num, table.snapshots th.num { width: 6em; }
+td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
 td.text { word-break: break-word; white-space: pre-wrap; max-width: 360px; }
 tr.touches-path td { background: #eef5ff; }
 details { margin: 10px 0; }
@@ -91,7 +94,7 @@ const timelineSection = (input: PageInput): string => {
     `<p class="note">${plural(a.avus.length, "value")}, ${plural(a.events.length, "change")}</p>${input.charts.attributes[i] ?? ""}</section>`
   ).join("\n")
   const rows = [...timeline.events].reverse().map((e) =>
-    `<tr data-kind="${e.kind}"><td>${esc(iso(e.row.ts))}</td><td>${e.kind}</td><td class="text">${esc(e.attribute)}</td>` +
+    `<tr data-kind="${e.kind}"><td class="time">${esc(when(e.row.ts))}</td><td>${eventLabel(e)}</td><td class="text">${esc(e.attribute)}</td>` +
     `<td class="text">${esc(e.row.value)}</td><td class="text">${esc(e.row.unit)}</td><td>${esc(e.row.actor)}</td>` +
     `<td class="num">${e.row.snapshotId}</td><td class="text">${esc(e.row.source)}</td>` +
     `<td class="text">${e.row.irodsPath === path ? "" : esc(e.row.irodsPath)}</td></tr>`
@@ -136,7 +139,7 @@ const snapshotsSection = (input: PageInput): string => {
   const touched = new Set(input.timeline?.events.map((e) => e.row.snapshotId) ?? [])
   const rows = input.snapshots.map((s) =>
     `<tr data-snapshot="${s.snapshotId}"${touched.has(s.snapshotId) ? ` class="touches-path"` : ""}><td class="num">${s.snapshotId}</td>` +
-    `<td>${esc(iso(s.ts))}</td><td>${esc(s.actor)}</td><td class="num">${s.changeCount}</td><td class="text">${esc(s.note)}</td></tr>`
+    `<td class="time">${esc(when(s.ts))}</td><td>${esc(s.actor)}</td><td class="num">${s.changeCount}</td><td class="text">${esc(s.note)}</td></tr>`
   ).join("\n")
   const more = input.snapshotsTruncated ? `<p class="warning">Only the newest ${plural(input.snapshots.length, "snapshot")} are listed.</p>` : ""
   const hint = touched.size > 0 ? " Highlighted: snapshots that changed this path." : ""

@@ -54,6 +54,10 @@ export interface Timeline {
   readonly last: Date | undefined
 }
 
+/** How a change reads in words: a set's deletes are the values it replaced. */
+export const eventLabel = (e: TimelineEvent): string =>
+  e.kind === "set" && e.row.op === "delete" ? "set (replaced)" : e.kind
+
 /** Oldest first: valid time, then snapshot order, then position in the batch (the history's own order). */
 export const oldestFirst = (a: ChangeRow, b: ChangeRow) =>
   a.ts.getTime() - b.ts.getTime() || a.snapshotId - b.snapshotId || a.changeSeq - b.changeSeq

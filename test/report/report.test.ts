@@ -131,7 +131,7 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("the history 
 
       // A mark per change, by kind.
       const marks = (name: string) => byName[name]!.marks.map((t) => t.split(":")[0])
-      expect(marks("depth")).toEqual(["add", "set", "set", "rename"])
+      expect(marks("depth")).toEqual(["add", "set (replaced)", "set", "rename"])
       expect(marks(HOSTILE_ATTRIBUTE)).toEqual(["add", "rename"])
       expect(marks("owner")).toEqual(["add", "rename", "delete"])
       expect(marks("status")).toEqual(["add", "delete"])
@@ -140,7 +140,13 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("the history 
       // The change table: 11 changes of the path, newest first; the earlier path named on the rows from before the
       // move; hostile strings as text.
       expect(page.eventKinds).toEqual(["delete", "rename", "rename", "rename", "add", "delete", "set", "set", "add", "add", "add"])
-      expect(page.events[0]!.slice(1, 6)).toEqual(["delete", "owner", "lab", "", "alice"])
+      expect(page.events[0]!.slice(0, 6)).toEqual(["2026-11-05 10:00:00Z", "delete", "owner", "lab", "", "alice"])
+      expect(page.events.filter((r) => r[2] === "depth").map((r) => `${r[1]} ${r[3]}`)).toEqual([
+        "rename 12",
+        "set 12",
+        "set (replaced) 10",
+        "add 10"
+      ])
       const hostileRow = page.events.find((r) => r[2] === HOSTILE_ATTRIBUTE && r[1] === "add")!
       expect(hostileRow.slice(3, 6)).toEqual([HOSTILE_VALUE, "", CAROL])
       expect(hostileRow[8]).toBe(x)
