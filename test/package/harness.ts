@@ -8,7 +8,8 @@
  *   node dist/harness.js run      an embedded PostgreSQL and a zone directory; registers /iplant/home/alice/survey,
  *                                 then runs the README's "Without Effect" and "With Effect" examples (compiled
  *                                 verbatim beside this file) as separate processes against them, and checks what
- *                                 the first one recorded
+ *                                 the first one recorded; then the package's CLI lists the project, and exits 1
+ *                                 with InvalidDsn (no password shown) for a DSN that is not one
  */
 import { Effect, Redacted } from "effect"
 import { DuckLakeClient, EmbeddedPostgres } from "mesa-ducklake"
@@ -28,11 +29,14 @@ const fail = (why: string): never => {
   throw new Error(`pack-check: ${why}`)
 }
 
-/** `node <example>.js` with `env`; its exit code and output. */
-const runExample = (name: string, env: Record<string, string>) =>
+/** The installed package's CLI, as its `bin` runs it. */
+const CLI = nodePath.join(here, "..", "node_modules", "mesa-ducklake", "dist", "scripts", "cli.js")
+
+/** `node <args>` with `env`; its exit code and output. */
+const runNode = (args: ReadonlyArray<string>, env: Record<string, string>) =>
   Effect.promise(() =>
     new Promise<{ readonly code: number | null; readonly out: string }>((resolve) => {
-      const child = spawn(process.execPath, [nodePath.join(here, `${name}.js`)], {
+      const child = spawn(process.execPath, [...args], {
         env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? base, ...env },
         stdio: ["ignore", "pipe", "pipe"]
       })
@@ -46,6 +50,9 @@ const runExample = (name: string, env: Record<string, string>) =>
       })
     })
   )
+
+/** `node <example>.js`: a README example compiled beside this file. */
+const runExample = (name: string, env: Record<string, string>) => runNode([nodePath.join(here, `${name}.js`)], env)
 
 const embedded = Embedded.layer({ zoneDir, zonePrefix: "/iplant/home", cacheDir: nodePath.join(base, "cache") })
 
@@ -79,6 +86,14 @@ const examples = Effect.gen(function*() {
   const withEffect = yield* runExample("with-effect", env("with"))
   if (withEffect.code !== 0) fail(`the "With Effect" example exited with ${withEffect.code}:\n${withEffect.out}`)
   console.log(`pack-check: "With Effect" ran`)
+  // The CLI from the tarball: a command that loads its handler lazily, and a DSN that is not one (exit 1).
+  const list = yield* runNode([CLI, "project", "list", "--json"], env("cli"))
+  if (list.code !== 0 || !list.out.includes("/iplant/home/alice/survey")) fail(`mesa-ducklake project list:\n${list.out}`)
+  const bad = yield* runNode([CLI, "project", "list"], { ...env("cli"), MESA_DUCKLAKE_DSN: "postgres://u:secret@[bad" })
+  if (bad.code !== 1 || !bad.out.includes("InvalidDsn") || bad.out.includes("secret")) {
+    fail(`mesa-ducklake with a DSN that is not one: exit ${bad.code}:\n${bad.out}`)
+  }
+  console.log(`pack-check: the CLI lists the project; a DSN that is not one exits 1 with InvalidDsn`)
 }).pipe(Effect.provide(embedded))
 
 const mode = process.argv[2]
