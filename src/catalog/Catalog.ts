@@ -37,6 +37,7 @@ import type {
   PendingWrite,
   Rename,
   Reservation,
+  ReservationPlan,
   ReserveInput
 } from "./types.js"
 
@@ -57,7 +58,8 @@ export type {
   LiveFile,
   PendingWrite,
   Rename,
-  Reservation
+  Reservation,
+  ReservationPlan
 } from "./types.js"
 export { currentAvuRow, INDEX_THROUGH_KEY, indexMark, latestPerTriple } from "./currentState.js"
 export { chainHead, chainRow } from "./chainTable.js"
@@ -107,6 +109,8 @@ export interface CatalogService {
     project: Project,
     keys: ReadonlyArray<readonly [path: string, attribute: string]>
   ) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
+  /** The id and clock the next reservation would get (reads only). Call under the writer lock. */
+  readonly planReservation: (project: Project) => Effect.Effect<ReservationPlan, Failure>
   /** Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. */
   readonly reserveSnapshot: (
     project: Project,
@@ -240,6 +244,7 @@ export const make = (config: CatalogConfig) =>
       // Writing: the lock, reservation, the write-ahead log, the commit
       withWriteLock: conn.withWriteLock,
       findIdempotent: (project, key) => Snapshots.findIdempotent(conn, project, key),
+      planReservation: (project) => Snapshots.planReservation(conn, project),
       reserveSnapshot: (project, input) => Snapshots.reserveSnapshot(conn, project, input),
       markPushed: (projectId, snapshotId, checksum) => Snapshots.markPushed(conn, projectId, snapshotId, checksum),
       commitSnapshot: (project, write, file, rows, renames, options) =>

@@ -11,7 +11,7 @@ import { CatalogError } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { indexMark } from "./currentState.js"
 import { TABLE_NAME } from "./ducklakeSchema.js"
-import type { CommitRecord, Failure, IdempotentHit, PendingWrite, Reservation, ReserveInput } from "./types.js"
+import type { CommitRecord, Failure, IdempotentHit, PendingWrite, Reservation, ReservationPlan, ReserveInput } from "./types.js"
 
 /** A `mesa_ducklake.pending_writes` row as a `PendingWrite`. */
 const pendingFromRow = (r: any): PendingWrite => ({
@@ -51,7 +51,7 @@ export const reserveSnapshot = (
                 (SELECT max(snapshot_id) FROM ${sql(project.metadataSchema)}.ducklake_snapshot)) + 1
           WHERE project_id = ${project.projectId}
           RETURNING p.project_id, last_snapshot_id AS id,
-            GREATEST(date_trunc('milliseconds', clock_timestamp()),
+            GREATEST(COALESCE(${input.clock ?? null}::timestamptz, date_trunc('milliseconds', clock_timestamp())),
               -- The latest snapshot's time by key (snapshot times only grow), not a scan of every snapshot.
               (SELECT snapshot_time FROM ${sql(project.metadataSchema)}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1)
                 + interval '1 millisecond',
@@ -81,6 +81,34 @@ export const reserveSnapshot = (
           })
           : Effect.fail(new CatalogError({ operation: "reserveSnapshot", cause: new Error(`project ${project.projectId} is not registered`) }))
     ), "reserveSnapshot")
+
+/**
+ * The id and clock the next reservation of the project would get, computed as `reserveSnapshot` computes them, and
+ * how far the current-state index lags. Reads only (no WAL flush): one round trip the writer can overlap with the
+ * reservation itself. Call under the writer lock.
+ */
+export const planReservation = (conn: Conn, project: Project): Effect.Effect<ReservationPlan, Failure> =>
+  conn.withSql((sql) =>
+    Effect.map(
+      sql<any>`
+        SELECT GREATEST(p.last_snapshot_id,
+                 (SELECT max(snapshot_id) FROM ${sql(project.metadataSchema)}.ducklake_snapshot)) + 1 AS id,
+          GREATEST(date_trunc('milliseconds', clock_timestamp()),
+            (SELECT snapshot_time FROM ${sql(project.metadataSchema)}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1)
+              + interval '1 millisecond',
+            (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
+              + interval '1 millisecond') AS clock,
+          ${indexMark(sql, project.metadataSchema)} AS index_through
+        FROM mesa_ducklake.projects p WHERE p.project_id = ${project.projectId}`,
+      (rows) =>
+        rows.length === 1
+          ? {
+            snapshotId: Number(rows[0].id),
+            clock: new Date(rows[0].clock),
+            indexThrough: rows[0].index_through === null ? null : Number(rows[0].index_through)
+          }
+          : { snapshotId: -1, clock: new Date(0), indexThrough: null }
+    ), "planReservation")
 
 /** The write's file is stored (with this checksum): recovery may commit it without pushing again. */
 export const markPushed = (

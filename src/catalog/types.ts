@@ -159,4 +159,16 @@ export interface ReserveInput {
   readonly note: string | null
   readonly idempotencyKey: string | null
   readonly contentHash: string
+  /** The clock a plan chose (`planReservation`); without one, the catalog's clock at the reservation. */
+  readonly clock?: Date
+}
+
+/**
+ * What a reservation made now would hand out (`Catalog.planReservation`): under the writer lock nothing else
+ * reserves, so the reservation made next with this clock gets this id — the writer can build its file meanwhile.
+ */
+export interface ReservationPlan {
+  readonly snapshotId: number
+  readonly clock: Date
+  readonly indexThrough: number | null
 }

@@ -15,7 +15,9 @@
  */
 import { Effect, Option } from "effect"
 import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
 import type { PendingWrite, Rename, Reservation } from "../catalog/Catalog.js"
+import type { ReserveInput } from "../catalog/types.js"
 import { COLUMNS_METADATA, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
 import { type AvuChange, type ChangeRow, decodeChange, MAX_BATCH, type Project } from "../core/domain.js"
 import {
@@ -28,6 +30,7 @@ import {
   type ProjectNotFound,
   type StorageError
 } from "../core/errors.js"
+import { paddedId } from "../core/layout.js"
 import { formatIrodsChecksum } from "../storage/LakeStorage.js"
 import { maybeAutoCompact } from "./compaction.js"
 import { type CatalogFailure, type ClientContext, type ClientCore, FUTURE_SKEW_MS, invalid, textArg } from "./context.js"
@@ -88,7 +91,7 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
   p: Project,
   input: SnapshotWrite<E>
 ) => {
-  const { cache, catalog, duck, probe, storage } = ctx
+  const { cache, catalog, probe, storage } = ctx
   const { actor, build, hash, key, note } = input
   const deferIndex = input.deferIndex === true
   return catalog.withWriteLock(p.projectId, Effect.gen(function*() {
@@ -96,39 +99,42 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       const replay = yield* replayed(ctx, p, key, hash)
       if (replay !== undefined) return replay
     }
-    const [w, prepared] = yield* Effect.all([catalog.reserveSnapshot(p, {
+    const reserveInput = {
       fileSuffix: randomBytes(4).toString("hex"),
       localDir: `${cache.directory}/${p.projectId}`,
       actor,
       note,
       idempotencyKey: key,
       contentHash: hash
-    }).pipe(Effect.withSpan("write.reserve")), Effect.either(Effect.isEffect(build) ? build : Effect.succeed(undefined))], {
-      concurrency: 2
-    })
+    }
+    // The usual case (the rows depend only on state read under the lock): the reservation's id and clock are
+    // planned first (a read, no WAL flush), so the Parquet file is built while the reservation's own commit is
+    // flushed. The file is pushed only once the reservation is durable; a reservation that does not match the plan
+    // (something changed meanwhile) discards the early file and builds again.
+    const early = Effect.isEffect(build) ? yield* planned(ctx, p, build, reserveInput) : undefined
+    const [w, prepared] = early !== undefined
+      ? [early.w, undefined]
+      : yield* Effect.all([catalog.reserveSnapshot(p, reserveInput).pipe(Effect.withSpan("write.reserve")),
+        Effect.either(Effect.isEffect(build) ? build : Effect.succeed(undefined))], { concurrency: 2 })
     yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
     yield* probe("reserved", w.snapshotId)
     // From here a failure must leave the snapshot failed (never committed later) and its file removed.
     const attempt = Effect.gen(function*() {
-      const builder: Builder = !Effect.isEffect(build)
-        // Builds that depend on the reservation (bulk ingest) run after it.
-        ? yield* build(w)
-        : w.indexThrough !== null
-        // A bulk ingest left the index behind: catch it up (we hold the lock), then read the state again.
-        ? yield* Effect.zipRight(catchUp(ctx, p), build)
-        : (yield* prepared)!
-      const { renames, rows, unmatchedDeletes } = builder(w.snapshotId, w.clock)
-      // A batch that changes nothing (a `set` to the only value there already) records no snapshot.
-      if (rows.length === 0) return undefined
-      yield* cache.pathFor(p.projectId, w.fileName)
-      const metadata = {
-        ...fileMetadata(p, w, rows.length),
-        ...(renames.length === 0 ? {} : { renames: JSON.stringify(renames) })
-      }
-      const written = yield* duck.writeSnapshotFile(w.localFile, rows, p.projectId, metadata)
-        .pipe(Effect.mapError((e) =>
-          new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
-        ), Effect.withSpan("write.parquet"))
+      const made = early?.made !== undefined ? yield* early.made : yield* Effect.gen(function*() {
+        const builder: Builder = !Effect.isEffect(build)
+          // Builds that depend on the reservation (bulk ingest) run after it.
+          ? yield* build(w)
+          : w.indexThrough !== null
+          // A bulk ingest left the index behind: catch it up (we hold the lock), then read the state again.
+          ? yield* Effect.zipRight(catchUp(ctx, p), build)
+          // Reserved as planned but not as expected: the state is read again.
+          : prepared === undefined
+          ? yield* build
+          : (yield* prepared)!
+        return yield* makeFile(ctx, p, w, builder)
+      })
+      if (made === undefined) return undefined
+      const { renames, rows, unmatchedDeletes, written } = made
       yield* cache.secure(w.localFile)
       yield* probe("parquet-written", w.snapshotId)
       yield* cache.added(written.fileSizeBytes)
@@ -179,6 +185,72 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
     }
   }))
 }
+
+/** The rows a builder makes for the reservation, and their Parquet file written locally (none if no rows). */
+const makeFile = (ctx: ClientContext, p: Project, w: PendingWrite, builder: Builder) =>
+  Effect.gen(function*() {
+    const { renames, rows, unmatchedDeletes } = builder(w.snapshotId, w.clock)
+    // A batch that changes nothing (a `set` to the only value there already) records no snapshot.
+    if (rows.length === 0) return undefined
+    yield* ctx.cache.pathFor(p.projectId, w.fileName)
+    const metadata = {
+      ...fileMetadata(p, w, rows.length),
+      ...(renames.length === 0 ? {} : { renames: JSON.stringify(renames) })
+    }
+    const written = yield* ctx.duck.writeSnapshotFile(w.localFile, rows, p.projectId, metadata)
+      .pipe(Effect.mapError((e) =>
+        new LakeWriteError({ projectId: p.projectId, snapshotId: w.snapshotId, step: "write-parquet", cause: e })
+      ), Effect.withSpan("write.parquet"))
+    return { renames, rows, unmatchedDeletes, written }
+  })
+
+/**
+ * Plans the reservation, then makes the reservation and the Parquet file at once (see `writeSnapshot`). Undefined
+ * when the plan cannot be used (the index lags, the state could not be read): the caller reserves as usual. The
+ * file's outcome (`made`) is settled inside the write's attempt, so its failure fails the reserved write.
+ */
+const planned = <E>(
+  ctx: ClientContext,
+  p: Project,
+  build: Effect.Effect<Builder, E>,
+  input: ReserveInput
+) =>
+  Effect.gen(function*() {
+    const [plan, prepared] = yield* Effect.all([
+      ctx.catalog.planReservation(p).pipe(Effect.withSpan("write.plan")),
+      Effect.either(build)
+    ], { concurrency: 2 })
+    if (plan.indexThrough !== null || plan.snapshotId < 1 || prepared._tag === "Left") return undefined
+    const fileName = `snapshot_${paddedId(plan.snapshotId)}_${input.fileSuffix}.parquet`
+    const guess: PendingWrite = {
+      projectId: p.projectId,
+      snapshotId: plan.snapshotId,
+      state: "pending",
+      localFile: `${input.localDir}/${fileName}`,
+      remotePath: `${p.ducklakePath}/main/${TABLE_NAME}/${fileName}`,
+      fileName,
+      clock: plan.clock,
+      actor: input.actor,
+      note: input.note,
+      idempotencyKey: input.idempotencyKey,
+      contentHash: input.contentHash,
+      checksum: null,
+      attempts: 0,
+      host: ""
+    }
+    const [reserved, made] = yield* Effect.all([
+      Effect.either(ctx.catalog.reserveSnapshot(p, { ...input, clock: plan.clock }).pipe(Effect.withSpan("write.reserve"))),
+      Effect.either(makeFile(ctx, p, guess, prepared.right))
+    ], { concurrency: 2 })
+    const dropFile = Effect.promise(() => fs.rm(guess.localFile, { force: true }))
+    if (reserved._tag === "Left") return yield* Effect.zipRight(dropFile, Effect.fail(reserved.left))
+    const w = reserved.right
+    if (w.snapshotId !== guess.snapshotId || w.clock.getTime() !== guess.clock.getTime() || w.fileName !== fileName) {
+      yield* dropFile
+      return { w, made: undefined }
+    }
+    return { w, made: made._tag === "Right" ? Effect.succeed(made.right) : Effect.fail(made.left) }
+  })
 
 /**
  * The first snapshot recorded under an idempotency key, if any (a retry answers it again); `IdempotencyConflict` if

@@ -1,0 +1,57 @@
+/**
+ * The write path builds a snapshot's Parquet file while its reservation is flushed, from a plan of the id and clock
+ * the reservation will hand out. When the reservation does not match the plan (something reserved or committed in
+ * between), the early file is dropped and the snapshot is built again from the state read anew: the recorded
+ * history is the same, and no early file is left in the cache.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { Catalog } from "../src/catalog/Catalog.js"
+import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import { overriding } from "./faults.js"
+import { change, embedded, registerFresh, withFakeClient } from "./support.js"
+
+const { dirs, layer: Live } = embedded("write-plan")
+
+const cacheFiles = (projectId: string) => {
+  const dir = nodePath.join(dirs.cacheDir, projectId)
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".parquet")).sort() : []
+}
+
+layer(Live, { timeout: "300 seconds", excludeTestServices: true })("write plan", (it) => {
+  it.effect("a plan the reservation does not match (wrong id, wrong clock): the snapshot is built again, right", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* registerFresh("plan")
+      const path = `${p.irodsPath}/x`
+      yield* c.recordChanges({ projectId: p.projectId, actor: "alice", changes: [change(path, "k", "1")] })
+      for (const skew of [{ id: 7, ms: 0 }, { id: 0, ms: -5_000 }]) {
+        const wrong = overriding(Catalog, (real) => ({
+          planReservation: (project) =>
+            Effect.map(real.planReservation(project), (plan) => ({
+              ...plan,
+              snapshotId: plan.snapshotId + skew.id,
+              clock: new Date(plan.clock.getTime() + skew.ms)
+            }))
+        }))
+        const before = cacheFiles(p.projectId)
+        const r = yield* Effect.flatMap(DuckLakeClient, (fake) =>
+          fake.recordChanges({ projectId: p.projectId, actor: "alice", changes: [change(path, "k", `set-${skew.id}`, "set")] })
+        ).pipe(withFakeClient(wrong))
+        expect(r).toMatchObject({ recorded: true })
+        if (!r.recorded) continue
+        // The file in the cache is the committed one; the early file (named for the planned id) is gone.
+        const added = cacheFiles(p.projectId).filter((f) => !before.includes(f))
+        expect(added).toEqual([r.parquetFile.split("/").pop()])
+        const rows = yield* c.getSnapshotChanges(p.projectId, r.snapshotId)
+        expect(rows.map((x) => [x.op, x.value])).toEqual([["delete", before.length === 1 ? "1" : "set-7"], ["add", `set-${skew.id}`]])
+      }
+      expect((yield* c.getAvus(p.projectId, path)).map((a) => a.value)).toEqual(["set-0"])
+      const snaps = yield* c.listSnapshots(p.projectId)
+      // Snapshot times strictly increase with ids, whatever clock the plan proposed.
+      const times = snaps.map((s) => s.ts.getTime()).reverse()
+      expect(times.every((t, i) => i === 0 || t > times[i - 1]!)).toBe(true)
+    }))
+})
