@@ -74,14 +74,19 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("the history 
       const started = performance.now()
       const report = yield* renderReport(c, y)
       const renderMs = performance.now() - started
+      // Once more, with the charting packages loaded and the files cached: a report's own cost.
+      const again = performance.now()
+      expect((yield* renderReport(c, y)).counts).toEqual(report.counts)
+      const warmMs = performance.now() - again
       expect(report.counts).toEqual({ pathChanges: 11, attributes: 4, bars: 8, projectChanges: 15, snapshots: snapshots.length })
       expect(report.truncated).toEqual({ path: false, project: false, snapshots: false })
       fs.mkdirSync(ARTIFACTS, { recursive: true })
       const file = nodePath.join(ARTIFACTS, "report.html")
       fs.writeFileSync(file, report.html)
       const bytes = Buffer.byteLength(report.html)
-      fs.writeFileSync(nodePath.join(ARTIFACTS, "metrics.json"), JSON.stringify({ bytes, renderMs: Math.round(renderMs) }, null, 2))
-      console.log(`report: ${bytes} bytes, drawn in ${Math.round(renderMs)} ms (first report of the process)`)
+      const metrics = { bytes, renderMs: Math.round(renderMs), warmMs: Math.round(warmMs) }
+      fs.writeFileSync(nodePath.join(ARTIFACTS, "metrics.json"), JSON.stringify(metrics, null, 2))
+      console.log(`report: ${bytes} bytes, drawn in ${metrics.renderMs} ms (first of the process), ${metrics.warmMs} ms again`)
       expect(bytes).toBeLessThan(400_000)
 
       const opened = yield* Effect.promise(() => openPage(browser!, file))
