@@ -17,8 +17,9 @@ export const listen = (o: Command.Command.ParseConfig<typeof listenConfig>) =>
     const settings = yield* ListenerConfig
     const counters = emptyCounters()
     const target = publicTarget(settings.uri)
+    // Suspended: each line reads the counters and the clock when it is printed.
     const line = (event: string, extra: Record<string, unknown> = {}) =>
-      o.json
+      Effect.suspend(() => o.json
         ? printJson({ event, at: new Date().toISOString(), broker: target, queue: settings.queue, ...counters, ...extra })
         : printLine(
           `${new Date().toISOString()} ${event}: received ${counters.received}, changes ${counters.changes} in ` +
@@ -26,7 +27,7 @@ export const listen = (o: Command.Command.ParseConfig<typeof listenConfig>) =>
             `outside ${counters.outside}, dead-lettered ${counters.deadLettered}, unresolved ${counters.unresolved}, ` +
             `drifts ${counters.drifts}, reconnects ${counters.reconnects}, offset ${counters.lastOffset}` +
             Object.entries(extra).map(([k, v]) => `, ${k} ${String(v)}`).join("")
-        )
+        ))
     yield* line("starting", { exchange: settings.exchange })
     const connection = (state: string, detail: string) => Effect.runFork(line(state, { detail }))
     yield* Effect.forever(Effect.zipRight(Effect.sleep(`${Math.max(1, o.every)} seconds`), line("progress"))).pipe(
