@@ -18,7 +18,7 @@ import { CatalogUnavailable, InvalidChange } from "../../../src/core/errors.js"
 import type { ingestConfig } from "../commands/record.js"
 import { actorOf, ClientLive, dsnOption, resolveProject } from "../environment.js"
 import { type Fill, fillChange, firstInvalidUtf8, normaliseKeys } from "../input.js"
-import { count, doneProgress, duration, emit, formatRecord, InvalidInput, makeProgressLine } from "../output.js"
+import { count, doneProgress, duration, emit, formatRecord, InvalidInput, makeProgressLine, withProgress } from "../output.js"
 import { fillFrom } from "./record.js"
 
 type Parsed<C extends Command.Command.Config> = Command.Command.ParseConfig<C>
@@ -177,6 +177,9 @@ export const ingest = (o: Parsed<typeof ingestConfig>) =>
       Effect.ensuring(Effect.zipRight(Fiber.interrupt(ticker), doneProgress))
     )
     if (!report.recorded) return yield* new CatalogUnavailable({ reason: "not-configured" })
+    // The current-state index catches up with the ingest's snapshots in the background: wait for it here, so the
+    // command ends with the history fully indexed (Ctrl-C leaves it to the next writer, as any interrupted catch-up).
+    yield* withProgress(`ingest: ${count(report.changeCount)} changes recorded; catching up the current-state index…`, client.flush)
     const seconds = (Date.now() - line.started) / 1000
     const out = {
       recorded: true,
