@@ -7,7 +7,7 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { Catalog } from "../src/catalog/Catalog.js"
+import { Catalog, COLUMNS } from "../src/catalog/Catalog.js"
 import { DuckDb } from "../src/duckdb/DuckDb.js"
 import type { LiveFile } from "../src/catalog/Catalog.js"
 import { compactionGroups } from "../src/client/compaction.js"
@@ -133,12 +133,16 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic co
       yield* c.compact(p.projectId)
       const history = yield* c.getHistory(p.projectId, { limit: 10_000 })
       expect(history.length).toBe(47)
-      // The documented direct read (README "Reading the files directly").
+      // The README's direct read (section "Compaction and reading the files directly"), as printed there.
+      const readme = fs.readFileSync(nodePath.join(import.meta.dirname, "..", "README.md"), "utf8")
+      const block = /```sql\n(SELECT COLUMNS\(c ->[\s\S]*?)```/.exec(readme)![1]!
+      const documented = block.replace(/'\/data-store[^']*\*\.parquet'/, `'${main}/*.parquet'`).replace(/;\s*$/, "")
       const direct = yield* duck.query(
-        `SELECT count(*)::INTEGER AS n, count(DISTINCT (snapshot_id, change_seq))::INTEGER AS d
-         FROM read_parquet('${main}/*.parquet', union_by_name = true)`
+        `SELECT count(*)::INTEGER AS n, count(DISTINCT (snapshot_id, change_seq))::INTEGER AS d FROM (${documented})`
       )
       expect(direct[0]).toEqual({ n: 47, d: 47 })
+      const columns = Object.keys((yield* duck.query(`${documented} LIMIT 1`))[0]!)
+      expect(columns).toEqual(COLUMNS.map((c) => c.name))
       expect(fs.readdirSync(aside).length).toBe(28)
       // A compaction cut short before its move leaves a replaced file in main/: gc moves it aside.
       const stranded = fs.readdirSync(aside)[0]!
