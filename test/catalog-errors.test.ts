@@ -6,7 +6,9 @@
  * password appears in no message, no log line, no JSON error, no printed cause.
  */
 import { Cause, Effect, Exit, Logger, LogLevel, Redacted, Scope } from "effect"
+import fc from "fast-check"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import { createServer, type Server, type Socket } from "node:net"
 import { inspect } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -17,8 +19,16 @@ import * as EmbeddedPostgres from "../src/postgres/EmbeddedPostgres.js"
 import { closedPort, ensureBuilt, runCli, stderrJson } from "./cli/support.js"
 import { tempDirs } from "./support.js"
 
+/** node-postgres's own connection-string parser (the copy `pg` itself uses). */
+const pgRequire = createRequire(createRequire(import.meta.url).resolve("pg"))
+const parseConnectionString = pgRequire("pg-connection-string").parse as (url: string) => Record<string, unknown>
+
+/** A libpq value, quoted: backslashes and quotes escaped. */
+const quote = (v: string) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`
+
 const dirs = tempDirs("catalog-errors")
 let scope: Scope.CloseableScope
+let superDsn = ""
 let port = 0
 /** The server's real password: the wrong-user and missing-database cases carry it. */
 let realPassword = ""
@@ -31,6 +41,7 @@ beforeAll(async () => {
   scope = Effect.runSync(Scope.make())
   const pg = await Effect.runPromise(Scope.extend(EmbeddedPostgres.make(), scope))
   port = pg.port
+  superDsn = Redacted.value(pg.dsn)
   realPassword = decodeURIComponent(new URL(Redacted.value(pg.dsn)).password)
   silent = createServer((s) => void silentSockets.push(s))
   await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))
@@ -214,6 +225,44 @@ describe("catalog errors name their cause, never the password", () => {
     expect(describeDsn("host=db.example.org port=6543 dbname=mesa user=u password=p")).toBe("db.example.org:6543/mesa")
     expect(describeDsn("host = ::1 dbname = 'my db'")).toBe("::1:5432/my db")
   })
+
+  it("libpq pairs reach node-postgres exactly: any user, password and database name (property)", () => {
+    const text = fc.string({
+      unit: fc.constantFrom("a", "Z", "0", " ", "\t", "'", "\"", "\\", "%", "%2F", "@", ":", "&", "=", "+", "$", ",", ";", "~", "é", "😀", "/", "?", "#"),
+      minLength: 1,
+      maxLength: 12
+    })
+    fc.assert(fc.property(text, text, text.filter((d) => !/[/?#]/.test(d)), (user, password, db) => {
+      const parsed = parseDsn(`host=db.example.org port=5433 user=${quote(user)} password=${quote(password)} dbname=${quote(db)}`)
+      if (parsed._tag === "Left") throw new Error(parsed.left.message)
+      const c = parseConnectionString(parsed.right.url)
+      expect([c.user, c.password, c.database, c.host, c.port]).toEqual([user, password, db, "db.example.org", "5433"])
+      expect(parsed.right.password).toBe(password)
+    }), { numRuns: 300 })
+    expect(parseDsn("host=h dbname='a/b'")._tag).toBe("Left")
+  })
+
+  it("a login with quotes, spaces, backslashes and % in the password and database name works through libpq pairs", async () => {
+    const pg = pgRequire("pg") as typeof import("pg")
+    const role = "o'dd user"
+    const password = String.raw`p@ss 'w\o"rd% x`
+    const database = "my db;x=1 é"
+    const admin = new pg.Client({ connectionString: superDsn })
+    await admin.connect()
+    try {
+      await admin.query(`CREATE ROLE ${admin.escapeIdentifier(role)} LOGIN PASSWORD ${admin.escapeLiteral(password)}`)
+      await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)} OWNER ${admin.escapeIdentifier(role)}`)
+    } finally {
+      await admin.end()
+    }
+    const dsn = `host=127.0.0.1 port=${port} user=${quote(role)} password=${quote(password)} dbname=${quote(database)}`
+    const { exit, logs } = await throughCatalog(dsn)
+    expect(Exit.isSuccess(exit) ? exit.value : Cause.pretty(exit.cause)).toEqual([])
+    for (const line of logs) expect(line).not.toContain(password)
+    // The same login with one character of the password wrong is refused as such.
+    const wrong = await throughCatalog(dsn.replace("p@ss", "p@sS"))
+    expect(Exit.isFailure(wrong.exit) && (Cause.squash(wrong.exit.cause) as any).reason).toBe("authentication-failed")
+  }, 30_000)
 
   it("libpq pairs become one URL: quoting, escapes, IPv6, sockets and sslmode kept", () => {
     const parsed = (dsn: string) => {

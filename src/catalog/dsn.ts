@@ -89,16 +89,26 @@ const parsePairs = (text: string): Either.Either<Map<string, string>, InvalidDsn
 
 const validPort = (port: string) => /^\d{1,5}$/.test(port) && Number(port) > 0 && Number(port) < 65536
 
+/**
+ * A database name as a URL path that node-postgres reads back exactly: it decodes the path with `decodeURI`, which
+ * leaves `;,:@&=+$` encoded, so those stay literal (a path may hold them) and everything else is percent-encoded.
+ * `/`, `?` and `#` can be neither: such a name is refused.
+ */
+const databasePath = (db: string) => [...db].map((c) => (";,:@&=+$".includes(c) ? c : encodeURIComponent(c))).join("")
+
 const fromPairs = (pairs: Map<string, string>): Either.Either<ParsedDsn, InvalidDsn> => {
   const host = pairs.get("host") || pairs.get("hostaddr") || "localhost"
   const port = pairs.get("port") || "5432"
   if (!validPort(port)) return invalid("the port is not a number between 1 and 65535")
   const db = pairs.get("dbname") ?? ""
+  if (/[/?#]/.test(db)) return invalid(`the database name contains "/", "?" or "#", which node-postgres cannot take`)
   const user = pairs.get("user")
   const password = pairs.get("password")
-  const auth = user === undefined
-    ? ""
-    : `${encodeURIComponent(user)}${password === undefined ? "" : ":" + encodeURIComponent(password)}@`
+  // A password without a user is kept too (node-postgres then logs in as the OS user, as libpq does).
+  const auth = () =>
+    user === undefined && password === undefined
+      ? ""
+      : `${encodeURIComponent(user ?? "")}${password === undefined ? "" : ":" + encodeURIComponent(password)}@`
   const query = new URLSearchParams()
   for (const [k, v] of pairs) if (!URL_PARTS.has(k)) query.set(k, v)
   // A socket directory cannot be a URL's host: node-postgres takes it as the `host` parameter.
@@ -106,8 +116,14 @@ const fromPairs = (pairs: Map<string, string>): Either.Either<ParsedDsn, Invalid
   if (socket) query.set("host", host)
   const hostPart = socket ? "" : host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
   const q = query.toString()
+  let url: string
+  try {
+    url = `postgresql://${auth()}${hostPart}${socket ? "" : `:${port}`}/${databasePath(db)}${q === "" ? "" : `?${q}`}`
+  } catch {
+    return invalid("the user, password or database is not valid Unicode text")
+  }
   return Either.right({
-    url: `postgresql://${auth}${hostPart}${socket ? "" : `:${port}`}/${encodeURIComponent(db)}${q === "" ? "" : `?${q}`}`,
+    url,
     target: `${host}:${port}/${db}`,
     user: user || undefined,
     password: password || undefined
