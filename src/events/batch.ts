@@ -135,20 +135,46 @@ export const processBatch = (
       if (ev.kind === "avu" || ev.kind === "mod" || ev.kind === "rmw") uuids.add(ev.entity)
       else if (ev.kind === "cp") (uuids.add(ev.source), uuids.add(ev.destination))
     }
-    yield* Effect.forEach(uuids, (u) => s.resolver.locate(u), { concurrency: 8, discard: true })
+    const unknown = [...uuids].filter((u) => s.resolver.cached(u) === undefined)
+    yield* Effect.forEach(unknown, (u) => s.resolver.locate(u), { concurrency: 8, discard: true })
     for (const [d, e] of decoded) {
       if (Either.isLeft(e)) {
         yield* conn.deadLetter(d, e.left.reason)
         s.counters.deadLettered++
         continue
       }
-      yield* placeEvent(s, d, e.right, projectOf, place)
+      // The common case without an effect per event: an AVU event on a known entity in a registered project.
+      if (!placeKnown(s, d, e.right, projects, place)) yield* placeEvent(s, d, e.right, projectOf, place)
     }
     yield* Effect.forEach(perProject, ([projectId, items]) => recordProject(s, projectId, items, batchStart), {
       concurrency: 4,
       discard: true
     })
   })
+
+/** Places an avu/mod/rmw event whose entity is cached and inside a registered project; false when it cannot. */
+const placeKnown = (
+  s: ListenerState,
+  d: Delivery,
+  e: FeedEvent,
+  projects: ReadonlyArray<Project>,
+  place: (p: Project | undefined, item: Item) => void
+): boolean => {
+  if (e.kind !== "avu" && e.kind !== "mod" && e.kind !== "rmw") return false
+  const loc = s.resolver.cached(e.entity)
+  const p = loc === undefined ? undefined : projectOfRoots(projects, loc.path)
+  if (loc === undefined || p === undefined) return false
+  const at = { offset: d.offset, routingKey: d.routingKey, author: e.author, ts: new Date(d.receivedAt).toISOString(), path: loc.path, type: loc.type }
+  place(
+    p,
+    e.kind === "avu"
+      ? { ...at, kind: "avu", op: e.op, avu: e.avu }
+      : e.kind === "mod"
+      ? { ...at, kind: "mod", old: e.old, new: e.new }
+      : { ...at, kind: "rmw", attribute: e.attribute, value: e.value, unit: e.unit }
+  )
+  return true
+}
 
 const placeEvent = (
   s: ListenerState,

@@ -24,6 +24,8 @@ export interface Located {
 }
 
 export interface EntityResolver {
+  /** The cached answer only (no iRODS call): the fast path for entities seen before. */
+  readonly cached: (uuid: string) => Located | undefined
   /** Where the entity is (cache, else iRODS); undefined when no entity carries the UUID (deleted, or foreign). */
   readonly locate: (uuid: string) => Effect.Effect<Located | undefined, StorageError>
   /** A move: the entity, and with a collection everything cached below it, is now under `to`. */
@@ -94,5 +96,5 @@ export const makeResolver = (irods: IrodsClientService, capacity = 100_000): Ent
       ),
       Effect.mapError(toStorageError)
     )
-  return { locate, moved, dataObjectsLike, liveAvus, size: () => cache.size }
+  return { cached: (uuid) => cache.get(uuid), locate, moved, dataObjectsLike, liveAvus, size: () => cache.size }
 }
