@@ -7,6 +7,7 @@
  *   MESA_BENCH_SNAPSHOTS=1000,10000   checkpoints for the read measurements (100000 works; it takes ~35 min)
  *   MESA_BENCH_INGEST=1000000         changes in the bulk-ingest run (0 skips it)
  *   MESA_BENCH_SEED=42                generator seed (paths, values, query times)
+ *   MESA_BENCH_EVENTS=30000           events through the AMQP listener (0 skips it; starts its own RabbitMQ node)
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Redacted } from "effect"
@@ -16,6 +17,7 @@ import * as nodePath from "node:path"
 import * as Embedded from "../layers/embedded.js"
 import type { AvuChangeInput } from "../src/core/domain.js"
 import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import { benchEvents } from "./bench/events.js"
 import { makeFloor } from "./bench/floor.js"
 import { makeProfile, tracerLayer } from "./bench/spanProfile.js"
 import { EmbeddedPostgres } from "../src/postgres/EmbeddedPostgres.js"
@@ -246,6 +248,13 @@ const program = Effect.gen(function*() {
     writeGoals.push([`recordChanges(${w.size}) p95 <= 2x its p50`, `${(p95 / p50).toFixed(2)}x`, verdict(p95 <= 2 * p50)])
   }
   goals.unshift(...writeGoals)
+
+  // 5. The AMQP listener end to end (issue 20; its own broker, catalog and Data Store: scripts/bench/events.ts).
+  if (process.env.MESA_BENCH_EVENTS !== "0") {
+    const ev = yield* Effect.promise(() => benchEvents(process.env.MESA_BENCH_EVENTS ? { events: Number(process.env.MESA_BENCH_EVENTS) } : {}))
+    rows.push([`events end to end (${ev.events.toLocaleString("en")}, publish -> commit)`, fmt(ev.lagP50Ms), fmt(ev.lagP95Ms), `${Math.round(ev.eventsPerSecond)}/s`, `lag p50/p95; lost ${ev.lost}`])
+    goals.push([`events sustained end to end >= 5,000/s`, `${Math.round(ev.eventsPerSecond)}/s`, verdict(ev.eventsPerSecond >= 5000)])
+  }
 
   yield* Console.log(`\nmesa-ducklake benchmark (${os.cpus().length} cores, Node ${process.version}, seed ${process.env.MESA_BENCH_SEED ?? 42})\n`)
   yield* Console.log(table(["operation", "p50 ms", "p95 ms", "throughput", "target"], rows))
