@@ -300,6 +300,29 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("the AMQP lis
       expect(yield* historyState(p.projectId, [a])).toEqual(store.oracle(root))
     }))
 
+  it.scoped("events under a mesa.enabled collection register its project (discovery); others are counted, not recorded", () =>
+    Effect.gen(function*() {
+      const broker = yield* BrokerTag
+      const settings = settingsFor(broker)
+      const { store, server, publisher } = yield* dataStoreScoped(broker, settings.exchange)
+      const root = `/testZone/home/rods/marked-${process.pid}`
+      server.makeCollection(root)
+      const a = server.putObject(`${root}/a.csv`, "x").path
+      const elsewhere = server.putObject(`/testZone/home/rods/unmarked-${process.pid}/b.csv`, "x").path
+      store.zone.collections.get(root)!.avus.push({ id: store.zone.id(), name: "mesa.enabled", value: "true", units: "", createTime: new Date(), modifyTime: new Date() })
+      const { counters } = yield* listenerScoped(server, settings, { discovery: true })
+      store.add(a, { attribute: "found", value: "yes" })
+      store.add(elsewhere, { attribute: "ignored", value: "yes" })
+      yield* Effect.promise(() => publisher.settled())
+      yield* waitFor(counters, (k) => seen(k) === 2)
+      const client = yield* DuckLakeClient
+      const p = yield* client.findProjectByPath(a)
+      expect(p.irodsPath).toBe(root)
+      expect(yield* historyState(p.projectId, [a])).toEqual(new Map([[a, ["found=yes[]"]]]))
+      expect(counters.outside).toBe(1)
+      expect((yield* client.listProjects).some((x) => elsewhere.startsWith(x.irodsPath + "/"))).toBe(false)
+    }))
+
   it.scoped("a broker restart mid-stream: reconnects, resumes, and the backstop drift recovers what was lost", () =>
     Effect.gen(function*() {
       const broker = yield* BrokerTag

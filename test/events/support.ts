@@ -3,7 +3,8 @@
  * iRODS server with the Data Store's publisher on a per-test exchange, and the listener running in a fiber over the
  * file's embedded client.
  */
-import { Effect, Fiber, Layer, Redacted } from "effect"
+import { Effect, Fiber, Layer, Option, Redacted } from "effect"
+import * as Discovery from "../../src/operations/discovery.js"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import { createServer } from "node:net"
@@ -102,13 +103,14 @@ export const dataStoreScoped = (broker: Broker, exchange: string) =>
 /**
  * Starts the listener in a fiber (interrupted with the scope) against the fake server; answers its live counters.
  */
-export const listenerScoped = (server: FakeIrodsServer, settings: ListenerSettings) =>
+export const listenerScoped = (server: FakeIrodsServer, settings: ListenerSettings, options: { readonly discovery?: boolean } = {}) =>
   Effect.gen(function*() {
     const counters = emptyCounters()
     let connected = false
     const irods = yield* IrodsClient.make(fakeLogin(server, { retryBase: "10 millis", requestTimeout: "5 seconds" }))
     const client = yield* DuckLakeClient
     const catalog = yield* Catalog
+    const discovery = options.discovery === true ? Option.some(yield* Discovery.make(irods, client)) : Option.none()
     const fiber = yield* runListener(settings, {
       counters,
       onConnection: (state) => void (connected = state === "connected")
@@ -116,6 +118,7 @@ export const listenerScoped = (server: FakeIrodsServer, settings: ListenerSettin
       Effect.provideService(IrodsClient, irods),
       Effect.provideService(DuckLakeClient, client),
       Effect.provideService(Catalog, catalog),
+      Option.isSome(discovery) ? Effect.provideService(Discovery.ProjectDiscovery, discovery.value) : (e) => e,
       Effect.forkScoped
     )
     // The queue exists (and is bound) once the listener is connected: the exchange drops what comes before.
