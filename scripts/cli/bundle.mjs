@@ -24,8 +24,7 @@ const external = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.opt
   .filter((name) => !isEffect(name))
   .flatMap((name) => [name, `${name}/*`])
 
-fs.rmSync(path.join(outdir, "cli", "chunks"), { recursive: true, force: true })
-await build({
+const result = await build({
   entryPoints: { cli: path.join(root, "scripts/cli.ts") },
   outdir,
   bundle: true,
@@ -40,6 +39,16 @@ await build({
   sourcemap: false,
   legalComments: "none",
   logLevel: "warning",
+  metafile: true,
   // The bundle is ESM; a bundled CommonJS module that calls require() needs one.
   banner: { js: "import { createRequire as __mesaCreateRequire } from \"node:module\"; const require = __mesaCreateRequire(import.meta.url);" }
 })
+
+// Chunks of earlier builds go once they are 10 minutes old: a CLI started before this build (a test run sharing the
+// checkout) may still import its own chunks.
+const chunks = path.join(outdir, "cli", "chunks")
+const current = new Set(Object.keys(result.metafile.outputs).map((f) => path.resolve(root, f)))
+for (const name of fs.readdirSync(chunks)) {
+  const file = path.join(chunks, name)
+  if (!current.has(file) && Date.now() - fs.statSync(file).mtimeMs > 10 * 60_000) fs.rmSync(file, { force: true })
+}
