@@ -20,7 +20,7 @@ import { DuckLakeClient } from "../../src/client/DuckLakeClient.js"
 import { EmbeddedPostgres } from "../../src/postgres/EmbeddedPostgres.js"
 import { connectPublisher, DataStore, UUID } from "../fake-irods/DataStoreFeed.js"
 import { startFakeIrods } from "../fake-irods/FakeIrods.js"
-import { historyState, settingsFor, startBroker } from "../events/support.js"
+import { brokerScoped, historyState, settingsFor } from "../events/support.js"
 import { embedded } from "../support.js"
 import { prng } from "./harness.js"
 import { addTally } from "./tally.js"
@@ -67,7 +67,7 @@ layer(Live, { timeout: "10 minutes", excludeTestServices: true })("the listener 
       const rand = prng(SEED)
       console.log(`events kill test: seed ${SEED}, ${EVENTS} events, at least ${KILLS} kills`)
       const bundle = yield* Effect.promise(bundleConsumer)
-      const broker = yield* Effect.acquireRelease(Effect.promise(startBroker), (b) => Effect.promise(b.stop))
+      const broker = yield* brokerScoped
       const server = yield* Effect.acquireRelease(Effect.promise(() => startFakeIrods({ zone: "testZone" })), (s) => Effect.promise(s.stop))
       const settings = settingsFor(broker, { batchMax: 500, batchWindowMs: 100, prefetch: 2000 })
       const publisher = connectPublisher(broker.uri, settings.exchange)
