@@ -128,7 +128,7 @@ export const listenerScoped = (server: FakeIrodsServer, settings: ListenerSettin
   })
 
 /** Waits until `done(counters)` holds (polling), or fails after `ms`. */
-export const waitFor = (counters: ListenerCounters, done: (c: ListenerCounters) => boolean, ms = 30_000) =>
+export const waitFor = (counters: ListenerCounters, done: (c: ListenerCounters) => boolean, ms = 90_000) =>
   Effect.gen(function*() {
     const until = Date.now() + ms
     while (!done(counters)) {
