@@ -25,6 +25,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { drift } from "./commands/drift.js"
+import { gc } from "./commands/gc.js"
 import { jobs } from "./commands/jobs.js"
 import { listen } from "./commands/listen.js"
 import { maintenance } from "./commands/maintenance.js"
@@ -48,6 +49,7 @@ const root = Command.make("mesa-ducklake").pipe(
     attachSql,
     ...maintenance,
     ...jobs,
+    gc,
     drift,
     listen,
     verify,
