@@ -8,14 +8,14 @@
  *
  * Owns: `ListenerSettings`, `ListenerHooks`, `BatchReport`, `runListener`, `ListenerConfig`.
  */
-import { Config, Deferred, Duration, Effect, Option, Queue, Schedule } from "effect"
+import { Config, Deferred, Duration, Effect, Fiber, Option, Queue, Schedule } from "effect"
 import { Catalog } from "../catalog/Catalog.js"
 import { DuckLakeClient } from "../client/DuckLakeClient.js"
 import { IrodsClient } from "../irods/IrodsClient.js"
 import { ProjectDiscovery } from "../operations/discovery.js"
 import { detectDrift, recordDrift } from "../operations/drift.js"
 import { type AmqpSettings, type Delivery, type FeedConnection, connectFeed } from "./Amqp.js"
-import { type ListenerCounters, type ListenerState, processBatch } from "./batch.js"
+import { type BatchError, commitBatch, type ListenerCounters, type ListenerState, prepareBatch, processBatch } from "./batch.js"
 import { readCheckpoints } from "./checkpoint.js"
 import { makeResolver } from "./resolve.js"
 
@@ -121,14 +121,15 @@ export const runListener = (settings: ListenerSettings, hooks: ListenerHooks = {
         attempt = 0
         hooks.onConnection?.("connected", `consuming ${settings.queue} from offset ${next}`)
         yield* Effect.logInfo("listen: connected", { queue: settings.queue, from: next })
-        while (!(yield* Deferred.isDone(conn.closed))) {
-          const batch = yield* takeBatch(conn.deliveries, settings)
-          if (batch.length === 0) {
-            if (settings.backstop && s.driftDue.size > 0) yield* backstop
-            continue
-          }
-          s.counters.received += batch.length
-          yield* recordBatch(s, conn, batch, settings.reconnectMaxMs)
+        // While batch k commits, batch k+1 is taken and prepared (decoded, resolved, placed). Commits stay one after
+        // another (the checkpoints rely on it); a failed commit is done again the careful way (recordBatch).
+        let inFlight: { readonly batch: ReadonlyArray<Delivery>; readonly fiber: Fiber.RuntimeFiber<void, BatchError> } | undefined
+        const settle = Effect.gen(function*() {
+          if (inFlight === undefined) return true
+          const { batch, fiber } = inFlight
+          inFlight = undefined
+          const exit = yield* Fiber.await(fiber)
+          if (exit._tag === "Failure") yield* recordBatch(s, conn, batch, settings.reconnectMaxMs)
           next = batch[batch.length - 1]!.offset + 1
           s.counters.lastOffset = next - 1
           yield* conn.ackThrough(batch[batch.length - 1]!)
@@ -139,7 +140,25 @@ export const runListener = (settings: ListenerSettings, hooks: ListenerHooks = {
             committedAt: Date.now(),
             oldestReceivedAt: batch[0]!.receivedAt
           }, s.counters)
+          return exit._tag === "Success"
+        })
+        while (!(yield* Deferred.isDone(conn.closed))) {
+          const batch = yield* takeBatch(conn.deliveries, settings)
+          if (batch.length === 0) {
+            yield* settle
+            if (settings.backstop && s.driftDue.size > 0) yield* backstop
+            continue
+          }
+          s.counters.received += batch.length
+          const early = inFlight === undefined ? undefined : yield* Effect.either(prepareBatch(s, conn, batch, new Set()))
+          const earlierOk = yield* settle
+          const prepared = early !== undefined && early._tag === "Right" && !early.right.ordered && earlierOk
+            ? early
+            : yield* Effect.either(prepareBatch(s, conn, batch, new Set(early?._tag === "Right" ? early.right.deadLettered : [])))
+          const commit = prepared._tag === "Right" ? commitBatch(s, prepared.right) : Effect.fail(prepared.left)
+          inFlight = { batch, fiber: yield* Effect.fork(commit) }
         }
+        yield* settle
         return yield* Deferred.await(conn.closed)
       })).pipe(Effect.either)
       const reason = outcome._tag === "Left" ? outcome.left.message : "closed"

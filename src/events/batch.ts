@@ -101,7 +101,36 @@ export const processBatch = (
   conn: FeedConnection,
   batch: ReadonlyArray<Delivery>,
   excluded: Set<number>
-): Effect.Effect<void, BatchError> =>
+): Effect.Effect<void, BatchError> => Effect.flatMap(prepareBatch(s, conn, batch, excluded), (p) => commitBatch(s, p))
+
+/** A batch placed in its projects, ready to be recorded. */
+export interface PreparedBatch {
+  readonly batchStart: number
+  readonly perProject: ReadonlyMap<string, ReadonlyArray<Item>>
+  /** It holds a `cp` (whose source is read from the history) or a move: prepare it after the batch before commits. */
+  readonly ordered: boolean
+  /** Offsets it dead-lettered (not to be dead-lettered again if it is prepared anew). */
+  readonly deadLettered: ReadonlySet<number>
+}
+
+/** Recording a prepared batch: per project, concurrently. */
+export const commitBatch = (s: ListenerState, p: PreparedBatch): Effect.Effect<void, BatchError> =>
+  Effect.forEach(p.perProject, ([projectId, items]) => recordProject(s, projectId, items, p.batchStart), {
+    concurrency: 4,
+    discard: true
+  })
+
+/**
+ * Decodes a batch (dead-lettering what is not an event), resolves its entities and places its events in their
+ * projects, leaving out what each project's history already holds. Reads nothing the commit of an earlier batch
+ * changes (unless `ordered`), so it may run while that commit does.
+ */
+export const prepareBatch = (
+  s: ListenerState,
+  conn: FeedConnection,
+  batch: ReadonlyArray<Delivery>,
+  excluded: Set<number>
+): Effect.Effect<PreparedBatch, BatchError> =>
   Effect.gen(function*() {
     const batchStart = batch[0]!.offset
     const projects = [...yield* s.client.listProjects]
@@ -126,6 +155,7 @@ export const processBatch = (
       items.push(item)
       s.touched.add(p.projectId)
     }
+    const deadLettered = new Set<number>()
     const decoded = batch.filter((d) => !excluded.has(d.offset)).map((d) => [d, decodeDelivery(d.routingKey, d.content)] as const)
     // Entities seen for the first time are looked up concurrently (one GenQuery each); placing stays in order.
     const uuids = new Set<string>()
@@ -141,15 +171,14 @@ export const processBatch = (
       if (Either.isLeft(e)) {
         yield* conn.deadLetter(d, e.left.reason)
         s.counters.deadLettered++
+        deadLettered.add(d.offset)
         continue
       }
       // The common case without an effect per event: an AVU event on a known entity in a registered project.
       if (!placeKnown(s, d, e.right, projects, place)) yield* placeEvent(s, d, e.right, projectOf, place)
     }
-    yield* Effect.forEach(perProject, ([projectId, items]) => recordProject(s, projectId, items, batchStart), {
-      concurrency: 4,
-      discard: true
-    })
+    const ordered = decoded.some(([, e]) => Either.isRight(e) && (e.right.kind === "cp" || e.right.kind === "mv"))
+    return { batchStart, perProject, ordered, deadLettered } satisfies PreparedBatch
   })
 
 /** Places an avu/mod/rmw event whose entity is cached and inside a registered project; false when it cannot. */

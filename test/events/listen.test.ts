@@ -52,7 +52,11 @@ const counted = (store: DataStore) => {
   return {
     op: (path: string, f: () => void) => {
       const before = snap(path)
-      f()
+      try {
+        f()
+      } catch {
+        // iRODS refused it (e.g. a mod onto an AVU the object has): no change, no message
+      }
       const after = snap(path)
       for (const x of before) if (!after.has(x)) rows++
       for (const x of after) if (!before.has(x)) rows++

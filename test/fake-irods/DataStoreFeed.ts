@@ -199,6 +199,10 @@ export class DataStore {
     const i = e.avus.findIndex((x) => x.name === old.attribute && x.value === old.value && x.units === (old.unit ?? ""))
     if (i < 0) throw new Error(`no ${old.attribute}=${old.value} to mod`)
     const nu = { attribute: next.attribute ?? old.attribute, value: next.value ?? old.value, unit: next.unit ?? old.unit ?? "" }
+    // The catalog holds an AVU once per object: a mod onto one it already has fails (nothing published).
+    if (e.avus.some((x, j) => j !== i && x.name === nu.attribute && x.value === nu.value && x.units === nu.unit)) {
+      throw new Error(`already has ${nu.attribute}=${nu.value}`)
+    }
     e.avus.splice(i, 1, this.avu(nu))
     this.send(`${typeKey(type)}.metadata.mod`, {
       author: this.author(opts.user),
