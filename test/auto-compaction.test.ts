@@ -14,7 +14,8 @@ import { compactionGroups } from "../src/client/compaction.js"
 import * as DuckLakeClientModule from "../src/client/DuckLakeClient.js"
 import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import type { Project } from "../src/core/domain.js"
-import { change, type ClientParts, embedded, freshRoot, record, registerFresh } from "./support.js"
+import { overriding } from "./faults.js"
+import { change, type ClientParts, embedded, freshRoot, record, registerFresh, withFakeClient } from "./support.js"
 
 const { dirs, layer: Live } = embedded("auto-compaction")
 
@@ -157,5 +158,30 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic co
       expect(fs.readdirSync(aside)).toEqual([])
       expect(fs.readdirSync(main).length).toBe(1)
       expect(yield* c.getHistory(p.projectId, { limit: 10_000 })).toEqual(history)
+    }))
+
+  it.effect("a read whose listed files a compaction moved away meanwhile lists them again and answers", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* registerFresh("relist")
+      const path = `${p.irodsPath}/x`
+      for (let i = 0; i < 6; i++) yield* record(p.projectId, [change(path, `k${i % 2}`, `v${i}`)])
+      const expected = yield* c.getAvusAsOf(p.projectId, path, new Date())
+      // DuckDB is asked to read the files listed before a compaction that commits (and moves them) first.
+      let beforeRead: Effect.Effect<unknown, unknown> | undefined = c.compact(p.projectId)
+      let reads = 0
+      const racing = overriding(DuckDb, (real) => ({
+        avusAsOf: (files, irodsPath, validAt, maxSnapshot) =>
+          Effect.suspend(() => {
+            reads++
+            const first = beforeRead
+            beforeRead = undefined
+            return Effect.zipRight(first === undefined ? Effect.void : Effect.orDie(first), real.avusAsOf(files, irodsPath, validAt, maxSnapshot))
+          })
+      }))
+      const answer = yield* Effect.flatMap(DuckLakeClient, (fake) => fake.getAvusAsOf(p.projectId, path, new Date()))
+        .pipe(withFakeClient(racing))
+      expect(answer).toEqual(expected)
+      expect(reads).toBe(2)
     }))
 })

@@ -111,7 +111,7 @@ export const duckFailure = (p: Project, files: ReadonlyArray<LakeFile> = [], loc
   const text = String((e as any)?.cause?.message ?? e.message ?? "")
   const at = local.findIndex((l) => text.includes(l))
   const named = at >= 0 ? files[at]?.relativePath : undefined
-  const reason = /No such file|does not exist|cannot open file|Could not open/i.test(text)
+  const reason = /No such file|does not exist|cannot open file|Could not open|No files found/i.test(text)
     ? "missing" as const
     : /magic|corrupt|invalid|truncat|too small|out of range|parquet/i.test(text)
     ? "corrupt" as const
