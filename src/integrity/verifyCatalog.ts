@@ -19,15 +19,17 @@ import {
 export const readCatalogRows = (catalog: CatalogService, S: string) =>
   catalog.withSql((sql) =>
     Effect.all({
+      // Ordered by the tables' numeric ids: a bare `ORDER BY snapshot_id` would sort by the text column of the
+      // same name in the select list ("10" before "2"), and every project past snapshot 9 failed verification.
       chainRows: sql<any>`SELECT snapshot_id::text AS snapshot_id, kind, snapshot_time, data_file_id::text AS data_file_id,
                             file_name, checksum, file_size_bytes::text AS file_size_bytes,
                             record_count::text AS record_count, actor, note, idempotency_key, content_hash,
                             min_ts, max_ts, sources, prev_hash, record_hash
-                          FROM ${sql(S)}.mesa_chain ORDER BY snapshot_id`,
+                          FROM ${sql(S)}.mesa_chain ORDER BY mesa_chain.snapshot_id`,
       mesaRows: sql<any>`SELECT snapshot_id::text AS snapshot_id, data_file_id::text AS data_file_id, file_path,
                            checksum, change_count, actor, note, idempotency_key, content_hash, min_ts, max_ts,
                            marker_written
-                         FROM ${sql(S)}.mesa_snapshot ORDER BY snapshot_id`,
+                         FROM ${sql(S)}.mesa_snapshot ORDER BY mesa_snapshot.snapshot_id`,
       dataFiles: sql<any>`SELECT data_file_id::text AS id, table_id::text AS table_id, path, begin_snapshot::text AS b,
                             partial_max::text AS pm, end_snapshot::text AS e, record_count::text AS n,
                             file_size_bytes::text AS size, file_order::text AS file_order, path_is_relative,
