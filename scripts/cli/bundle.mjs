@@ -9,9 +9,14 @@
  * Packages that are not Effect's stay outside the bundle (native code, optional dependencies, OpenTelemetry); every
  * Effect package is inside, so the CLI runs on one copy of `effect`.
  *
+ * Then the help texts: `--help` of every command, as the bundle prints it (plain text), into
+ * `dist/scripts/cli/help.json`, which the entry answers `mesa-ducklake [command…] --help` from without loading
+ * @effect/cli at all (the same text, from the same build).
+ *
  *   node scripts/cli/bundle.mjs [outdir]      default: dist/scripts
  */
 import { build } from "esbuild"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -52,3 +57,18 @@ for (const name of fs.readdirSync(chunks)) {
   const file = path.join(chunks, name)
   if (!current.has(file) && Date.now() - fs.statSync(file).mtimeMs > 10 * 60_000) fs.rmSync(file, { force: true })
 }
+
+// The help texts, from the bundle just written: the root's, then every command path its COMMANDS section lists.
+const helpEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MESA_DUCKLAKE_")))
+const helpOf = (words) =>
+  execFileSync(process.execPath, [path.join(outdir, "cli.js"), ...words, "--help"], {
+    env: { ...helpEnv, NO_COLOR: "1" },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+const helpJson = path.join(outdir, "cli", "help.json")
+fs.rmSync(helpJson, { force: true })
+const rootHelp = helpOf([])
+const texts = { "": rootHelp }
+for (const m of rootHelp.matchAll(/^\s+- ([a-z][a-z0-9-]*(?: [a-z][a-z0-9-]*)*)/gm)) texts[m[1]] = helpOf(m[1].split(" "))
+fs.writeFileSync(helpJson, JSON.stringify(texts))
