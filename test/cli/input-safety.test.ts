@@ -198,7 +198,7 @@ const helpOf = async (command: ReadonlyArray<string>) => {
 }
 
 const valueFor = (o: Listed): ReadonlyArray<string> =>
-  o.type === "" ? [] : o.type === "integer" ? ["1"] : o.type.includes(" | ") ? [o.type.split(" | ")[0]!] : ["x"]
+  o.type === "" ? [] : o.type === "integer" || o.type === "float" ? ["1"] : o.type.includes(" | ") ? [o.type.split(" | ")[0]!] : ["x"]
 
 const argFor = (name: string) =>
   /snapshot/.test(name) ? "1" : name === "time" ? "2024-01-01T00:00:00Z" : name === "project" ? "/cliZone/none" : "/cliZone/none/x"
