@@ -39,7 +39,18 @@ const backupOnce = (ref: Option.Option<string>, json: boolean) =>
     if (Option.isNone(ref)) {
       const projects = yield* Effect.flatMap(DuckLakeClient, (c) => c.listProjects)
       const all = yield* withProgress(`backing up ${count(projects.length)} project(s)…`, service.backupAll)
-      return yield* emit(json, all, summary)
+      yield* emit(json, all, summary)
+      // The summary is printed either way; a project that failed makes the run a failure (as scripts/backup.ts).
+      if (all.failed.length > 0) {
+        return yield* new CommandFailed({
+          code: "BackupFailed",
+          reason: `${all.failed.length} of ${projects.length} project(s) not backed up: ${
+            all.failed.map((f) => `${f.irodsPath} (${f.error})`).join("; ")
+          }`,
+          exitCode: ExitCode.writeFailure
+        })
+      }
+      return
     }
     const project = yield* resolveProject(ref.value)
     const result = yield* withProgress(`backing up ${project.irodsPath} (pg_dump, verify, upload)…`, service.backupProject(project.projectId))
