@@ -4,6 +4,7 @@
  * idempotency keys, and the commit records and marker bookkeeping of committed snapshots. The commit itself, which
  * deletes the write-ahead row, is in `commit.ts`.
  */
+import type { SqlClient, Statement } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { hostname } from "node:os"
 import type { Project } from "../core/domain.js"
@@ -32,6 +33,25 @@ const pendingFromRow = (r: any): PendingWrite => ({
 })
 
 /**
+ * The next snapshot id of project row `p`: after every id handed out and every snapshot committed. One expression
+ * for `reserveSnapshot` and `planReservation`, whose plan holds only while both compute the same.
+ */
+const nextIdSql = (sql: SqlClient.SqlClient, schema: string) =>
+  sql`GREATEST(p.last_snapshot_id, (SELECT max(snapshot_id) FROM ${sql(schema)}.ducklake_snapshot)) + 1`
+
+/** Now, to the millisecond, on the catalog's clock. */
+const nowMs = (sql: SqlClient.SqlClient) => sql.literal("date_trunc('milliseconds', clock_timestamp())")
+
+/** A reservation's clock: `base`, but after the latest snapshot's time and every pending write's clock of `p`. */
+const clockSql = (sql: SqlClient.SqlClient, schema: string, base: Statement.Fragment) =>
+  sql`GREATEST(${base},
+    -- The latest snapshot's time by key (snapshot times only grow), not a scan of every snapshot.
+    (SELECT snapshot_time FROM ${sql(schema)}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1)
+      + interval '1 millisecond',
+    (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
+      + interval '1 millisecond')`
+
+/**
  * Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. The file is
  * named `snapshot_<id>_<fileSuffix>.parquet` and written first under `localDir`.
  */
@@ -47,16 +67,10 @@ export const reserveSnapshot = (
       sql<any>`
         WITH r AS (
           UPDATE mesa_ducklake.projects p
-          SET last_snapshot_id = GREATEST(p.last_snapshot_id,
-                (SELECT max(snapshot_id) FROM ${sql(project.metadataSchema)}.ducklake_snapshot)) + 1
+          SET last_snapshot_id = ${nextIdSql(sql, project.metadataSchema)}
           WHERE project_id = ${project.projectId}
           RETURNING p.project_id, last_snapshot_id AS id,
-            GREATEST(COALESCE(${input.clock ?? null}::timestamptz, date_trunc('milliseconds', clock_timestamp())),
-              -- The latest snapshot's time by key (snapshot times only grow), not a scan of every snapshot.
-              (SELECT snapshot_time FROM ${sql(project.metadataSchema)}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1)
-                + interval '1 millisecond',
-              (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
-                + interval '1 millisecond') AS clock
+            ${clockSql(sql, project.metadataSchema, sql`COALESCE(${input.clock ?? null}::timestamptz, ${nowMs(sql)})`)} AS clock
         ),
         named AS (SELECT r.*, 'snapshot_' || lpad(r.id::text, 10, '0') || '_' || ${input.fileSuffix} || '.parquet' AS f FROM r),
         ins AS (
@@ -91,13 +105,8 @@ export const planReservation = (conn: Conn, project: Project): Effect.Effect<Res
   conn.withSql((sql) =>
     Effect.map(
       sql<any>`
-        SELECT GREATEST(p.last_snapshot_id,
-                 (SELECT max(snapshot_id) FROM ${sql(project.metadataSchema)}.ducklake_snapshot)) + 1 AS id,
-          GREATEST(date_trunc('milliseconds', clock_timestamp()),
-            (SELECT snapshot_time FROM ${sql(project.metadataSchema)}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1)
-              + interval '1 millisecond',
-            (SELECT max(clock) FROM mesa_ducklake.pending_writes w WHERE w.project_id = p.project_id)
-              + interval '1 millisecond') AS clock,
+        SELECT ${nextIdSql(sql, project.metadataSchema)} AS id,
+          ${clockSql(sql, project.metadataSchema, nowMs(sql))} AS clock,
           ${indexMark(sql, project.metadataSchema)} AS index_through
         FROM mesa_ducklake.projects p WHERE p.project_id = ${project.projectId}`,
       (rows) =>

@@ -34,6 +34,10 @@ export interface CompactOptions {
   readonly tierRatio?: number
 }
 
+/** Where a project's live files are, and where the files a compaction replaced wait until deleted. */
+const liveDir = (p: Project) => `${p.ducklakePath}/main/${TABLE_NAME}`
+const asideDir = (p: Project) => `${p.ducklakePath}/${REPLACED_DIR}/${TABLE_NAME}`
+
 /** Snapshots between automatic compactions when nothing is configured (`MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). */
 export const DEFAULT_AUTO_COMPACT_EVERY = 50
 /** The tier ratio automatic compaction uses (see `CompactOptions.tierRatio`). */
@@ -171,7 +175,7 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
       replaces: JSON.stringify(group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))),
       columns: COLUMNS_METADATA
     }).pipe(Effect.mapError((e) => new LakeWriteError({ projectId: p.projectId, step: "write-parquet", cause: e })))
-    const remote = `${p.ducklakePath}/main/${TABLE_NAME}/${fileName}`
+    const remote = `${liveDir(p)}/${fileName}`
     const put = yield* upload(ctx, local, remote)
     const checksum = formatIrodsChecksum(put.checksum)
     // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker). The commit
@@ -237,9 +241,6 @@ export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, t
     })
 }
 
-const liveDir = (p: Project) => `${p.ducklakePath}/main/${TABLE_NAME}`
-const asideDir = (p: Project) => `${p.ducklakePath}/${REPLACED_DIR}/${TABLE_NAME}`
-
 /**
  * Moves replaced files out of `main/` into `replaced/` (copy, then remove: storage has no rename), so `main/` holds
  * the live files only and reads directly as the history. A file that cannot be moved now stays where it is and is
@@ -290,10 +291,10 @@ export const deleteScheduledFiles = Effect.fn("DuckLakeClient.deleteScheduledFil
   const gone = (path: string) =>
     ctx.storage.remove(path).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void))
   for (const f of due) {
-    const name = f.relativePath.slice(f.relativePath.lastIndexOf("/") + 1)
-    yield* gone(`${p.ducklakePath}/${f.relativePath}`)
-    yield* gone(`${liveDir(p)}/${name}`)
-    yield* gone(`${asideDir(p)}/${name}`)
+    // Where the catalog says, and wherever else a cut-short move may have left it (each place once).
+    const name = nodePath.posix.basename(f.relativePath)
+    const places = new Set([`${p.ducklakePath}/${f.relativePath}`, `${liveDir(p)}/${name}`, `${asideDir(p)}/${name}`])
+    for (const place of places) yield* gone(place)
     done.push(f.dataFileId)
   }
   yield* ctx.catalog.forgetScheduled(p, done)
@@ -305,7 +306,7 @@ export const deleteScheduledFiles = Effect.fn("DuckLakeClient.deleteScheduledFil
     const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-gc-")))
     yield* moveAside(ctx, p, stranded.map((f) => ({
       dataFileId: f.dataFileId,
-      fileName: f.relativePath.slice(f.relativePath.lastIndexOf("/") + 1)
+      fileName: nodePath.posix.basename(f.relativePath)
     })), dir).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
   }
   return done.length

@@ -137,7 +137,7 @@ export const readFiles = <A>(
 export const relisting = <A, E, R>(read: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.retry(read, {
     times: 2,
-    while: (e) => (e as { readonly _tag?: string })._tag === "LakeReadError" && (e as unknown as LakeReadError).reason === "missing"
+    while: (e) => e instanceof LakeReadError && e.reason === "missing"
   })
 
 /** Upload with a few retries for transient faults; the parent collection is created on demand. */
