@@ -226,19 +226,28 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
  */
 export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, to: number = from) => {
   const every = ctx.settings.autoCompactEvery ?? DEFAULT_AUTO_COMPACT_EVERY
-  return every <= 0 || Math.floor(to / every) === Math.floor((from - 1) / every) || ctx.compacting.has(p.projectId)
-    ? Effect.void
-    : Effect.suspend(() => {
-      ctx.compacting.add(p.projectId)
-      return ctx.background.fork(
-        compact(ctx, p.projectId, { actor: "mesa-ducklake:auto-compact", tierRatio: AUTO_TIER_RATIO }).pipe(
-          Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
-          Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e)),
-          Effect.ensuring(Effect.sync(() => ctx.compacting.delete(p.projectId)))
-        ),
-        "DuckLakeClient.autoCompact"
-      )
-    })
+  if (every <= 0 || Math.floor(to / every) === Math.floor((from - 1) / every)) return Effect.void
+  return Effect.suspend(() => {
+    // One automatic compaction per project at a time; a trigger that comes while it runs is not dropped: the
+    // running one goes round again when it ends (a fast writer would otherwise skip trigger after trigger).
+    if (ctx.compacting.has(p.projectId)) {
+      ctx.compactAgain.add(p.projectId)
+      return Effect.void
+    }
+    ctx.compacting.add(p.projectId)
+    const once = compact(ctx, p.projectId, { actor: "mesa-ducklake:auto-compact", tierRatio: AUTO_TIER_RATIO }).pipe(
+      Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
+      Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e))
+    )
+    const rounds: Effect.Effect<void> = Effect.zipRight(
+      once,
+      Effect.suspend(() => (ctx.compactAgain.delete(p.projectId) ? rounds : Effect.void))
+    )
+    return ctx.background.fork(
+      rounds.pipe(Effect.ensuring(Effect.sync(() => ctx.compacting.delete(p.projectId)))),
+      "DuckLakeClient.autoCompact"
+    )
+  })
 }
 
 /**

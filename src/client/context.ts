@@ -92,6 +92,8 @@ export interface ClientCore {
   readonly anchored: Map<string, string>
   /** Kept by compaction.ts: projects with an automatic compaction running (one at a time per project). */
   readonly compacting: Set<string>
+  /** Kept by compaction.ts: projects whose automatic compaction was triggered again while it ran. */
+  readonly compactAgain: Set<string>
 }
 
 export interface ClientContext extends ClientCore {
@@ -129,7 +131,8 @@ export const makeCore = (settings: ClientSettings) =>
       project,
       verifiedFiles: new Map(),
       anchored: new Map(),
-      compacting: new Set()
+      compacting: new Set(),
+      compactAgain: new Set()
     }
     return core
   })
