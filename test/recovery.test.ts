@@ -213,7 +213,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })("write failur
 
   for (
     const [step, expected] of [
-      ["die-after-put", { pushed: 1, committed: 1, markers: 1 }],
+      ["die-after-put", { pushed: 0, committed: 1, markers: 1 }],
       ["die-before-commit", { pushed: 0, committed: 1, markers: 1 }],
       ["die-after-commit", { pushed: 0, committed: 0, markers: 1 }]
     ] as const

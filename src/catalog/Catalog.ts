@@ -26,6 +26,7 @@ import * as Projects from "./projects.js"
 import type * as Readers from "./readers.js"
 import * as Snapshots from "./snapshots.js"
 import type {
+  CommitBasis,
   CommitRecord,
   CurrentRow,
   DataFileInfo,
@@ -49,6 +50,7 @@ export {
 } from "./connection.js"
 export type {
   ColumnStats,
+  CommitBasis,
   CommitRecord,
   CurrentRow,
   DataFileInfo,
@@ -130,6 +132,8 @@ export interface CatalogService {
        * `applyIndex` catches it up later. Readers meanwhile answer from the Parquet files.
        */
       readonly deferIndex?: boolean
+      /** What the reservation read to build on (`Reservation.basis`); without it the commit reads it first. */
+      readonly basis?: CommitBasis
     }
   ) => Effect.Effect<Date, Failure>
   /** True when the current-state index holds no rows (a project that has recorded nothing, or only deferred). */

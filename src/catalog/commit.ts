@@ -11,50 +11,35 @@ import { CatalogError } from "../core/errors.js"
 import { GENESIS_HASH, isoMillis } from "./chain.js"
 import { chainHead, chainRow } from "./chainTable.js"
 import type { Conn } from "./connection.js"
+import { runAsOne } from "./inline.js"
 import { INDEX_THROUGH_KEY, indexMark, latestPerTriple, upsertCurrentSql } from "./currentState.js"
 import { TABLE_ID } from "./ducklakeSchema.js"
 import { fileStatsRows } from "./files.js"
 import { fileColumnStatsSource, insertTableColumnStats } from "./tableColumnStats.js"
-import type { ColumnStats, DataFileInfo, Failure, PendingWrite, Rename } from "./types.js"
+import type { ColumnStats, CommitBasis, DataFileInfo, Failure, PendingWrite, Rename } from "./types.js"
 
-/** The latest snapshot and the table's counters, as a commit reads them under the lock. */
-interface Latest {
-  readonly id: string
-  readonly snapshot_time: Date | string
-  /** schema_version, next_catalog_id, next_file_id, the table's next_row_id (as text). */
-  readonly sv: string
-  readonly nc: string
-  readonly nf: string
-  readonly r: string
-  /** Whether the table has column statistics yet (lakes written before we kept them have none). */
-  readonly have_stats: boolean
-  readonly index_behind: boolean
-  readonly prev_hash: string | null
-  readonly now_ms: Date | string
-}
-
-const readLatest = (sql: SqlClient.SqlClient, schema: string) => {
+/** The basis as one row: `SELECT <this>` (a subquery over the latest snapshot). */
+export const basisSql = (sql: SqlClient.SqlClient, schema: string) => {
   const s = sql(schema)
-  return Effect.map(
-    sql<Latest>`
+  return sql`
       SELECT snapshot_id::text AS id, snapshot_time, schema_version::text AS sv, next_catalog_id::text AS nc,
              next_file_id::text AS nf,
              (SELECT next_row_id::text FROM ${s}.ducklake_table_stats WHERE table_id = ${TABLE_ID}) AS r,
              EXISTS (SELECT 1 FROM ${s}.ducklake_table_column_stats WHERE table_id = ${TABLE_ID}) AS have_stats,
-             ${indexMark(sql, schema)} IS NOT NULL AS index_behind,
              ${chainHead(sql, schema)} AS prev_hash,
              date_trunc('milliseconds', clock_timestamp()) AS now_ms
-      FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`,
-    (rows) => rows[0]!
-  )
+      FROM ${s}.ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1`
 }
+
+const readBasis = (sql: SqlClient.SqlClient, schema: string) =>
+  Effect.map(sql<CommitBasis>`${basisSql(sql, schema)}`, (rows) => rows[0]!)
 
 /** Everything the commit statement writes, decided before it runs. */
 interface CommitPlan {
   readonly project: Project
   readonly write: PendingWrite
   readonly file: DataFileInfo
-  readonly latest: Latest
+  readonly latest: CommitBasis
   readonly fileId: number
   readonly snapshotTime: Date
   readonly minTs: Date
@@ -67,8 +52,10 @@ interface CommitPlan {
 }
 
 /**
- * Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction. `deferIndex`
- * (bulk ingest) leaves the index behind, noting the last snapshot it covers; `applyIndex` catches it up later.
+ * Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction, in one round
+ * trip (the table lock and the statement as one query, see inline.ts). `basis` is what the reservation read under
+ * the writer lock; without one (recovery) it is read first. `deferIndex` (bulk ingest) leaves the index behind,
+ * noting the last snapshot it covers; `applyIndex` catches it up later.
  */
 export const commitSnapshot = (
   conn: Conn,
@@ -77,13 +64,11 @@ export const commitSnapshot = (
   file: DataFileInfo,
   rows: ReadonlyArray<ChangeRow>,
   renames: ReadonlyArray<Rename> = [],
-  options: { readonly deferIndex?: boolean } = {}
+  options: { readonly deferIndex?: boolean; readonly basis?: CommitBasis } = {}
 ): Effect.Effect<Date, Failure> =>
   conn.withSql((sql) =>
-    sql.withTransaction(Effect.gen(function*() {
-      // Serialise with any other DuckLake writer (the extension included); readers are not blocked.
-      yield* sql`LOCK TABLE ${sql(project.metadataSchema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
-      const latest = yield* readLatest(sql, project.metadataSchema)
+    Effect.gen(function*() {
+      const latest = options.basis ?? (yield* readBasis(sql, project.metadataSchema))
       if (Number(latest.id) >= write.snapshotId) {
         return yield* Effect.fail(
           new CatalogError({
@@ -93,17 +78,11 @@ export const commitSnapshot = (
         )
       }
       const deferIndex = options.deferIndex === true
-      if (latest.index_behind === true && !deferIndex) {
-        // Writers catch the index up (under the lock) before they build rows; committing past a lag would leave
-        // snapshots out of the index for good.
-        return yield* Effect.fail(
-          new CatalogError({ operation: "commitSnapshot", cause: new Error("the current-state index is behind") })
-        )
-      }
       const fileId = Number(latest.nf)
       const minTs = rows.reduce((m, r) => (r.ts < m ? r.ts : m), rows[0]!.ts)
       const maxTs = rows.reduce((m, r) => (r.ts > m ? r.ts : m), rows[0]!.ts)
-      // The commit time: now, but never before the reserved clock nor at or before the previous snapshot.
+      // The snapshot's time: the catalog's clock when the basis was read (with the reservation, a few ms before
+      // this commit), never before the reserved clock nor at or before the previous snapshot.
       const snapshotTime = new Date(Math.max(
         new Date(latest.now_ms).getTime(),
         write.clock.getTime(),
@@ -127,7 +106,7 @@ export const commitSnapshot = (
         sources: [],
         prevHash: latest.prev_hash ?? GENESIS_HASH
       }, fileId)
-      const [{ t }] = (yield* commitStatement(sql, {
+      const statement = commitStatement(sql, {
         project,
         write,
         file,
@@ -140,9 +119,15 @@ export const commitSnapshot = (
         current: deferIndex ? [] : latestPerTriple(rows),
         renames,
         deferIndex
-      })) as any
-      return new Date(t)
-    })), "commitSnapshot")
+      })
+      // Serialise with any other DuckLake writer (the extension included); readers are not blocked. The lock and
+      // the statement are one implicit transaction: an error in the statement (its guard included) undoes both.
+      const written = yield* runAsOne<{ t: unknown }>(sql, [
+        sql`LOCK TABLE ${sql(project.metadataSchema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`,
+        statement
+      ])
+      return new Date(written[0]!.t as string)
+    }), "commitSnapshot")
 
 /**
  * Everything a commit writes, in one statement (one round trip): data-modifying CTEs all run against the same
@@ -153,10 +138,12 @@ const commitStatement = (sql: SqlClient.SqlClient, p: CommitPlan) => {
   const s = sql(p.project.metadataSchema)
   const { file, write } = p
   return sql<{ t: unknown }>`
-    WITH snap AS (
+    WITH ${guardCte(sql, p)}
+    snap AS (
       INSERT INTO ${s}.ducklake_snapshot
-      VALUES (${write.snapshotId}, ${p.snapshotTime}::timestamptz, ${p.latest.sv}::int8, ${p.latest.nc}::int8,
-              ${p.fileId + 1})
+      SELECT ${write.snapshotId}, ${p.snapshotTime}::timestamptz, ${p.latest.sv}::int8, ${p.latest.nc}::int8,
+             ${p.fileId + 1}
+      FROM guard WHERE guard.ok = 0
       RETURNING snapshot_time AS t
     ),
     data_file AS (
@@ -222,15 +209,39 @@ const tableColumnStatsCtes = (
 }
 
 /**
+ * The commit's guard, evaluated by the statement itself (the basis may have been read before the lock): the latest
+ * snapshot is still the basis's, and a commit that keeps the index current finds it caught up. Either failing is an
+ * error that undoes the whole commit. (The messages are cast to int to raise them; each holds a subquery, so
+ * PostgreSQL cannot fold the cast while planning.) Ends with a comma.
+ */
+const guardCte = (sql: SqlClient.SqlClient, p: CommitPlan) => {
+  const s = sql(p.project.metadataSchema)
+  const latest = sql`(SELECT max(snapshot_id) FROM ${s}.ducklake_snapshot)`
+  return sql`guard AS (
+      SELECT CASE
+        WHEN ${latest} IS DISTINCT FROM ${p.latest.id}::int8
+          THEN ('mesa-ducklake: snapshot ' || ${latest} || ' was committed meanwhile; snapshot ' ||
+                ${p.write.snapshotId}::text || ' is no longer next')::int
+        WHEN NOT ${p.deferIndex} AND ${indexMark(sql, p.project.metadataSchema)} IS NOT NULL
+          THEN ('mesa-ducklake: the current-state index is behind (through snapshot ' ||
+                ${indexMark(sql, p.project.metadataSchema)} || ')')::int
+        ELSE 0 END AS ok
+    ),`
+}
+
+/**
  * The current-state index: the batch's latest rows upserted, or, for a deferred commit, the mark of the last
- * snapshot the index covers (set once, by the first commit that leaves it behind). Ends with a comma.
+ * snapshot the index covers — the latest before this one — set by the first commit that leaves it behind. Whether
+ * the mark is there is read by the statement itself: an index catch-up that ran since the basis was read may have
+ * removed it. Ends with a comma.
  */
 const indexCte = (sql: SqlClient.SqlClient, p: CommitPlan) =>
   p.deferIndex
     ? sql`index_lag AS (
         INSERT INTO ${sql(p.project.metadataSchema)}.ducklake_metadata (key, value, scope, scope_id)
-        SELECT ${INDEX_THROUGH_KEY}, ${p.latest.id}, NULL, NULL
-        WHERE NOT ${p.latest.index_behind === true}
+        SELECT ${INDEX_THROUGH_KEY}, (SELECT max(snapshot_id) FROM ${sql(p.project.metadataSchema)}.ducklake_snapshot)::text,
+          NULL, NULL
+        WHERE ${indexMark(sql, p.project.metadataSchema)} IS NULL
       ),`
     : sql`current_avus AS (${upsertCurrentSql(sql, p.project.metadataSchema, p.current)}),`
 

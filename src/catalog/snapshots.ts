@@ -12,7 +12,8 @@ import { CatalogError } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { indexMark } from "./currentState.js"
 import { TABLE_NAME } from "./ducklakeSchema.js"
-import type { CommitRecord, Failure, IdempotentHit, PendingWrite, Reservation, ReservationPlan, ReserveInput } from "./types.js"
+import { basisSql } from "./commit.js"
+import type { CommitBasis, CommitRecord, Failure, IdempotentHit, PendingWrite, Reservation, ReservationPlan, ReserveInput } from "./types.js"
 
 /** A `mesa_ducklake.pending_writes` row as a `PendingWrite`. */
 const pendingFromRow = (r: any): PendingWrite => ({
@@ -84,14 +85,16 @@ export const reserveSnapshot = (
         )
         SELECT ins.*,
           (SELECT max(snapshot_id)::text FROM ${sql(project.metadataSchema)}.ducklake_snapshot) AS previous_snapshot,
-          ${indexMark(sql, project.metadataSchema)} AS index_through
+          ${indexMark(sql, project.metadataSchema)} AS index_through,
+          (SELECT row_to_json(b) FROM (${basisSql(sql, project.metadataSchema)}) b) AS basis
         FROM ins`,
       (rows) =>
         rows.length === 1
           ? Effect.succeed({
             ...pendingFromRow(rows[0]),
             previousSnapshot: Number(rows[0].previous_snapshot),
-            indexThrough: rows[0].index_through === null ? null : Number(rows[0].index_through)
+            indexThrough: rows[0].index_through === null ? null : Number(rows[0].index_through),
+            basis: rows[0].basis as CommitBasis
           })
           : Effect.fail(new CatalogError({ operation: "reserveSnapshot", cause: new Error(`project ${project.projectId} is not registered`) }))
     ), "reserveSnapshot")

@@ -80,12 +80,34 @@ export interface IdempotentHit {
 }
 
 /**
+ * What a commit builds on: the latest snapshot and the table's counters, read under the writer lock. The write path
+ * reads it with its reservation (`reserveSnapshot`), so the commit itself is one round trip; the commit statement
+ * checks it still holds (no other DuckLake writer, the extension included, committed since).
+ */
+export interface CommitBasis {
+  readonly id: string
+  readonly snapshot_time: Date | string
+  /** schema_version, next_catalog_id, next_file_id, the table's next_row_id (as text). */
+  readonly sv: string
+  readonly nc: string
+  readonly nf: string
+  readonly r: string
+  /** Whether the table has column statistics yet (lakes written before we kept them have none). */
+  readonly have_stats: boolean
+  readonly prev_hash: string | null
+  /** The catalog's clock when the basis was read. */
+  readonly now_ms: Date | string
+}
+
+/**
  * A reserved snapshot: the write-ahead row, the latest snapshot id at reservation (under the writer lock, so no
  * one commits in between) and how far the current-state index reaches when it lags (null: it is complete).
  */
 export interface Reservation extends PendingWrite {
   readonly previousSnapshot: number
   readonly indexThrough: number | null
+  /** What the commit builds on, read with the reservation under the writer lock. */
+  readonly basis: CommitBasis
 }
 
 /**

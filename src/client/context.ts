@@ -46,7 +46,7 @@ export interface ClientSettings {
 }
 
 /** The steps of the write protocol, in order, as `WriteProbe` sees them. */
-export type WriteStep = "reserved" | "parquet-written" | "pushed" | "marked-pushed" | "committed"
+export type WriteStep = "reserved" | "parquet-written" | "pushed" | "committed"
 
 /**
  * An optional observer called after each step of the write protocol. Production code provides none; the

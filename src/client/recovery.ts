@@ -11,7 +11,7 @@ import * as os from "node:os"
 import type { PendingWrite } from "../catalog/Catalog.js"
 import type { Project, RecoveryReport } from "../core/domain.js"
 import type { CatalogUnavailable } from "../core/errors.js"
-import { formatIrodsChecksum, parseIrodsChecksum } from "../storage/LakeStorage.js"
+import { checksumFile, formatIrodsChecksum, parseIrodsChecksum } from "../storage/LakeStorage.js"
 import type { ClientCore } from "./context.js"
 import { push } from "./files.js"
 import { anchorHead, writeMarker } from "./markers.js"
@@ -95,6 +95,18 @@ const recoverOne = (
       }
       const haveLocal = yield* cache.has(w.localFile)
       let checksum = w.checksum
+      if (!stored && Option.isSome(remote) && haveLocal) {
+        // The writer died between its push and its commit (the row notes no checksum then): a stored copy whose
+        // checksum is the local file's is the same file, and needs no second push.
+        const sum = yield* storage.checksum(w.remotePath).pipe(Effect.option)
+        if (Option.isSome(sum)) {
+          const local = yield* Effect.tryPromise(() => checksumFile(w.localFile, sum.value.algorithm)).pipe(Effect.option)
+          if (Option.isSome(local) && formatIrodsChecksum(local.value) === formatIrodsChecksum(sum.value)) {
+            stored = true
+            checksum = formatIrodsChecksum(sum.value)
+          }
+        }
+      }
       if (!stored) {
         if (!haveLocal) {
           report.missingLocal++

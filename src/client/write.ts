@@ -141,10 +141,12 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       const put = yield* push(ctx, w).pipe(Effect.withSpan("write.push"))
       yield* probe("pushed", w.snapshotId)
       const checksum = formatIrodsChecksum(put.checksum)
-      yield* catalog.markPushed(p.projectId, w.snapshotId, checksum).pipe(Effect.withSpan("write.markPushed"))
-      yield* probe("marked-pushed", w.snapshotId)
-      yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows, renames, { deferIndex })
-        .pipe(Effect.withSpan("write.commit"))
+      // Straight to the commit: the write-ahead row stays 'pending' until then. A process that dies here leaves
+      // its file in storage and in the local cache (pinned by the row); recovery pushes it again and commits it.
+      yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows, renames, {
+        deferIndex,
+        basis: w.basis
+      }).pipe(Effect.withSpan("write.commit"))
       yield* probe("committed", w.snapshotId)
       return { rows, unmatchedDeletes }
     })

@@ -82,7 +82,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("catalog faults
         const p = yield* lake.registerProject({ irodsPath: freshRoot("midcommit"), actor: "alice" })
         const input = { projectId: p.projectId, actor: "alice", note: "once", idempotencyKey: "once", changes: [change(`${p.irodsPath}/o`, "k", "v")] }
         const probe = Layer.succeed(WriteProbe, {
-          after: (step) => (step === "marked-pushed" ? Effect.orDie(pg.stop) : Effect.void)
+          after: (step) => (step === "pushed" ? Effect.orDie(pg.stop) : Effect.void)
         })
         const e = yield* Effect.flip(Effect.flatMap(DuckLakeClient, (c) => c.recordChanges(input)).pipe(withFakeClient(probe)))
         expect(e._tag).toBe("CatalogUnavailable")

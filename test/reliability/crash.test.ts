@@ -17,7 +17,7 @@ import { capturingLogger, checkProject, passwordOf, prng, runWriter, type Writer
 import { addTally } from "./tally.js"
 import type { KillStep } from "./writer.js"
 
-const STEPS: ReadonlyArray<KillStep> = ["reserved", "parquet-written", "mid-push", "pushed", "marked-pushed", "committed"]
+const STEPS: ReadonlyArray<KillStep> = ["reserved", "parquet-written", "mid-push", "pushed", "committed"]
 const KILLS_PER_STEP = Number(process.env.RELIABILITY_KILLS_PER_STEP ?? 17)
 const SEED = Number(process.env.RELIABILITY_SEED ?? Date.now() % 1_000_000)
 const LANES = 2

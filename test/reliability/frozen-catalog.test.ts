@@ -122,7 +122,7 @@ layer(Live, { timeout: "5 minutes", excludeTestServices: true })("frozen catalog
       let thawed = false
       const { dataDir } = yield* EmbeddedPostgres
       const probe = Layer.succeed(WriteProbe, {
-        after: (step) => (step === "marked-pushed" ? signalPids(dataDir, "SIGSTOP") : Effect.void)
+        after: (step) => (step === "pushed" ? signalPids(dataDir, "SIGSTOP") : Effect.void)
       })
       const attempt = yield* timed(
         Effect.flatMap(DuckLakeClient, (c) => c.recordChanges(input)).pipe(
