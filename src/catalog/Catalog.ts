@@ -111,6 +111,14 @@ export interface CatalogService {
     project: Project,
     keys: ReadonlyArray<readonly [path: string, attribute: string]>
   ) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
+  /**
+   * Current-state rows of the given pairs with the index's mark, in one statement: `through` is the last snapshot
+   * the index is known to hold (null: every committed one). What a bulk ingest expands its next snapshot against.
+   */
+  readonly indexedRowsOf: (
+    project: Project,
+    keys: ReadonlyArray<readonly [path: string, attribute: string]>
+  ) => Effect.Effect<{ readonly through: number | null; readonly rows: ReadonlyArray<CurrentRow> }, Failure>
   /** The id and clock the next reservation would get (reads only). Call under the writer lock. */
   readonly planReservation: (project: Project) => Effect.Effect<ReservationPlan, Failure>
   /** Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. */
@@ -141,8 +149,9 @@ export interface CatalogService {
   /** The last snapshot the current-state index covers when it is behind the committed snapshots, else null. */
   readonly indexThrough: (project: Project) => Effect.Effect<number | null, Failure>
   /**
-   * Catches the current-state index up through snapshot `through` with that range's change rows (read from its
-   * Parquet files), in one transaction. Call under the writer lock.
+   * Catches the current-state index up through snapshot `through` with that range's change rows, in one
+   * transaction that moves the mark to `through` (or removes it at the latest snapshot). Serialised with commits
+   * (it takes their table lock), so a bulk ingest may apply its own snapshots outside the writer lock.
    */
   readonly applyIndex: (project: Project, rows: ReadonlyArray<ChangeRow>, through: number) => Effect.Effect<void, Failure>
   /** Committed data snapshots after `after` with their change counts, oldest first (what a catch-up reads). */
@@ -266,6 +275,7 @@ export const make = (config: CatalogConfig) =>
       // The current-state index
       currentRows: (project, paths) => CurrentState.currentRows(conn, project, paths),
       currentRowsOf: (project, keys) => CurrentState.currentRowsOf(conn, project, keys),
+      indexedRowsOf: (project, keys) => CurrentState.indexedRowsOf(conn, project, keys),
       currentRowsUnder: (project, path) => CurrentState.currentRowsUnder(conn, project, path),
       currentAvus: (project, path) => CurrentState.currentAvus(conn, project, path),
       indexThrough: (project) => CurrentState.indexThrough(conn, project),

@@ -51,6 +51,15 @@ export const currentAvuRow = (r: ChangeRow) => ({
   object_id: r.objectId
 })
 
+/**
+ * A Map key for an AVU triple. A path never holds NUL, so parts joined by NUL are unambiguous unless the attribute,
+ * value or unit holds one (then the key is JSON, which cannot collide with a joined key: it starts with `[`).
+ */
+export const tripleKey = (path: string, attribute: string, value: string, unit: string) =>
+  attribute.includes("\u0000") || value.includes("\u0000") || unit.includes("\u0000")
+    ? JSON.stringify([path, attribute, value, unit])
+    : path + "\u0000" + attribute + "\u0000" + value + "\u0000" + unit
+
 /** One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. */
 export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
   const latest = new Map<string, ChangeRow>()
@@ -61,11 +70,12 @@ export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow
       ? a.snapshotId > b.snapshotId
       : a.changeSeq > b.changeSeq
   for (const r of rows) {
-    const key = JSON.stringify([r.irodsPath, r.attribute, r.value, r.unit])
+    const key = tripleKey(r.irodsPath, r.attribute, r.value, r.unit)
     const seen = latest.get(key)
     if (seen === undefined || later(r, seen)) latest.set(key, r)
   }
-  return [...latest.values()]
+  // Nothing repeated (a bulk ingest's snapshot, mostly): the rows as they are.
+  return latest.size === rows.length ? rows as Array<ChangeRow> : [...latest.values()]
 }
 
 /**
@@ -118,6 +128,34 @@ export const currentRowsOf = (
                  ON c.irods_path = k.p COLLATE "C" AND c.attribute = k.a COLLATE "C"`,
       (rows) => rows.map(currentRowOf)
     ), "currentRowsOf")
+
+/**
+ * Current-state rows of the given (path, attribute) pairs and the index's mark, read in one statement (so one view
+ * of the table): `through` is the last snapshot whose rows the index is known to hold, null when it holds every
+ * committed snapshot. A bulk ingest expands its next snapshot against these rows plus its own rows after `through`.
+ */
+export const indexedRowsOf = (
+  conn: Conn,
+  project: Project,
+  keys: ReadonlyArray<readonly [path: string, attribute: string]>
+): Effect.Effect<{ readonly through: number | null; readonly rows: ReadonlyArray<CurrentRow> }, Failure> =>
+  conn.withSql((sql) =>
+    Effect.map(
+      sql<any>`SELECT m.through, c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.oid, c.ts,
+                      c.snapshot_id, c.change_seq
+               FROM (SELECT ${indexMark(sql, project.metadataSchema)} AS through) m
+               LEFT JOIN (
+                 SELECT c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.object_id::text AS oid,
+                        c.ts, c.snapshot_id::text AS snapshot_id, c.change_seq
+                 FROM unnest(${keys.map((k) => k[0])}::text[], ${keys.map((k) => k[1])}::text[]) AS k(p, a)
+                 JOIN ${sql(project.metadataSchema)}.mesa_current_avus c
+                   ON c.irods_path = k.p COLLATE "C" AND c.attribute = k.a COLLATE "C"
+               ) c ON true`,
+      (rows) => ({
+        through: rows[0]?.through === null || rows[0]?.through === undefined ? null : Number(rows[0].through),
+        rows: rows.filter((r) => r.irods_path !== null).map(currentRowOf)
+      })
+    ), "indexedRowsOf")
 
 /** Current-state rows of a path and everything below it (for collection moves). */
 export const currentRowsUnder = (conn: Conn, project: Project, path: string) =>
@@ -178,12 +216,22 @@ export const indexEmpty = (conn: Conn, project: Project) =>
       (rows) => rows[0].empty === true
     ), "indexEmpty")
 
-/** Catches the index up through snapshot `through` with that range's change rows, in one transaction. */
+/**
+ * Catches the index up through snapshot `through` with that range's change rows, in one transaction: the rows
+ * upserted (latest per triple), and the mark moved to `through`, or removed when `through` is the latest data
+ * snapshot. The mark is only ever updated or deleted here, never created (only a deferred commit creates it).
+ *
+ * A bulk ingest applies its snapshots this way outside the writer lock, so an apply may run beside a commit or
+ * another apply. Each takes the lock the commit takes (SHARE ROW EXCLUSIVE on `ducklake_snapshot`) first: commits
+ * and applies then follow one another, the mark statement sees every commit before it (an apply never removes the
+ * mark while a deferred commit that counted on it is in flight), and two of them never wait on each other's rows.
+ */
 export const applyIndex = (conn: Conn, project: Project, rows: ReadonlyArray<ChangeRow>, through: number) =>
   conn.withSql((sql) =>
     sql.withTransaction(Effect.gen(function*() {
       const s = sql(project.metadataSchema)
       const current = latestPerTriple(rows)
+      yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
       // Upserts keep the latest change per triple whatever the order they arrive in, so slices of any size apply.
       for (let i = 0; i < current.length; i += 20_000) {
         yield* upsertCurrentSql(sql, project.metadataSchema, current.slice(i, i + 20_000))

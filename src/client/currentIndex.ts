@@ -1,13 +1,15 @@
 /**
  * The current-state index (`mesa_current_avus`) catching up with snapshots a bulk ingest committed without it (see
- * README "Bulk ingest and the current-state index"). Every writer calls `catchUp` under the lock before it reads the
- * state; `catchUpIndex` is the public method.
+ * README "Bulk ingest and the current-state index"). While an ingest runs, its applier applies each committed
+ * snapshot's rows (held in memory, never read back) in the background, one after another, so the index keeps pace
+ * with the ingest. Every writer calls `catchUp` under the lock before it reads the state, and it finishes whatever an
+ * applier left (a failed apply, an interrupted ingest); `catchUpIndex` is the public method.
  *
- * Owns: `catchUp`, `catchUpIndex`.
- * May call: context.ts, files.ts (the snapshots' rows are read back from their Parquet files).
+ * Owns: `catchUp`, `catchUpIndex`, `makeIndexApplier`, `OwnSnapshot`, `OwnRows`.
+ * May call: context.ts, files.ts (a catch-up reads the snapshots' rows back from their Parquet files).
  */
-import { Effect } from "effect"
-import type { Project } from "../core/domain.js"
+import { Cause, Effect, Fiber, Queue } from "effect"
+import type { ChangeRow, Project } from "../core/domain.js"
 import type { ClientCore } from "./context.js"
 import { readFiles } from "./files.js"
 
@@ -49,3 +51,73 @@ export const catchUpIndex = Effect.fn("DuckLakeClient.catchUpIndex")(function*(c
   if ((yield* ctx.catalog.indexThrough(p)) === null) return 0
   return yield* ctx.catalog.withWriteLock(p.projectId, catchUp(ctx, p))
 })
+
+/** A snapshot a bulk ingest committed (deferred), with its rows, kept until the index holds them. */
+export interface OwnSnapshot {
+  /** The ingest's generation when it was committed (see `OwnRows.generation`). */
+  readonly generation: number
+  readonly snapshotId: number
+  readonly rows: ReadonlyArray<ChangeRow>
+}
+
+/** What a bulk ingest and its applier share. */
+export interface OwnRows {
+  /**
+   * Bumped whenever the ingest has caught the index up from the files (another writer came between its snapshots,
+   * an apply failed, its memory was full): snapshots of an earlier generation are in the index already.
+   */
+  generation: number
+  /** The generation in which an apply failed (its later snapshots are left to the catch-up), else -1. */
+  failed: number
+  /** Committed snapshots whose rows the index may not hold yet, oldest first. */
+  window: Array<OwnSnapshot>
+}
+
+/**
+ * Applies a bulk ingest's committed snapshots to the index in the background, in order, one transaction each
+ * (`applyIndex`: the rows, and the mark moved to the snapshot or removed at the latest), on a pooled connection of
+ * its own, outside the writer lock. An applied snapshot leaves `own.window`. At most `slots` snapshots wait for
+ * their apply: `room` (taken before each snapshot is written) waits for one to finish. A failed apply is logged and
+ * ends the applying of its generation: the mark stays where the last apply left it, and the ingest's next
+ * snapshot (or the next writer, or `catchUpIndex`) catches up from the files.
+ */
+export const makeIndexApplier = (ctx: ClientCore, p: Project, own: OwnRows, slots: number) =>
+  Effect.gen(function*() {
+    const queue = yield* Queue.unbounded<OwnSnapshot | "end">()
+    const slotsFree = yield* Effect.makeSemaphore(slots)
+    const applyOne = (s: OwnSnapshot) =>
+      Effect.suspend(() =>
+        // Covered by a catch-up since, or after a failed apply: nothing to do.
+        s.generation !== own.generation || s.generation === own.failed
+          ? Effect.void
+          : ctx.catalog.applyIndex(p, s.rows, s.snapshotId).pipe(
+            Effect.tap(() => Effect.sync(() => (own.window = own.window.filter((x) => x !== s)))),
+            // Any failure but an interruption (a defect too: the ingest must not wait for a dead applier).
+            Effect.catchAllCause((cause) =>
+              Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.zipRight(
+                Effect.sync(() => (own.failed = s.generation)),
+                Effect.logWarning(`index apply of snapshot ${s.snapshotId} failed; a catch-up finishes it`, cause)
+              )
+            ),
+            Effect.withSpan("index.applyIngest", { attributes: { projectId: p.projectId, snapshotId: s.snapshotId } })
+          )
+      ).pipe(Effect.ensuring(slotsFree.release(1)))
+    const work: Effect.Effect<void> = Effect.flatMap(Queue.take(queue), (s) => (s === "end" ? Effect.void : Effect.zipRight(applyOne(s), work)))
+    // A daemon, so it outlives the ingest's fiber: the ingest hands the rest of it to the client's background work
+    // (`done`) when it ends, whatever ends it.
+    const worker = yield* Effect.forkDaemon(work)
+    return {
+      /** Waits for a free slot and takes it. */
+      room: slotsFree.take(1).pipe(Effect.withSpan("ingest.waitForIndex")),
+      /** Gives back a slot no committed snapshot took. */
+      unused: Effect.asVoid(slotsFree.release(1)),
+      offer: (s: OwnSnapshot) => Queue.offer(queue, s),
+      /** No more snapshots; then waits for the queued applies (interrupting it interrupts them). */
+      done: Queue.offer(queue, "end").pipe(
+        Effect.zipRight(Fiber.join(worker)),
+        Effect.onInterrupt(() => Fiber.interrupt(worker))
+      )
+    }
+  })
+
+export type IndexApplier = Effect.Effect.Success<ReturnType<typeof makeIndexApplier>>

@@ -1,23 +1,23 @@
 /**
  * Bulk ingest (README "Bulk ingest and the current-state index"): a long sequence of changes recorded as
- * consecutive snapshots through the write protocol, committed without the current-state index, which catches up in
- * the background afterwards. The ingest keeps the latest change of every triple it wrote in typed arrays
- * (`TripleTable`) to expand its deletes and sets against the state.
+ * consecutive snapshots through the write protocol, each committed without the current-state index (a light
+ * commit). An applier (currentIndex.ts) applies each committed snapshot's rows to the index in the background while
+ * the next one is built, so the index keeps pace with the ingest; the ingest keeps the rows of the snapshots the
+ * index may not hold yet (a window of one or two) to expand its deletes and sets against the state.
  *
  * Owns: `ingestChanges`, `ingestState`, the ingest's source pulling, `IngestInput`, `IngestReport`.
- * May call: context.ts, files.ts, write.ts (`prepareBatch`, `writeSnapshot`, `expandChanges`), currentIndex.ts,
+ * May call: context.ts, write.ts (`prepareBatch`, `writeSnapshot`, `expandChanges`), currentIndex.ts,
  * compaction.ts (`maybeAutoCompact`), and the background runner.
  */
 import { Effect, Fiber, Option } from "effect"
 import type { Reservation } from "../catalog/Catalog.js"
-import { laterThan, PairSet, TripleTable, type TripleState } from "../catalog/tripleTable.js"
+import { tripleKey } from "../catalog/currentState.js"
 import { type AvuChange, type ChangeRow, decodeChange, decodeChangeFast, type Project } from "../core/domain.js"
 import { InvalidChange, ProjectArchived } from "../core/errors.js"
 import { maybeAutoCompact } from "./compaction.js"
 import { type ClientContext, type ClientCore, invalid, textArg } from "./context.js"
-import { catchUp } from "./currentIndex.js"
-import { readFiles } from "./files.js"
-import { type Batch, expandChanges, pairKey, prepareBatch, type RecordError, vuKey, writeSnapshot } from "./write.js"
+import { catchUp, type IndexApplier, makeIndexApplier, type OwnRows } from "./currentIndex.js"
+import { type Batch, expandChanges, pairKey, prepareBatch, type RecordError, writeSnapshot } from "./write.js"
 
 /** Default and largest number of changes per snapshot in a bulk ingest. */
 export const DEFAULT_INGEST_SNAPSHOT = 10_000
@@ -45,28 +45,29 @@ export interface IngestReport {
 }
 
 /**
- * A bulk ingest in progress. Its snapshots leave the current-state index behind, so it keeps what it needs of its
- * own rows: the latest change of every triple it wrote and which pairs it touched (typed arrays, see
- * `TripleTable`), valid while no one else commits between its snapshots.
+ * A bulk ingest in progress. Its snapshots are committed before the index holds their rows, so it keeps the rows
+ * of those the index may not hold yet (`own.window`), valid while no one else commits between its snapshots.
  */
 export interface IngestState {
   /** The ingest's last committed snapshot. */
   last: number | null
-  /** The latest snapshot before the tables started: the ingest's own rows are in the snapshots after it. */
-  since: number
-  indexEmpty: boolean
-  triples: TripleTable
-  pairs: PairSet
+  own: OwnRows
 }
 
 /** Changes pulled from an ingest's source between turns of the event loop. */
 const PULL_SLICE = 1_000
 
 /**
- * Beyond about this many triples the ingest catches the index up and starts its tables again: the triple table
- * stays near 2^21 slots (about 60 MB; 80 MB with the pair set). An ingest past it pays a catch-up of what it wrote.
+ * Committed snapshots that may wait for their index apply before the ingest waits (each waiting one's rows stay in
+ * memory; two keep PostgreSQL busy while the ingest builds the next snapshot).
  */
-const INGEST_MAX_TRIPLES = 1_200_000
+const INGEST_WINDOW = 2
+
+/**
+ * Without an applier (`catchUpAfterIngest: false`) the window holds every snapshot since the last catch-up: past
+ * about this many rows the ingest catches the index up from its files and starts the window again.
+ */
+const INGEST_MAX_ROWS = 200_000
 
 export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
   function*(ctx: ClientContext, input: IngestInput) {
@@ -91,10 +92,14 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
       replayed: 0,
       unmatchedDeletes: 0
     }
-    const state: IngestState = { last: null, since: 0, indexEmpty: false, triples: new TripleTable(), pairs: new PairSet() }
+    const state: IngestState = { last: null, own: { generation: 0, failed: -1, window: [] } }
+    // Off (`catchUpAfterIngest: false`), the index is left behind for the next writer or `catchUpIndex`.
+    const applier = ctx.settings.catchUpAfterIngest === false
+      ? undefined
+      : yield* makeIndexApplier(ctx, p, state.own, INGEST_WINDOW)
     const write = (changes: Array<AvuChange>, offset: number, part: number) =>
       Effect.map(
-        recordIngestBatch(ctx, p, { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes, offset }, state),
+        recordIngestBatch(ctx, p, { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes, offset }, state, applier),
         (r) => {
           report.changeCount += changes.length
           // A part that changes nothing (only `set`s to the values already there) makes no snapshot.
@@ -121,14 +126,21 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
       setImmediate(() => resume(Effect.void))
     })
     let part = 0
-    // Whatever ends the ingest, snapshots it committed get the index catch-up (and compaction if due).
+    // Whatever ends the ingest (its end, a failure, an interruption), the applies still queued finish in the
+    // background, then anything they left (a failed apply, a snapshot committed as the ingest was interrupted) is
+    // caught up from the files, then compaction runs if due.
     const after = Effect.suspend(() => {
       const fresh = report.snapshots.length - report.replayed
-      if (fresh <= 0) return Effect.void
-      const [first, last] = [report.snapshots[0]!, report.snapshots[report.snapshots.length - 1]!]
-      return ctx.settings.catchUpAfterIngest === false
-        ? maybeAutoCompact(ctx, p, first, last)
-        : catchUpInBackground(ctx, p, first, last)
+      const compaction = fresh <= 0
+        ? Effect.void
+        : maybeAutoCompact(ctx, p, report.snapshots[0]!, report.snapshots[report.snapshots.length - 1]!)
+      return applier === undefined ? compaction : ctx.background.fork(
+        applier.done.pipe(
+          Effect.zipRight(part === 0 ? Effect.void : finishIndex(ctx, p)),
+          Effect.zipRight(compaction)
+        ),
+        "DuckLakeClient.ingestIndex"
+      )
     })
     yield* Effect.addFinalizer(() => after)
     while (!src.done) {
@@ -146,7 +158,11 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
         }
       }
       yield* settle
-      if (chunk.length > 0) inflight = yield* Effect.fork(write(chunk, src.index - chunk.length, part++))
+      if (chunk.length > 0) {
+        // Backpressure: the snapshot is written once the index has room for it (see INGEST_WINDOW).
+        if (applier !== undefined) yield* applier.room
+        inflight = yield* Effect.fork(write(chunk, src.index - chunk.length, part++))
+      }
     }
     yield* settle
     if (src.index === 0) return yield* invalid("changes", "an ingest needs at least one change")
@@ -217,10 +233,18 @@ const changeSource = (source: Iterable<unknown> | AsyncIterable<unknown>) => {
 
 /**
  * One snapshot of a bulk ingest: checked like any batch, committed without the index (`deferIndex`), its rows
- * expanded against `ingestState`; once committed, the ingest's tables take its rows.
+ * expanded against `ingestState`. Once committed, its rows join the window and go to the applier, which takes the
+ * slot `room` gave this snapshot (a write that commits nothing gives it back).
  */
-const recordIngestBatch = (ctx: ClientContext, p: Project, batch: Batch, ingest: IngestState) =>
-  Effect.gen(function*() {
+const recordIngestBatch = (
+  ctx: ClientContext,
+  p: Project,
+  batch: Batch,
+  ingest: IngestState,
+  applier: IndexApplier | undefined
+) => {
+  let queued = false
+  return Effect.gen(function*() {
     const { changes: withIds, hash } = yield* prepareBatch(ctx, p, batch)
     let written: ReadonlyArray<ChangeRow> = []
     const r = yield* writeSnapshot(ctx, p, {
@@ -237,24 +261,35 @@ const recordIngestBatch = (ctx: ClientContext, p: Project, batch: Batch, ingest:
         })
     })
     if (r.recorded && !r.replayed) {
-      // Committed: the tables take this snapshot's rows.
-      for (const row of written) {
-        ingest.triples.record(row.irodsPath, row.attribute, row.value, row.unit, row.ts.getTime(), row.snapshotId,
-          row.changeSeq, row.op === "add")
-        ingest.pairs.add(row.irodsPath, row.attribute)
-      }
+      const own = { generation: ingest.own.generation, snapshotId: r.snapshotId, rows: written }
+      ingest.own.window.push(own)
       ingest.last = r.snapshotId
+      if (applier !== undefined) {
+        yield* applier.offer(own)
+        queued = true
+      }
     }
     return r
-  })
+  }).pipe(Effect.ensuring(Effect.suspend(() => (applier === undefined || queued ? Effect.void : applier.unused))))
+}
+
+/** Triple order of the current-state index: valid time, snapshot, position. */
+interface Order {
+  readonly ts: number
+  readonly snapshotId: number
+  readonly changeSeq: number
+  readonly add: boolean
+}
+
+const laterThan = (a: Order, b: Order) =>
+  a.ts !== b.ts ? a.ts > b.ts : a.snapshotId !== b.snapshotId ? a.snapshotId > b.snapshotId : a.changeSeq > b.changeSeq
 
 /**
  * The state a bulk-ingest batch is expanded against, under the writer lock: the AVUs present on the pairs where it
  * matters (a `delete` checks its triple, a `set` replaces every value of its pair; an `add` needs nothing). The
- * index holds everything before the ingest; the ingest's own snapshots are not in it yet, so a triple's latest
- * change among them comes from the ingest's tables, and a `set` on a pair the ingest touched reads the pair's rows
- * from the ingest's files. If anyone else committed since the ingest's last snapshot, the index is caught up and
- * the tables start again.
+ * index, read with its mark in one statement, holds every snapshot through the mark; the ingest's own snapshots
+ * after it are in its window. If anyone else committed since the ingest's last snapshot (or an apply failed, or the
+ * window is full), the index is caught up from the files first and the window starts again.
  */
 export const ingestState = (
   ctx: ClientCore,
@@ -264,69 +299,58 @@ export const ingestState = (
   changes: ReadonlyArray<AvuChange>
 ) =>
   Effect.gen(function*() {
-    const { catalog, duck } = ctx
-    const full = state.triples.size + changes.length > (ctx.settings.ingestMemoryTriples ?? INGEST_MAX_TRIPLES)
-    if (state.last === null || w.previousSnapshot !== state.last || full) {
+    const own = state.own
+    const held = own.window.reduce((n, s) => n + s.rows.length, 0)
+    // Without an applier the window only grows; with one it holds at most INGEST_WINDOW snapshots.
+    const full = ctx.settings.catchUpAfterIngest === false &&
+      held + changes.length > (ctx.settings.ingestMemoryTriples ?? INGEST_MAX_ROWS)
+    if (state.last === null || w.previousSnapshot !== state.last || own.failed === own.generation || full) {
       if (w.indexThrough !== null) yield* catchUp(ctx, p)
-      state.triples = new TripleTable()
-      state.pairs = new PairSet()
-      state.since = w.previousSnapshot
-      state.indexEmpty = yield* catalog.indexEmpty(p)
+      // Everything committed is in the index now: queued applies of the window are redundant.
+      own.generation++
+      own.window = []
     }
-    const setPairs = new Map<string, readonly [string, string]>()
+    const paths = new Set<string>()
     const lookup = new Map<string, readonly [string, string]>()
     for (const c of changes) {
       if (c.op === "add") continue
-      const k = pairKey(c.irodsPath, c.attribute)
-      if (c.op === "set") setPairs.set(k, [c.irodsPath, c.attribute])
-      lookup.set(k, [c.irodsPath, c.attribute])
+      paths.add(c.irodsPath)
+      lookup.set(pairKey(c.irodsPath, c.attribute), [c.irodsPath, c.attribute])
     }
     if (lookup.size === 0) return []
-    // The latest change per triple from the index, then from the ingest's own snapshots.
-    const latest = new Map<string, { row: { irodsPath: string; attribute: string; value: string; unit: string }; order: TripleState }>()
-    const offer = (row: { irodsPath: string; attribute: string; value: string; unit: string }, order: TripleState) => {
-      const k = pairKey(row.irodsPath, row.attribute) + "\u0000" + vuKey(row.value, row.unit)
+    // Taken before the index is read: a snapshot that leaves the window after this was applied before the read.
+    const window = own.window.slice()
+    const { rows, through } = yield* ctx.catalog.indexedRowsOf(p, [...lookup.values()]).pipe(
+      Effect.withSpan("write.currentRows")
+    )
+    // The latest change per triple: from the index, then from the ingest's snapshots the index may not hold.
+    type Avu = { readonly irodsPath: string; readonly attribute: string; readonly value: string; readonly unit: string }
+    const latest = new Map<string, { row: Avu; order: Order }>()
+    const offer = (row: Avu, order: Order) => {
+      const k = tripleKey(row.irodsPath, row.attribute, row.value, row.unit)
       const cur = latest.get(k)
       if (cur === undefined || laterThan(order, cur.order)) latest.set(k, { row, order })
     }
-    if (!state.indexEmpty) {
-      const rows = yield* catalog.currentRowsOf(p, [...lookup.values()]).pipe(Effect.withSpan("write.currentRows"))
-      for (const r of rows) offer(r, { ts: r.tsMs, snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
-    }
-    const touched = [...setPairs.values()].filter(([path, attribute]) => state.pairs.has(path, attribute))
-    if (touched.length > 0) {
-      const own = yield* readFiles(ctx, p, { afterSnapshot: state.since }, (local) => duck.latestOfPairs(local, touched, state.since))
-        .pipe(Effect.withSpan("write.ownRows"))
-      for (const r of own) offer(r, { ts: r.ts.getTime(), snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
-    }
-    const current: Array<{ irodsPath: string; attribute: string; value: string; unit: string }> = []
-    for (const { order, row } of latest.values()) {
-      // A deleted triple's own latest change may be in the ingest's tables (set pairs have it from the files).
-      const mine = setPairs.has(pairKey(row.irodsPath, row.attribute))
-        ? undefined
-        : state.triples.get(row.irodsPath, row.attribute, row.value, row.unit)
-      if (mine !== undefined ? (laterThan(mine, order) ? mine.add : order.add) : order.add) current.push(row)
-    }
-    // Triples the ingest wrote that the index does not have at all.
-    for (const c of changes) {
-      if (c.op !== "delete" || setPairs.has(pairKey(c.irodsPath, c.attribute))) continue
-      const k = pairKey(c.irodsPath, c.attribute) + "\u0000" + vuKey(c.value, c.unit)
-      if (latest.has(k)) continue
-      const mine = state.triples.get(c.irodsPath, c.attribute, c.value, c.unit)
-      if (mine?.add === true) {
-        current.push({ irodsPath: c.irodsPath, attribute: c.attribute, value: c.value, unit: c.unit })
-        latest.set(k, { row: c, order: mine })
+    for (const r of rows) offer(r, { ts: r.tsMs, snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
+    // No mark: the index holds every committed snapshot.
+    for (const s of through === null ? [] : window) {
+      if (s.snapshotId <= through!) continue
+      for (const r of s.rows) {
+        if (!paths.has(r.irodsPath) || !lookup.has(pairKey(r.irodsPath, r.attribute))) continue
+        offer(r, { ts: r.ts.getTime(), snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
       }
     }
+    const current: Array<Avu> = []
+    for (const { order, row } of latest.values()) if (order.add) current.push(row)
     return current
   })
 
-/** After a bulk ingest: the index catch-up, then any compaction that came due, in the background. */
-const catchUpInBackground = (ctx: ClientContext, p: Project, first: number, last: number) =>
-  ctx.background.fork(
-    ctx.catalog.withWriteLock(p.projectId, catchUp(ctx, p)).pipe(
-      Effect.catchAll((e) => Effect.logWarning("index catch-up failed; the next writer or reader of the project retries", e)),
-      Effect.zipRight(maybeAutoCompact(ctx, p, first, last))
-    ),
-    "DuckLakeClient.backgroundCatchUp"
-  )
+/**
+ * After an ingest's applies: a catch-up (under the writer lock) if the index is still behind — an apply failed, or
+ * a snapshot was committed as the ingest was interrupted. Failing, it leaves the lag to the next writer.
+ */
+const finishIndex = (ctx: ClientCore, p: Project) =>
+  Effect.gen(function*() {
+    if ((yield* ctx.catalog.indexThrough(p)) === null) return
+    yield* ctx.catalog.withWriteLock(p.projectId, catchUp(ctx, p))
+  }).pipe(Effect.catchAll((e) => Effect.logWarning("index catch-up failed; the next writer or reader of the project retries", e)))
