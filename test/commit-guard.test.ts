@@ -5,7 +5,7 @@
  * A refused commit leaves nothing of the snapshot behind, and the write is failed (its id is never reused).
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Catalog } from "../src/catalog/Catalog.js"
@@ -88,5 +88,26 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("commit guard
       expect(String((e as any).cause?.cause?.message ?? e.message)).toMatch(/current-state index is behind/)
       const snaps = yield* Effect.flatMap(DuckLakeClient, (c) => c.listSnapshots(p.projectId))
       expect(snaps).toEqual([])
+    }))
+
+  it.effect("a project archived by another client while this one holds it in memory: the reservation refuses", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* registerFresh("guard-archived")
+      const path = `${p.irodsPath}/x`
+      const write = (value: string) => c.recordChanges({ projectId: p.projectId, actor: "alice", changes: [change(path, "k", value)] })
+      yield* write("1")
+      const other = (status: "active" | "archived") =>
+        Effect.flatMap(DuckLakeClient, (o) => o.setProjectStatus(p.projectId, status)).pipe(withFakeClient(Layer.empty))
+      yield* other("archived")
+      const walBefore = (yield* catalog.pendingWrites({ limit: 1000 })).filter((w) => w.projectId === p.projectId)
+      const e = yield* Effect.flip(write("2"))
+      expect(e._tag).toBe("ProjectArchived")
+      // Nothing was reserved for the refused write.
+      expect((yield* catalog.pendingWrites({ limit: 1000 })).filter((w) => w.projectId === p.projectId)).toEqual(walBefore)
+      yield* other("active")
+      expect(yield* write("3")).toMatchObject({ recorded: true })
+      expect((yield* c.getHistory(p.projectId)).map((h) => h.value).sort()).toEqual(["1", "3"])
     }))
 })

@@ -14,12 +14,13 @@
  */
 import type { SqlClient, SqlError } from "@effect/sql"
 import { Context, Effect, Layer, type Option, type Redacted } from "effect"
-import type { ProjectConflict, ProjectNotFound, ReaderRoleConflict, SnapshotNotFound } from "../core/errors.js"
+import type { ProjectArchived, ProjectConflict, ProjectNotFound, ReaderRoleConflict, SnapshotNotFound } from "../core/errors.js"
 import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "../core/domain.js"
 import * as Commit from "./commit.js"
 import * as Compaction from "./compaction.js"
 import { type CatalogConfig, makeConn } from "./connection.js"
 import * as CurrentState from "./currentState.js"
+import { makeIndexCopy } from "./indexCopy.js"
 import * as Files from "./files.js"
 import * as History from "./history.js"
 import * as Projects from "./projects.js"
@@ -125,7 +126,7 @@ export interface CatalogService {
   readonly reserveSnapshot: (
     project: Project,
     input: ReserveInput
-  ) => Effect.Effect<Reservation, Failure>
+  ) => Effect.Effect<Reservation, Failure | ProjectArchived | ProjectNotFound>
   readonly markPushed: (projectId: string, snapshotId: number, checksum: string) => Effect.Effect<void, Failure>
   /** Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction. */
   readonly commitSnapshot: (

@@ -8,7 +8,7 @@ import type { SqlClient, Statement } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { hostname } from "node:os"
 import type { Project } from "../core/domain.js"
-import { CatalogError } from "../core/errors.js"
+import { CatalogError, ProjectArchived, ProjectNotFound } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { indexMark } from "./currentState.js"
 import { TABLE_NAME } from "./ducklakeSchema.js"
@@ -60,7 +60,7 @@ export const reserveSnapshot = (
   conn: Conn,
   project: Project,
   input: ReserveInput
-): Effect.Effect<Reservation, Failure> =>
+): Effect.Effect<Reservation, Failure | ProjectArchived | ProjectNotFound> =>
   conn.withSql((sql) =>
     Effect.flatMap(
       // One statement (atomic on its own): the id, the clock and the write-ahead row in a single round trip.
@@ -69,7 +69,7 @@ export const reserveSnapshot = (
         WITH r AS (
           UPDATE mesa_ducklake.projects p
           SET last_snapshot_id = ${nextIdSql(sql, project.metadataSchema)}
-          WHERE project_id = ${project.projectId}
+          WHERE project_id = ${project.projectId} AND status = 'active'
           RETURNING p.project_id, last_snapshot_id AS id,
             ${clockSql(sql, project.metadataSchema, sql`COALESCE(${input.clock ?? null}::timestamptz, ${nowMs(sql)})`)} AS clock
         ),
@@ -96,7 +96,16 @@ export const reserveSnapshot = (
             indexThrough: rows[0].index_through === null ? null : Number(rows[0].index_through),
             basis: rows[0].basis as CommitBasis
           })
-          : Effect.fail(new CatalogError({ operation: "reserveSnapshot", cause: new Error(`project ${project.projectId} is not registered`) }))
+          // Nothing reserved: the project is archived, or no longer registered (the caller's copy of it may be old).
+          : Effect.flatMap(
+            sql<{ status: string }>`SELECT status FROM mesa_ducklake.projects WHERE project_id = ${project.projectId}`,
+            (found): Effect.Effect<never, ProjectArchived | ProjectNotFound | CatalogError> =>
+              found[0]?.status === "archived"
+                ? Effect.fail(new ProjectArchived({ projectId: project.projectId }))
+                : found.length === 0
+                ? Effect.fail(new ProjectNotFound({ projectId: project.projectId }))
+                : Effect.fail(new CatalogError({ operation: "reserveSnapshot", cause: new Error(`project ${project.projectId} is ${found[0]!.status}`) }))
+          )
     ), "reserveSnapshot")
 
 /**

@@ -84,6 +84,12 @@ export interface ClientCore {
   /** The project, with its lake schema checked once per client (ours, DuckLake 1.0). */
   readonly project: (projectId: unknown) => Effect.Effect<Project, ProjectNotFound | CatalogFailure>
   /**
+   * The project for a write: an active project this client has looked up before is answered from memory (the
+   * reservation checks, in its own statement, that the project is still registered and not archived); any other
+   * answer is looked up as `project` does.
+   */
+  readonly projectForWrite: (projectId: unknown) => Effect.Effect<Project, ProjectNotFound | CatalogFailure>
+  /**
    * Kept by files.ts: files checked against the catalog's checksum, by local path → the checksum and the stat
    * fingerprint they had then.
    */
@@ -121,6 +127,16 @@ export const makeCore = (settings: ClientSettings) =>
         }
         return p
       }).pipe(Effect.withSpan("project.lookup"))
+    const active = new Map<string, Project>()
+    const projectForWrite = (projectId: unknown) =>
+      Effect.suspend(() => {
+        const known = typeof projectId === "string" ? active.get(projectId) : undefined
+        if (known !== undefined) return Effect.succeed(known)
+        return Effect.tap(project(projectId), (p) => {
+          if (p.status === "active") active.set(p.projectId, p)
+          else active.delete(p.projectId)
+        })
+      })
     const core: ClientCore = {
       catalog,
       storage,
@@ -128,7 +144,22 @@ export const makeCore = (settings: ClientSettings) =>
       cache,
       settings,
       probe,
-      project,
+      project: (projectId) =>
+        project(projectId).pipe(
+          // A fresh lookup also refreshes (or drops) the write path's copy.
+          Effect.tap((p) => {
+            if (active.has(p.projectId)) {
+              if (p.status === "active") active.set(p.projectId, p)
+              else active.delete(p.projectId)
+            }
+          }),
+          Effect.tapError((e) =>
+            Effect.sync(() => {
+              if (e._tag === "ProjectNotFound" && typeof projectId === "string") active.delete(projectId)
+            })
+          )
+        ),
+      projectForWrite,
       verifiedFiles: new Map(),
       anchored: new Map(),
       compacting: new Set(),

@@ -289,7 +289,7 @@ export const recordChanges = Effect.fn("DuckLakeClient.recordChanges")(function*
   if (raw.length === 0) return yield* invalid("changes", "a batch needs at least one change")
   if (raw.length > MAX_BATCH) return yield* invalid("changes", `a batch holds at most ${MAX_BATCH} changes`)
   const changes = yield* Effect.forEach(raw, (c, i) => decodeChange(c, i))
-  const p = yield* ctx.project(input.projectId)
+  const p = yield* ctx.projectForWrite(input.projectId)
   if (p.status === "archived") return yield* new ProjectArchived({ projectId: p.projectId })
   const batch = yield* prepareBatch(ctx, p, { actor: actor!, note, key, changes, offset: 0 })
   return yield* writeSnapshot(ctx, p, {
@@ -310,7 +310,12 @@ export const recordChanges = Effect.fn("DuckLakeClient.recordChanges")(function*
         })
       }
     )
-  })
+  }).pipe(
+    // The reservation found the project archived or gone: the write path's copy of it is looked up again next time.
+    Effect.tapError((e) =>
+      e._tag === "ProjectArchived" || e._tag === "ProjectNotFound" ? Effect.ignore(ctx.project(p.projectId)) : Effect.void
+    )
+  )
 })
 
 /** A batch of decoded changes for one snapshot. `offset` is added to the index an error names (an ingest's position). */
