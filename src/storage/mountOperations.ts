@@ -45,26 +45,34 @@ export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile,
     if (options?.overwrite !== true && (yield* ctx.fs.exists(target).pipe(Effect.mapError(ctx.fail("put", path))))) {
       return yield* new StorageError({ operation: "put", path, reason: "AlreadyExists" })
     }
-    const expected = yield* Effect.tryPromise({
-      try: () => checksumFile(localFile, "sha256"),
-      catch: (cause) => new StorageError({ operation: "put", path: localFile, reason: "NotFound", cause })
-    })
     // Copy under a temporary name and rename, so a reader never sees a half-written file. The copy goes
     // through the FileSystem service (which has no no-follow flag); the temporary name is random, and right
     // before the rename the directories, the temporary file and the target are checked again for links.
+    // Independent steps run side by side (each is a round trip through libuv's thread pool): the local file's
+    // checksum with the copy, the two link checks, and the stored copy's checksum with its stat.
     const temp = `${target}.part-${randomBytes(4).toString("hex")}`
-    yield* ctx.fs.copyFile(localFile, temp).pipe(
-      Effect.mapError(ctx.fail("put", path)),
-      Effect.zipRight(ctx.refuseLinks("put", path, root, temp)),
-      Effect.zipRight(ctx.refuseLinks("put", path, root, target)),
+    const removeTemp = ctx.fs.remove(temp).pipe(Effect.ignore)
+    const [expected] = yield* Effect.all([
+      Effect.tryPromise({
+        try: () => checksumFile(localFile, "sha256"),
+        catch: (cause) => new StorageError({ operation: "put", path: localFile, reason: "NotFound", cause })
+      }),
+      ctx.fs.copyFile(localFile, temp).pipe(Effect.mapError(ctx.fail("put", path)))
+    ], { concurrency: 2 }).pipe(Effect.tapError(() => removeTemp))
+    yield* Effect.all([
+      ctx.refuseLinks("put", path, root, temp),
+      ctx.refuseLinks("put", path, root, target)
+    ], { concurrency: 2, discard: true }).pipe(
       Effect.zipRight(ctx.fs.rename(temp, target).pipe(Effect.mapError(ctx.fail("put", path)))),
-      Effect.tapError(() => ctx.fs.remove(temp).pipe(Effect.ignore))
+      Effect.tapError(() => removeTemp)
     )
-    const actual = yield* checksum(ctx)(path)
+    const [actual, info] = yield* Effect.all([
+      checksum(ctx)(path),
+      ctx.fs.stat(target).pipe(Effect.mapError(ctx.fail("put", path)))
+    ], { concurrency: 2 })
     if (actual.hex !== expected.hex) {
       return yield* new ChecksumMismatch({ path, expected: expected.hex, actual: actual.hex })
     }
-    const info = yield* ctx.fs.stat(target).pipe(Effect.mapError(ctx.fail("put", path)))
     return { path, size: Number(info.size), checksum: actual }
   })
 
