@@ -6,6 +6,7 @@
  * over our file and a DuckDB-written one must see one schema.
  */
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api"
+import { Effect } from "effect"
 import fc from "fast-check"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -15,6 +16,7 @@ import { COLUMNS, COLUMNS_METADATA } from "../src/catalog/ducklakeSchema.js"
 import { columnValue } from "../src/catalog/stats.js"
 import type { ChangeRow } from "../src/core/domain.js"
 import { writeCompactedFile } from "../src/duckdb/compaction.js"
+import { DuckDb, DuckDbError, layer as duckLayer } from "../src/duckdb/DuckDb.js"
 import { describe as describeFile } from "../src/duckdb/describe.js"
 import { SMALL_BATCH_MAX_ROWS, writeSnapshotFile } from "../src/duckdb/snapshotFile.js"
 import { lit, SELECT_ROW, toChangeRow } from "../src/duckdb/sql.js"
@@ -245,7 +247,7 @@ describe("our Parquet writer", () => {
     }
   })
 
-  it("refuses a value its column cannot hold, before writing anything", async () => {
+  it("refuses a value its column cannot hold, before writing anything (DuckDbError through the service)", async () => {
     const file = nodePath.join(dir, "bad.parquet")
     const row: ChangeRow = {
       snapshotId: 3,
@@ -266,5 +268,27 @@ describe("our Parquet writer", () => {
     }
     await expect(writeSnapshotFile(con, file, [row], PROJECT, {})).rejects.toThrow(RangeError)
     expect(fs.existsSync(file)).toBe(false)
+    const failed = await Effect.runPromise(
+      Effect.flatMap(DuckDb, (duck) => Effect.flip(duck.writeSnapshotFile(file, [row], PROJECT, {}))).pipe(
+        Effect.provide(duckLayer())
+      )
+    )
+    expect(failed).toBeInstanceOf(DuckDbError)
+    expect(failed.cause).toBeInstanceOf(RangeError)
+    expect(fs.existsSync(file)).toBe(false)
+    // A good batch through the service: what describeFile reads of the file is what the write returned.
+    const good = [{ ...row, changeSeq: 0 }, { ...row, changeSeq: 1, objectId: 9, value: "w\u0000" }]
+    const [written, described, writer] = await Effect.runPromise(
+      Effect.flatMap(DuckDb, (duck) =>
+        Effect.flatMap(duck.writeSnapshotFile(file, good, PROJECT, metadataFor(good)), (w) =>
+          Effect.all([
+            Effect.succeed(w),
+            duck.describeFile(file),
+            duck.query(`SELECT created_by FROM parquet_file_metadata(${lit(file)})`)
+          ]))
+      ).pipe(Effect.provide(duckLayer()))
+    )
+    expect(described).toEqual(written)
+    expect(writer).toEqual([{ created_by: "mesa-ducklake" }])
   })
 })

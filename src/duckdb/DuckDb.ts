@@ -1,11 +1,12 @@
 /**
  * `DuckDb`: one in-process DuckDB instance per client scope. It writes exactly one Parquet file per snapshot
- * (field ids = DuckLake column ids, zstd, key-value metadata that makes the file describe itself) and reads the
- * history back from the files the catalog lists.
+ * (field ids = DuckLake column ids, key-value metadata that makes the file describe itself; zstd, except small
+ * batches, which our own writer writes uncompressed) and reads the history back from the files the catalog lists.
  *
  * This module owns the service (tag, interface, instance and connection pool, layer); the SQL behind each method
- * lives in `duckdb/`: `snapshotFile.ts` (staging and the per-snapshot writer), `compaction.ts` (merged files),
- * `describe.ts` (a file's catalog description), `reads.ts` (history queries) and `sql.ts` (literals, row mapping).
+ * lives in `duckdb/`: `snapshotFile.ts` (staging and the per-snapshot writer), `parquetWriter.ts` (our Parquet
+ * writer for small batches), `compaction.ts` (merged files), `describe.ts` (a file's catalog description),
+ * `reads.ts` (history queries) and `sql.ts` (literals, row mapping).
  */
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api"
 import { Context, Effect, Layer, Pool } from "effect"
@@ -15,7 +16,7 @@ import { writeCompactedFile } from "./compaction.js"
 import { describe, type WrittenFile } from "./describe.js"
 import * as Reads from "./reads.js"
 import type { RowFilter } from "./reads.js"
-import { writeSnapshotFile } from "./snapshotFile.js"
+import { writeSmallSnapshotFile, writeSnapshotFile } from "./snapshotFile.js"
 import { LakeWriteError } from "../core/errors.js"
 
 export { INTERNAL_ROW_ID_FIELD, INTERNAL_SNAPSHOT_ID_FIELD } from "./compaction.js"
@@ -162,8 +163,16 @@ export const make = (options: DuckDbOptions = {}) =>
       )
 
     return DuckDb.of({
+      // A small batch is written in JS without a connection, so it never waits behind a compaction or reads.
       writeSnapshotFile: (file, rows, projectId, metadata) =>
-        withConnection((con) => writeSnapshotFile(con, file, rows, projectId, metadata)),
+        Effect.try({
+          try: () => writeSmallSnapshotFile(file, rows, projectId, metadata),
+          catch: (cause) => new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })
+        }).pipe(Effect.flatMap((small) =>
+          small !== undefined
+            ? Effect.succeed(small)
+            : withConnection((con) => writeSnapshotFile(con, file, rows, projectId, metadata))
+        )),
       writeCompactedFile: (sources, out, metadata) =>
         withConnection((con) => writeCompactedFile(con, sources, out, metadata)),
       describeFile: (file) => withConnection((con) => describe(con, file)),

@@ -197,15 +197,17 @@ const copyToParquet = async (
 export const SMALL_BATCH_MAX_ROWS = 64
 
 /**
- * A small batch written by our Parquet writer, with its statistics from JS; undefined when a value has no text
- * form `batchStats` reproduces (a time outside years 1-9999): DuckDB writes that batch.
+ * A small batch (1 to `SMALL_BATCH_MAX_ROWS` rows) written by our Parquet writer, with its statistics from JS, no
+ * DuckDB connection needed. Undefined for a larger batch, or when a value has no text form `batchStats` reproduces
+ * (a time outside years 1-9999): DuckDB writes those. Throws (RangeError) for an integer its column cannot hold.
  */
-const writeSmallSnapshotFile = (
+export const writeSmallSnapshotFile = (
   file: string,
   rows: ReadonlyArray<ChangeRow>,
   projectId: string,
   metadata: Readonly<Record<string, string>>
 ): WrittenFile | undefined => {
+  if (rows.length === 0 || rows.length > SMALL_BATCH_MAX_ROWS) return undefined
   const fromJs = batchStats(rows, projectId)
   if (fromJs === undefined) return undefined
   const { bytes, footerSize, sizes } = encodeSnapshotParquet(rows, projectId, metadata)
@@ -225,9 +227,7 @@ export const writeSnapshotFile = async (
   projectId: string,
   metadata: Readonly<Record<string, string>>
 ): Promise<WrittenFile> => {
-  const small = rows.length > 0 && rows.length <= SMALL_BATCH_MAX_ROWS
-    ? writeSmallSnapshotFile(file, rows, projectId, metadata)
-    : undefined
+  const small = writeSmallSnapshotFile(file, rows, projectId, metadata)
   if (small !== undefined) return small
   const plan = stagingPlan(rows, projectId)
   const types = await createStagingTable(con, plan)
