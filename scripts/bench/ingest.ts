@@ -1,0 +1,130 @@
+/**
+ * The bulk-ingest benchmark, run in a process of its own so its peak RSS is the ingest's (a process's resident set
+ * does not shrink back: measured inside the benchmark, it would carry whatever the write and read runs left). The
+ * parent (`benchIngest`) starts this module as a child with the catalog's DSN and directories; the child registers
+ * a project, ingests the changes, reads while the index catches up, waits for the catch-up and prints one JSON line.
+ *
+ * The changes: `total` over 100 collections and 100,000 objects, 10 attributes, 50 values, 10% deletes.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Redacted } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { fileURLToPath } from "node:url"
+import { client, mounted } from "../../layers/components.js"
+import { DuckLakeClient } from "../../src/client/DuckLakeClient.js"
+
+export interface IngestResult {
+  readonly total: number
+  /** Until `ingestChanges` returned. */
+  readonly ingestMs: number
+  /** From then until the current-state index had caught up (`flush`). */
+  readonly catchUpMs: number
+  readonly laggingReadMs: ReadonlyArray<number>
+  /** Resident set before the ingest (library loaded, client built), and the process's peak (`maxRSS`). */
+  readonly rssBefore: number
+  readonly peakRss: number
+  /** Peak sampled while the ingest ran, and while the catch-up ran. */
+  readonly peakDuringIngest: number
+  readonly peakDuringCatchUp: number
+}
+
+/** Runs the ingest in a child process and returns what it measured. */
+export const benchIngest = (options: {
+  readonly dsn: string
+  readonly dir: string
+  readonly total: number
+  readonly seed: number
+}): Promise<IngestResult> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+      env: {
+        ...process.env,
+        BENCH_INGEST_CHILD: "1",
+        BENCH_INGEST_DSN: options.dsn,
+        BENCH_INGEST_DIR: options.dir,
+        BENCH_INGEST_TOTAL: String(options.total),
+        BENCH_INGEST_SEED: String(options.seed)
+      },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let out = ""
+    child.stdout.on("data", (d) => (out += d))
+    child.on("error", reject)
+    child.on("exit", (code) => {
+      const line = out.trim().split("\n").pop() ?? ""
+      if (code !== 0) return reject(new Error(`the ingest child exited ${code}: ${out}`))
+      try {
+        resolve(JSON.parse(line) as IngestResult)
+      } catch (e) {
+        reject(new Error(`the ingest child printed no result: ${out}`))
+      }
+    })
+  })
+
+const child = Effect.gen(function*() {
+  const lake = yield* DuckLakeClient
+  const total = Number(process.env.BENCH_INGEST_TOTAL)
+  let seed = Number(process.env.BENCH_INGEST_SEED ?? 42)
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return Math.floor((seed / 2147483648) * n)
+  }
+  const bulk = yield* lake.registerProject({ irodsPath: "/benchZone/home/bench/bulk", actor: "bench" })
+  const source = function*() {
+    for (let i = 0; i < total; i++) {
+      yield {
+        irodsPath: `${bulk.irodsPath}/c${i % 100}/o${rand(100_000)}.dat`,
+        targetType: "data_object",
+        attribute: `attr-${rand(10)}`,
+        value: `value-${rand(50)}`,
+        op: rand(10) === 0 ? "delete" : "add",
+        actor: "bench",
+        source: "import"
+      }
+    }
+  }
+  const rssBefore = process.memoryUsage.rss()
+  let peak = rssBefore
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
+  const t0 = performance.now()
+  yield* lake.ingestChanges({ projectId: bulk.projectId, actor: "bench", changes: source() })
+  const ingestMs = performance.now() - t0
+  const peakDuringIngest = Math.max(peak, process.memoryUsage.rss())
+  peak = 0
+  // Reads while the index catches up (answered from the files while it lags).
+  const sample = `${bulk.irodsPath}/c7/o${rand(100_000)}.dat`
+  const laggingReadMs: Array<number> = []
+  for (let i = 0; i < 10; i++) {
+    const t = performance.now()
+    yield* lake.getAvus(bulk.projectId, sample)
+    laggingReadMs.push(performance.now() - t)
+  }
+  yield* lake.flush
+  const catchUpMs = performance.now() - t0 - ingestMs
+  clearInterval(timer)
+  const peakDuringCatchUp = Math.max(peak, process.memoryUsage.rss())
+  const result: IngestResult = {
+    total,
+    ingestMs,
+    catchUpMs,
+    laggingReadMs,
+    rssBefore,
+    peakRss: process.resourceUsage().maxRSS * 1024,
+    peakDuringIngest,
+    peakDuringCatchUp
+  }
+  console.log(JSON.stringify(result))
+})
+
+if (process.env.BENCH_INGEST_CHILD === "1") {
+  const dir = process.env.BENCH_INGEST_DIR!
+  fs.mkdirSync(nodePath.join(dir, "zone"), { recursive: true })
+  NodeRuntime.runMain(child.pipe(
+    Effect.provide(client(
+      { dsn: Redacted.make(process.env.BENCH_INGEST_DSN!), cacheDir: nodePath.join(dir, "cache") },
+      mounted({ mountRoot: nodePath.join(dir, "zone"), logicalPrefix: "/" })
+    ))
+  ))
+}
