@@ -20,6 +20,7 @@ import * as Commit from "./commit.js"
 import * as Compaction from "./compaction.js"
 import { type CatalogConfig, makeConn } from "./connection.js"
 import * as CurrentState from "./currentState.js"
+import { makeIndexCopy } from "./indexCopy.js"
 import * as Files from "./files.js"
 import * as History from "./history.js"
 import * as Projects from "./projects.js"
@@ -246,6 +247,7 @@ export class Catalog extends Context.Tag("mesa-ducklake/Catalog")<Catalog, Catal
 export const make = (config: CatalogConfig) =>
   Effect.gen(function*() {
     const conn = yield* makeConn(config)
+    const indexCopy = yield* makeIndexCopy(conn, config)
     return Catalog.of({
       // Projects and the registry
       registerProject: (input) => Projects.registerProject(conn, input),
@@ -280,7 +282,7 @@ export const make = (config: CatalogConfig) =>
       currentAvus: (project, path) => CurrentState.currentAvus(conn, project, path),
       indexThrough: (project) => CurrentState.indexThrough(conn, project),
       indexEmpty: (project) => CurrentState.indexEmpty(conn, project),
-      applyIndex: (project, rows, through) => CurrentState.applyIndex(conn, project, rows, through),
+      applyIndex: (project, rows, through) => indexCopy.apply(project, rows, through),
       // History
       listSnapshots: (project, options) => History.listSnapshots(conn, project, options),
       snapshotAt: (project, at) => History.snapshotAt(conn, project, at),

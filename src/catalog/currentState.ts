@@ -215,34 +215,3 @@ export const indexEmpty = (conn: Conn, project: Project) =>
       sql<any>`SELECT NOT EXISTS (SELECT 1 FROM ${sql(project.metadataSchema)}.mesa_current_avus) AS empty`,
       (rows) => rows[0].empty === true
     ), "indexEmpty")
-
-/**
- * Catches the index up through snapshot `through` with that range's change rows, in one transaction: the rows
- * upserted (latest per triple), and the mark moved to `through`, or removed when `through` is the latest data
- * snapshot. The mark is only ever updated or deleted here, never created (only a deferred commit creates it).
- *
- * A bulk ingest applies its snapshots this way outside the writer lock, so an apply may run beside a commit or
- * another apply. Each takes the lock the commit takes (SHARE ROW EXCLUSIVE on `ducklake_snapshot`) first: commits
- * and applies then follow one another, the mark statement sees every commit before it (an apply never removes the
- * mark while a deferred commit that counted on it is in flight), and two of them never wait on each other's rows.
- */
-export const applyIndex = (conn: Conn, project: Project, rows: ReadonlyArray<ChangeRow>, through: number) =>
-  conn.withSql((sql) =>
-    sql.withTransaction(Effect.gen(function*() {
-      const s = sql(project.metadataSchema)
-      const current = latestPerTriple(rows)
-      yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
-      // Upserts keep the latest change per triple whatever the order they arrive in, so slices of any size apply.
-      for (let i = 0; i < current.length; i += 20_000) {
-        yield* upsertCurrentSql(sql, project.metadataSchema, current.slice(i, i + 20_000))
-      }
-      yield* sql`
-        -- Compaction snapshots carry no rows: the index is complete once it covers the latest data snapshot.
-        WITH latest AS (SELECT max(snapshot_id) AS m FROM ${s}.mesa_snapshot),
-        done AS (
-          DELETE FROM ${s}.ducklake_metadata
-          WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL AND ${through} >= (SELECT m FROM latest)
-        )
-        UPDATE ${s}.ducklake_metadata SET value = ${String(through)}
-        WHERE key = ${INDEX_THROUGH_KEY} AND scope IS NULL AND ${through} < (SELECT m FROM latest)`
-    })), "applyIndex").pipe(Effect.asVoid)
