@@ -139,7 +139,8 @@ const program = Effect.gen(function*() {
       yield* client.recordChanges({ projectId: big.projectId, actor: "bench", changes })
       written++
     }
-    yield* Console.error(`  ${written} snapshots written (${fmt((performance.now() - t0) / 1000)} s for this step)`)
+    const mw = process.memoryUsage()
+    yield* Console.error(`  ${written} snapshots written (${fmt((performance.now() - t0) / 1000)} s for this step); rss ${mb(mw.rss)}, JS heap ${mb(mw.heapUsed)}, external ${mb(mw.external)}`)
     const span = Date.now() - start
     const queries = Array.from({ length: 40 }, () => ({ path: paths[rand(paths.length)]!, at: new Date(start + rand(span)) }))
     const avus: Array<number> = []
