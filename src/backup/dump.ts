@@ -8,7 +8,8 @@
  * unknown secret stay out of their `/proc/<pid>/environ`. A missing or older tool is a typed error that says what to
  * install; a failing one carries its stderr with the password scrubbed.
  */
-import { Command, FileSystem } from "@effect/platform"
+import * as Command from "@effect/platform/Command"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type { CommandExecutor } from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
 import { Context, Effect, Option, Redacted, Stream } from "effect"

@@ -2,7 +2,7 @@
  * What Backup keeps on this machine is owner-only: dumps, manifests and password files 0600, their temporary
  * directories 0700 (whatever the umask), and the same modes on a backups collection when the storage is a mount.
  */
-import type { FileSystem } from "@effect/platform"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option } from "effect"
 import type { LakeStorageService } from "../storage/LakeStorage.js"
 

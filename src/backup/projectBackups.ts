@@ -8,7 +8,7 @@
  * without a manifest is incomplete and never used. Retention then keeps the newest N verified backups. `backupAll`
  * runs every project, one after another (the daemon's schedule is in scripts/backup.ts).
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect } from "effect"
 import * as nodePath from "node:path"
 import { Catalog, type CatalogService } from "../catalog/Catalog.js"

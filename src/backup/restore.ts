@@ -4,7 +4,7 @@
  * non-empty catalog is replaced only with `force`, and put back if the restore fails. Then every committed
  * snapshot's file is checked in storage (`checkConsistency`), and snapshots committed after the dump are listed.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import { Catalog, type CatalogService } from "../catalog/Catalog.js"

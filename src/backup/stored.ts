@@ -3,7 +3,7 @@
  * manifests (`<dump>.json`, uploaded last: a dump without one is incomplete), and verifying one — manifest, the
  * stored copy's checksum, and the archive itself (`dump.ts`).
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import * as nodePath from "node:path"

@@ -3,7 +3,8 @@
  * the registry of the reader roles we created. Each project's own lake schema is created whole at registration (see
  * `ducklakeSchema.ts`). `migrate` runs them when the catalog connects.
  */
-import { Migrator, SqlClient } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { CatalogSchemaMismatch } from "../core/errors.js"
 

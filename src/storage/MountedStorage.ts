@@ -24,7 +24,7 @@
  * This module owns the adapter (`make`, its layers); behind it `mountContext.ts` maps logical paths onto the mount
  * and refuses links, `mountLinks.ts` holds the link check itself, and `mountOperations.ts` the storage operations.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Effect, Layer } from "effect"
 import { LakeStorage } from "./LakeStorage.js"
 import { makeMountContext, type MountConfig } from "./mountContext.js"

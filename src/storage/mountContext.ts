@@ -3,7 +3,7 @@
  * the prefix, no `..`), the pinned real path of the mount root, the link refusal every operation runs first, and
  * the mapping of file-system errors onto `StorageError`. Built once per adapter and handed to each operation.
  */
-import type { FileSystem } from "@effect/platform"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option } from "effect"
 import * as nodePath from "node:path"
