@@ -34,13 +34,15 @@ export interface ClientSettings {
    */
   readonly autoCompactEvery?: number
   /**
-   * Catch the current-state index up in the background after each bulk ingest (default true). Off, the index lags
-   * until the next write to the project, a `catchUpIndex` call or a drift check; reads are exact either way.
+   * Keep the current-state index current during each bulk ingest (default true): each committed snapshot's rows are
+   * applied in the background while the next is written, and `flush` waits for the last. Off, the index lags until
+   * the next write to the project, a `catchUpIndex` call or a drift check; reads are exact either way.
    */
   readonly catchUpAfterIngest?: boolean
   /**
-   * How many AVU triples a bulk ingest remembers of its own rows before it catches the index up and starts again
-   * (default 1,200,000: about 80 MB of typed arrays). Lower bounds memory further at the cost of catch-ups.
+   * With `catchUpAfterIngest: false` only: how many change rows of its own a bulk ingest keeps in memory (to expand
+   * its deletes and sets) before it catches the index up from its files and starts again (default 200,000, about
+   * 80 MB). With the index kept current, the ingest keeps at most two snapshots' rows whatever this says.
    */
   readonly ingestMemoryTriples?: number
 }
