@@ -104,7 +104,7 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest 
       const p = yield* registerFresh("ii-during")
       // Something in the index before the ingest.
       yield* c.recordChanges({ projectId: p.projectId, actor: "a", changes: mixedFor(p.irodsPath, 50, 1) })
-      const marks: Array<number | null> = []
+      const marks: Array<boolean> = []
       const changes = mixedFor(p.irodsPath, 6_000, 2)
       const r = yield* c.ingestChanges({
         projectId: p.projectId,
@@ -112,19 +112,25 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest 
         snapshotSize: 400,
         changes: pausing(changes, [1_000, 2_200, 3_500, 4_700, 5_900], async (i) => {
           // As it is (applies may be under way), then once the applier has caught up with the commits so far:
-          // while the ingest waits for its source, the index becomes complete without any catch-up.
+          // while the ingest waits for its source, the index (and its mark) reach the latest snapshot without any
+          // catch-up. The mark stays until the ingest ends: only the writer lock may remove it.
           await run(expectConsistent(p, `at change ${i}`))
           // The parts before this one are committed (the one before may still be in flight as we pause).
           const until = Date.now() + 20_000
-          while ((await run(c.listSnapshots(p.projectId))).length < 1 + Math.floor(i / 400)) await new Promise((r) => setTimeout(r, 5))
-          while ((await run(catalog.indexThrough(p))) !== null && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
-          marks.push(await run(expectConsistent(p, `at change ${i}, caught up`)))
+          let snaps = await run(c.listSnapshots(p.projectId))
+          while (snaps.length < 1 + Math.floor(i / 400)) {
+            await new Promise((r) => setTimeout(r, 5))
+            snaps = await run(c.listSnapshots(p.projectId))
+          }
+          const latest = Math.max(...snaps.map((s) => s.snapshotId))
+          while ((await run(catalog.indexThrough(p))) !== latest && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
+          marks.push((await run(expectConsistent(p, `at change ${i}, caught up`))) === latest)
           await run(expectExactReads(p))
         })
       })
       if (!r.recorded) return expect.unreachable()
       expect(r.snapshots.length).toBe(15)
-      expect(marks).toEqual([null, null, null, null, null])
+      expect(marks).toEqual([true, true, true, true, true])
       yield* c.flush
       expect(yield* catalog.indexThrough(p)).toBeNull()
       expect(yield* expectConsistent(p, "after flush")).toBeNull()

@@ -151,10 +151,16 @@ export interface CatalogService {
   readonly indexThrough: (project: Project) => Effect.Effect<number | null, Failure>
   /**
    * Catches the current-state index up through snapshot `through` with that range's change rows, in one
-   * transaction that moves the mark to `through` (or removes it at the latest snapshot). Serialised with commits
-   * (it takes their table lock), so a bulk ingest may apply its own snapshots outside the writer lock.
+   * transaction that moves the mark to `through` (or removes it at the latest snapshot, unless `keepMark`: then the
+   * mark stays, at `through`). Serialised with commits (it takes their table lock), so a bulk ingest may apply its
+   * own snapshots outside the writer lock — with `keepMark`, since only a holder of the writer lock may remove it.
    */
-  readonly applyIndex: (project: Project, rows: ReadonlyArray<ChangeRow>, through: number) => Effect.Effect<void, Failure>
+  readonly applyIndex: (
+    project: Project,
+    rows: ReadonlyArray<ChangeRow>,
+    through: number,
+    options?: { readonly keepMark?: boolean }
+  ) => Effect.Effect<void, Failure>
   /** Committed data snapshots after `after` with their change counts, oldest first (what a catch-up reads). */
   readonly snapshotsAfter: (
     project: Project,
@@ -282,7 +288,7 @@ export const make = (config: CatalogConfig) =>
       currentAvus: (project, path) => CurrentState.currentAvus(conn, project, path),
       indexThrough: (project) => CurrentState.indexThrough(conn, project),
       indexEmpty: (project) => CurrentState.indexEmpty(conn, project),
-      applyIndex: (project, rows, through) => indexCopy.apply(project, rows, through),
+      applyIndex: (project, rows, through, options) => indexCopy.apply(project, rows, through, options?.keepMark === true),
       // History
       listSnapshots: (project, options) => History.listSnapshots(conn, project, options),
       snapshotAt: (project, at) => History.snapshotAt(conn, project, at),

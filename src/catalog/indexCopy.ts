@@ -6,9 +6,10 @@
  *
  * A bulk ingest applies its snapshots this way outside the writer lock, so an apply may run beside a commit or
  * another apply. Each takes the lock the commit takes (SHARE ROW EXCLUSIVE on `ducklake_snapshot`) before it touches
- * the index: commits and applies then follow one another, the mark statement sees every commit before it (an apply
- * never removes the mark while a deferred commit that counted on it is in flight), and two of them never wait on
- * each other's rows.
+ * the index: commits and applies then follow one another, the mark statement sees every commit before it, and two
+ * of them never wait on each other's rows. Such an apply keeps the mark (`keepMark`, at `through` even when that is
+ * the latest snapshot): a writer reads the index and the mark in separate statements under the writer lock, and
+ * trusts the index without catching up once the mark is gone, so only a holder of that lock may remove it.
  *
  * COPY needs a raw `pg` client: one connection of its own, made from the catalog's DSN, opened on first use and
  * dropped after any failure or interruption (the next apply opens another). Its failures are mapped like every
@@ -70,7 +71,12 @@ function* copyText(rows: ReadonlyArray<ChangeRow>) {
 
 export interface IndexCopy {
   /** `applyIndex` through COPY: the rows upserted (latest per triple) and the mark moved, in one transaction. */
-  readonly apply: (project: Project, rows: ReadonlyArray<ChangeRow>, through: number) => Effect.Effect<void, Failure>
+  readonly apply: (
+    project: Project,
+    rows: ReadonlyArray<ChangeRow>,
+    through: number,
+    keepMark: boolean
+  ) => Effect.Effect<void, Failure>
 }
 
 /** The COPY connection of a catalog (closed with the current scope). */
@@ -120,42 +126,42 @@ export const makeIndexCopy = (
       await c.connect()
       return c
     }
-    const run = async (project: Project, rows: ReadonlyArray<ChangeRow>, through: number) => {
+    const run = async (project: Project, rows: ReadonlyArray<ChangeRow>, through: number, keepMark: boolean) => {
+      if (!Number.isSafeInteger(through)) throw new Error(`not a snapshot id: ${through}`)
       const c = client ?? (client = await connect())
       const s = ident(project.metadataSchema)
-      await c.query("BEGIN")
+      // Three round trips: the transaction and its staging table; the COPY; then, as one simple-protocol query (its
+      // statements stop at the first error, which leaves the transaction aborted), the lock, the upsert, the mark
+      // and the commit, so the lock is held for one round trip only.
       // The index is derived data and its mark moves with it: a crash that loses this transaction loses both.
-      await c.query("SET LOCAL synchronous_commit = off")
-      await c.query(STAGE)
+      await c.query(`BEGIN; SET LOCAL synchronous_commit = off; ${STAGE}`)
       await pipeline(Readable.from(copyText(latestPerTriple(rows))), c.query(copyFrom(`COPY mesa_stage_avus (${COLUMNS}) FROM STDIN`)))
-      await c.query(`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`)
+      const mark = `'${INDEX_THROUGH_KEY}'`
       await c.query(`
+        LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE;
         INSERT INTO ${s}.mesa_current_avus AS c (${COLUMNS}) SELECT ${COLUMNS} FROM mesa_stage_avus
         ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
           op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
           actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
           rule_invocation = EXCLUDED.rule_invocation, target_type = EXCLUDED.target_type, object_id = EXCLUDED.object_id
-        WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq)`)
-      // Compaction snapshots carry no rows: the index is complete once it covers the latest data snapshot.
-      await c.query(
-        `WITH latest AS (SELECT max(snapshot_id) AS m FROM ${s}.mesa_snapshot),
-         done AS (DELETE FROM ${s}.ducklake_metadata
-                  WHERE key = $1 AND scope IS NULL AND $2::int8 >= (SELECT m FROM latest))
-         UPDATE ${s}.ducklake_metadata SET value = $2::text
-         WHERE key = $1 AND scope IS NULL AND $2::int8 < (SELECT m FROM latest)`,
-        [INDEX_THROUGH_KEY, through]
-      )
-      await c.query("COMMIT")
+        WHERE (EXCLUDED.ts, EXCLUDED.snapshot_id, EXCLUDED.change_seq) > (c.ts, c.snapshot_id, c.change_seq);
+        -- Compaction snapshots carry no rows: the index is complete once it covers the latest data snapshot.
+        WITH latest AS (SELECT max(snapshot_id) AS m FROM ${s}.mesa_snapshot),
+        done AS (DELETE FROM ${s}.ducklake_metadata
+                 WHERE key = ${mark} AND scope IS NULL AND NOT ${keepMark} AND ${through}::int8 >= (SELECT m FROM latest))
+        UPDATE ${s}.ducklake_metadata SET value = '${through}'
+        WHERE key = ${mark} AND scope IS NULL AND (${keepMark} OR ${through}::int8 < (SELECT m FROM latest));
+        COMMIT`)
     }
     // One apply at a time on the connection.
     const one = yield* Effect.makeSemaphore(1)
     const copy: IndexCopy = {
-      apply: (project, rows, through) =>
+      apply: (project, rows, through, keepMark) =>
         url === undefined
           ? Effect.fail(new CatalogError({ operation: "applyIndex", cause: new Error("invalid DSN") }))
           : one.withPermits(1)(conn.withSql(() =>
             Effect.tryPromise({
-              try: () => run(project, rows, through),
+              try: () => run(project, rows, through, keepMark),
               catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
             }).pipe(
               Effect.tapError(() => Effect.sync(drop)),

@@ -2,8 +2,9 @@
  * The current-state index (`mesa_current_avus`) catching up with snapshots a bulk ingest committed without it (see
  * README "Bulk ingest and the current-state index"). While an ingest runs, its applier applies each committed
  * snapshot's rows (held in memory, never read back) in the background, one after another, so the index keeps pace
- * with the ingest. Every writer calls `catchUp` under the lock before it reads the state, and it finishes whatever an
- * applier left (a failed apply, an interrupted ingest); `catchUpIndex` is the public method.
+ * with the ingest; the mark follows it but stays until the end. Every writer calls `catchUp` under the lock before it
+ * reads the state: it finishes whatever an applier left (a failed apply, an interrupted ingest) and removes the mark;
+ * `catchUpIndex` is the public method.
  *
  * Owns: `catchUp`, `catchUpIndex`, `makeIndexApplier`, `OwnSnapshot`, `OwnRows`.
  * May call: context.ts, files.ts (a catch-up reads the snapshots' rows back from their Parquet files).
@@ -75,8 +76,10 @@ export interface OwnRows {
 
 /**
  * Applies a bulk ingest's committed snapshots to the index in the background, in order, one transaction each
- * (`applyIndex`: the rows, and the mark moved to the snapshot or removed at the latest), on a pooled connection of
- * its own, outside the writer lock. An applied snapshot leaves `own.window`. At most `slots` snapshots wait for
+ * (`applyIndex`: the rows, and the mark moved to the snapshot), on a connection of its own, outside the writer lock.
+ * It never removes the mark, even at the latest snapshot (`keepMark`): a writer under the lock reads the index and
+ * the mark in separate statements, so only a holder of the lock may remove it (`catchUp`, which then has nothing
+ * left to apply). An applied snapshot leaves `own.window`. At most `slots` snapshots wait for
  * their apply: `room` (taken before each snapshot is written) waits for one to finish. A failed apply is logged and
  * ends the applying of its generation: the mark stays where the last apply left it, and the ingest's next
  * snapshot (or the next writer, or `catchUpIndex`) catches up from the files.
@@ -90,7 +93,7 @@ export const makeIndexApplier = (ctx: ClientCore, p: Project, own: OwnRows, slot
         // Covered by a catch-up since, or after a failed apply: nothing to do.
         s.generation !== own.generation || s.generation === own.failed
           ? Effect.void
-          : ctx.catalog.applyIndex(p, s.rows, s.snapshotId).pipe(
+          : ctx.catalog.applyIndex(p, s.rows, s.snapshotId, { keepMark: true }).pipe(
             Effect.tap(() => Effect.sync(() => (own.window = own.window.filter((x) => x !== s)))),
             // Any failure but an interruption (a defect too: the ingest must not wait for a dead applier).
             Effect.catchAllCause((cause) =>

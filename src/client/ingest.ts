@@ -127,8 +127,8 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
     })
     let part = 0
     // Whatever ends the ingest (its end, a failure, an interruption), the applies still queued finish in the
-    // background, then anything they left (a failed apply, a snapshot committed as the ingest was interrupted) is
-    // caught up from the files, then compaction runs if due.
+    // background, then a catch-up under the writer lock applies anything they left (a failed apply, a snapshot
+    // committed as the ingest was interrupted) and removes the mark, then compaction runs if due.
     const after = Effect.suspend(() => {
       const fresh = report.snapshots.length - report.replayed
       const compaction = fresh <= 0
@@ -346,8 +346,9 @@ export const ingestState = (
   })
 
 /**
- * After an ingest's applies: a catch-up (under the writer lock) if the index is still behind — an apply failed, or
- * a snapshot was committed as the ingest was interrupted. Failing, it leaves the lag to the next writer.
+ * After an ingest's applies, under the writer lock: the catch-up that removes the mark (the applies keep it), after
+ * applying from the files whatever they left (a failed apply, a snapshot committed as the ingest was interrupted);
+ * usually nothing. Failing, it leaves the lag to the next writer (reads stay exact meanwhile).
  */
 const finishIndex = (ctx: ClientCore, p: Project) =>
   Effect.gen(function*() {
