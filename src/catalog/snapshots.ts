@@ -65,6 +65,10 @@ export const reserveSnapshot = (
     Effect.flatMap(
       // One statement (atomic on its own): the id, the clock and the write-ahead row in a single round trip.
       // Ids are never reused, not even those of failed writes: their files may still exist in storage.
+      // It does not wait for its WAL flush: the snapshot's commit flushes it (WAL is written in order), and another
+      // session sees the row at once. Only a crash of PostgreSQL itself before the commit can lose it, with the
+      // write unacknowledged (the commit fails); its file may then stay in storage without a row or a commit marker:
+      // never read, not trusted by a rebuild, and its id may be handed out again (the file names differ).
       sql<any>`
         WITH r AS (
           UPDATE mesa_ducklake.projects p
@@ -86,7 +90,9 @@ export const reserveSnapshot = (
         SELECT ins.*,
           (SELECT max(snapshot_id)::text FROM ${sql(project.metadataSchema)}.ducklake_snapshot) AS previous_snapshot,
           ${indexMark(sql, project.metadataSchema)} AS index_through,
-          (SELECT row_to_json(b) FROM (${basisSql(sql, project.metadataSchema)}) b) AS basis
+          (SELECT row_to_json(b) FROM (${basisSql(sql, project.metadataSchema)}) b) AS basis,
+          -- Not waiting for the WAL flush (this statement's own transaction only): see the comment above.
+          set_config('synchronous_commit', 'off', true) AS nosync
         FROM ins`,
       (rows) =>
         rows.length === 1
