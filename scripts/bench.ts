@@ -199,10 +199,12 @@ const program = Effect.gen(function*() {
     rows.push([`bulk ingest (${ingestTotal.toLocaleString("en")} changes)`, fmt(r.ingestMs), "-", `${Math.round(rate)}/s`, "without catch-up"])
     rows.push([`getAvus while the index catches up`, fmt(percentile(r.laggingReadMs, 50)), fmt(percentile(r.laggingReadMs, 95)), "-", ""])
     rows.push([`index caught up after the ingest returned`, fmt(r.catchUpMs), "-", "-", ""])
-    rows.push([`ingest process RSS: before / peak ingest / peak catch-up`, `${mb(r.rssBefore)} / ${mb(r.peakDuringIngest)} / ${mb(r.peakDuringCatchUp)}`, "-", "-", `maxRSS ${mb(r.peakRss)}`])
+    rows.push([`then the automatic compaction (flush)`, fmt(r.afterMs), "-", "-", `peak RSS ${mb(r.peakDuringAfter)}`])
+    rows.push([`ingest process RSS: before / peak ingest / peak catch-up`, `${mb(r.rssBefore)} / ${mb(r.peakDuringIngest)} / ${mb(r.peakDuringCatchUp)}`, "-", "-", `maxRSS ${mb(r.peakRss)} (incl. compaction)`])
     const whole = ingestTotal / ((r.ingestMs + r.catchUpMs) / 1000)
+    const ingestPeak = Math.max(r.peakDuringIngest, r.peakDuringCatchUp)
     goals.push([`bulk ingest incl. index catch-up >= 100,000/s`, `${Math.round(whole)}/s`, verdict(whole >= 100_000)])
-    goals.push([`bulk ingest peak RSS <= 256 MB (own process, maxRSS)`, mb(r.peakRss), verdict(r.peakRss <= 256 * 1024 * 1024)])
+    goals.push([`bulk ingest peak RSS <= 256 MB (own process: ingest + catch-up)`, mb(ingestPeak), verdict(ingestPeak <= 256 * 1024 * 1024)])
   }
 
   // 4. The write path against the physical floor (bench/floor.ts), measured last so its second DuckDB instance and
