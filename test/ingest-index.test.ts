@@ -234,6 +234,24 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest 
       yield* expectExactReads(q)
     }))
 
+  it.effect("values COPY must escape (tab, newline, carriage return, backslash, a literal \\N) reach the index intact", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* registerFresh("ii-escape")
+      const odd = ["a\tb", "line\nnext", "cr\rhere", "back\\slash", "\\N", "é😀", "\\\t\\n"]
+      const changes = odd.flatMap((v, i) => [
+        change(`${p.irodsPath}/o${i}.dat`, `k${v}`, v, "add", { unit: v }),
+        change(`${p.irodsPath}/o0.dat`, "many", v, "add")
+      ])
+      const r = yield* c.ingestChanges({ projectId: p.projectId, actor: "importer\twith tab", snapshotSize: 5, changes })
+      if (!r.recorded) return expect.unreachable()
+      yield* c.flush
+      expect(yield* expectConsistent(p, "after flush")).toBeNull()
+      yield* expectExactReads(p)
+      expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/o0.dat`)).filter((a) => a.attribute === "many").map((a) => a.value).sort())
+        .toEqual([...odd].sort())
+    }))
+
   it.effect("an ingest interrupted mid-way leaves a consistent index; recovery and a catch-up complete it", () =>
     Effect.gen(function*() {
       const c = yield* DuckLakeClient
