@@ -108,10 +108,9 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       contentHash: hash
     }
     // The usual case (the rows depend only on state read under the lock): the reservation's id and clock are
-    // planned first (a read, no WAL flush), so the Parquet file is built and pushed while the reservation is made.
-    // A reservation that does not match the plan (something changed meanwhile) discards the early file, local and
-    // stored, and builds again. A file stored without its reservation (the process died in between, or the
-    // discard failed) has no write-ahead row and no commit marker: nothing reads it or commits it.
+    // planned first (a read, no WAL flush), so the Parquet file is built while the reservation's own commit is
+    // flushed. The file is pushed only once the reservation is durable; a reservation that does not match the plan
+    // (something changed meanwhile) discards the early file and builds again.
     const early = Effect.isEffect(build) ? yield* planned(ctx, p, build, reserveInput) : undefined
     const [w, prepared] = early !== undefined
       ? [early.w, undefined]
@@ -136,10 +135,11 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       })
       if (made === undefined) return undefined
       const { renames, rows, unmatchedDeletes, written } = made
+      yield* cache.secure(w.localFile)
+      yield* probe("parquet-written", w.snapshotId)
       yield* cache.added(written.fileSizeBytes)
-      // Pushed already when it was built beside the reservation (see `planned`).
-      const pushed = (made as { readonly put?: Effect.Effect.Success<ReturnType<typeof push>> }).put
-      const put = pushed ?? (yield* stored(ctx, w))
+      const put = yield* push(ctx, w).pipe(Effect.withSpan("write.push"))
+      yield* probe("pushed", w.snapshotId)
       const checksum = formatIrodsChecksum(put.checksum)
       // Straight to the commit: the write-ahead row stays 'pending' until then. A process that dies here leaves
       // its file in storage and in the local cache (pinned by the row); recovery pushes it again and commits it.
@@ -206,21 +206,10 @@ const makeFile = (ctx: ClientContext, p: Project, w: PendingWrite, builder: Buil
     return { renames, rows, unmatchedDeletes, written }
   })
 
-/** Step 3: the local file made private, then pushed into storage (with the probes around it). */
-const stored = (ctx: ClientContext, w: PendingWrite) =>
-  Effect.gen(function*() {
-    yield* ctx.cache.secure(w.localFile)
-    yield* ctx.probe("parquet-written", w.snapshotId)
-    const put = yield* push(ctx, w).pipe(Effect.withSpan("write.push"))
-    yield* ctx.probe("pushed", w.snapshotId)
-    return put
-  })
-
 /**
- * Plans the reservation, then makes the reservation and the Parquet file — written and pushed — at once (see
- * `writeSnapshot`). Undefined when the plan cannot be used (the index lags, the state could not be read): the
- * caller reserves as usual. The file's outcome (`made`) is settled inside the write's attempt, so its failure fails
- * the reserved write.
+ * Plans the reservation, then makes the reservation and the Parquet file at once (see `writeSnapshot`). Undefined
+ * when the plan cannot be used (the index lags, the state could not be read): the caller reserves as usual. The
+ * file's outcome (`made`) is settled inside the write's attempt, so its failure fails the reserved write.
  */
 const planned = <E>(
   ctx: ClientContext,
@@ -253,13 +242,9 @@ const planned = <E>(
     }
     const [reserved, made] = yield* Effect.all([
       Effect.either(ctx.catalog.reserveSnapshot(p, { ...input, clock: plan.clock }).pipe(Effect.withSpan("write.reserve"))),
-      Effect.either(Effect.flatMap(makeFile(ctx, p, guess, prepared.right), (file) =>
-        file === undefined ? Effect.succeed(undefined) : Effect.map(stored(ctx, guess), (put) => ({ ...file, put }))))
+      Effect.either(makeFile(ctx, p, guess, prepared.right))
     ], { concurrency: 2 })
-    const dropFile = Effect.zipRight(
-      Effect.promise(() => fs.rm(guess.localFile, { force: true })),
-      ctx.storage.remove(guess.remotePath).pipe(Effect.ignore)
-    )
+    const dropFile = Effect.promise(() => fs.rm(guess.localFile, { force: true }))
     if (reserved._tag === "Left") return yield* Effect.zipRight(dropFile, Effect.fail(reserved.left))
     const w = reserved.right
     if (w.snapshotId !== guess.snapshotId || w.clock.getTime() !== guess.clock.getTime() || w.fileName !== fileName) {
