@@ -20,6 +20,12 @@ const cacheFiles = (projectId: string) => {
   return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".parquet")).sort() : []
 }
 
+/** The snapshot files in the project's lake collection (the zone directory stands in for iRODS). */
+const storedFiles = (ducklakePath: string) => {
+  const dir = nodePath.join(dirs.zoneDir, ducklakePath, "main", "avu_changes")
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".parquet")).sort() : []
+}
+
 layer(Live, { timeout: "300 seconds", excludeTestServices: true })("write plan", (it) => {
   it.effect("a plan the reservation does not match (wrong id, wrong clock): the snapshot is built again, right", () =>
     Effect.gen(function*() {
@@ -42,9 +48,12 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("write plan",
         ).pipe(withFakeClient(wrong))
         expect(r).toMatchObject({ recorded: true })
         if (!r.recorded) continue
-        // The file in the cache is the committed one; the early file (named for the planned id) is gone.
+        // The file in the cache is the committed one; the early file (named for the planned id) is gone, from
+        // the cache and from storage (it is never pushed before its reservation).
         const added = cacheFiles(p.projectId).filter((f) => !before.includes(f))
         expect(added).toEqual([r.parquetFile.split("/").pop()])
+        const committed = (yield* c.listSnapshots(p.projectId)).map((snap) => snap.dataFile.split("/").pop()).sort()
+        expect(storedFiles(p.ducklakePath)).toEqual(committed)
         const rows = yield* c.getSnapshotChanges(p.projectId, r.snapshotId)
         expect(rows.map((x) => [x.op, x.value])).toEqual([["delete", before.length === 1 ? "1" : "set-7"], ["add", `set-${skew.id}`]])
       }
