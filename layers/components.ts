@@ -3,7 +3,7 @@
  * local cache. Each root (hosted, local, embedded, test) picks its catalog and storage and provides them once.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { Config, type ConfigError, Effect, Layer, type Redacted } from "effect"
+import { Config, type ConfigError, Effect, Layer, Option, type Redacted } from "effect"
 import * as IrodsStorage from "../src/storage/IrodsStorage.js"
 import * as os from "node:os"
 import * as nodePath from "node:path"
@@ -50,7 +50,11 @@ export const autoCompactConfig = Config.integer("MESA_DUCKLAKE_AUTO_COMPACT_EVER
   Config.withDefault(DuckLakeClient.DEFAULT_AUTO_COMPACT_EVERY)
 )
 
-/** `MESA_DUCKLAKE_DUCKDB_MEMORY_LIMIT` (default 256MB) and `MESA_DUCKLAKE_DUCKDB_THREADS` (default 2). */
+/**
+ * `MESA_DUCKLAKE_DUCKDB_MEMORY_LIMIT` (default 256MB), `MESA_DUCKLAKE_DUCKDB_THREADS` (default 2),
+ * `MESA_DUCKLAKE_DUCKDB_METADATA_CACHE` (default false) and `MESA_DUCKLAKE_DUCKDB_TEMP_DIR` (default: a directory of
+ * the instance's own in the OS temp directory). See `DuckDbOptions`.
+ */
 export const duckDbConfig = Config.all({
   memoryLimit: Config.string("MESA_DUCKLAKE_DUCKDB_MEMORY_LIMIT").pipe(
     Config.validate({ message: "must be a size such as 256MB or 1GB", validation: (v) => /^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$/i.test(v.trim()) }),
@@ -59,8 +63,12 @@ export const duckDbConfig = Config.all({
   threads: Config.integer("MESA_DUCKLAKE_DUCKDB_THREADS").pipe(
     Config.validate({ message: "must be from 1 to 64", validation: (n) => n >= 1 && n <= 64 }),
     Config.withDefault(DuckDb.DEFAULT_THREADS)
-  )
-})
+  ),
+  metadataCache: Config.boolean("MESA_DUCKLAKE_DUCKDB_METADATA_CACHE").pipe(Config.withDefault(false)),
+  tempDirectory: Config.option(Config.nonEmptyString("MESA_DUCKLAKE_DUCKDB_TEMP_DIR"))
+}).pipe(Config.map(({ tempDirectory, ...rest }): DuckDb.DuckDbOptions =>
+  Option.isSome(tempDirectory) ? { ...rest, tempDirectory: tempDirectory.value } : rest
+))
 
 /** Mounted-zone storage on this machine's file system. */
 export const mounted = (config: MountedStorage.MountConfig) =>

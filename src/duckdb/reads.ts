@@ -3,7 +3,7 @@
  * by the catalog): effective AVUs as of a time, the latest change of given (path, attribute) pairs, filtered change
  * rows, and a file's key-value metadata.
  */
-import { type DuckDBConnection, DuckDBTimestampTZValue } from "@duckdb/node-api"
+import type { DuckDBConnection } from "@duckdb/node-api"
 import type { Avu, ChangeRow } from "../core/domain.js"
 import { fileList, lit, micros, SELECT_ROW, toChangeRow, tsLit } from "./sql.js"
 
@@ -25,6 +25,8 @@ export const avusAsOf = async (
   validAt: Date,
   maxSnapshot: number
 ): Promise<ReadonlyArray<Avu>> => {
+  // Loaded on first use with the instance (DuckDb.ts), not at import.
+  const { DuckDBTimestampTZValue } = await import("@duckdb/node-api")
   const result = await con.runAndReadAll(
     `SELECT attribute, value, unit, actor, CAST(epoch_ms(ts) AS DOUBLE) AS ts_ms, CAST(snapshot_id AS DOUBLE) AS snapshot_id,
             source, via_ticket, rule_invocation, op

@@ -5,7 +5,7 @@
  * JS up to 2,000 rows, from DuckDB beyond) and the COPY with DuckLake field ids and self-describing key-value
  * metadata.
  */
-import { DOUBLE, type DuckDBConnection, DuckDBDataChunk, type DuckDBType, INTEGER, VARCHAR } from "@duckdb/node-api"
+import type { DuckDBConnection, DuckDBType } from "@duckdb/node-api"
 import * as fs from "node:fs"
 import { COLUMNS } from "../catalog/ducklakeSchema.js"
 import { batchStats, columnValue, type ColumnValue } from "../catalog/stats.js"
@@ -28,7 +28,8 @@ const isInt = (c: Column) => c.duck === "BIGINT" || c.duck === "INTEGER"
  */
 const stagedType = (c: Column, dict: ReadonlyMap<string, number> | undefined) =>
   c.duck === "VARCHAR" && dict === undefined ? "VARCHAR" as const : "DOUBLE" as const
-const DUCK_TYPES: Record<"VARCHAR" | "DOUBLE" | "INTEGER", DuckDBType> = { VARCHAR, DOUBLE, INTEGER }
+/** DuckDB's node API, loaded on first use (by then the instance has loaded it: importing it again is free). */
+const duckApi = () => import("@duckdb/node-api")
 const stageValue = (v: ColumnValue): string | number | null => (v instanceof Date ? v.getTime() : v)
 const sameValue = (a: ColumnValue, b: ColumnValue) =>
   a === b || (a instanceof Date && b instanceof Date && a.getTime() === b.getTime())
@@ -100,7 +101,9 @@ const createStagingTable = async (con: DuckDBConnection, plan: StagingPlan) => {
     ? [["s_none", "INTEGER"] as const]
     : plan.varying.map((c) => [`s_${c.name}`, stagedType(c, plan.dictionaries.get(c))] as const)
   await con.run(`CREATE OR REPLACE TEMP TABLE ${plan.table} (${cols.map(([name, type]) => `${name} ${type}`).join(", ")})`)
-  return cols.map(([, type]) => DUCK_TYPES[type])
+  const api = await duckApi()
+  const duckTypes: Record<"VARCHAR" | "DOUBLE" | "INTEGER", DuckDBType> = { VARCHAR: api.VARCHAR, DOUBLE: api.DOUBLE, INTEGER: api.INTEGER }
+  return cols.map(([, type]) => duckTypes[type])
 }
 
 /** Appends the varying columns of every row to the staging table, a data chunk at a time. */
@@ -111,6 +114,7 @@ const stageRows = async (
   rows: ReadonlyArray<ChangeRow>,
   projectId: string
 ) => {
+  const { DuckDBDataChunk } = await duckApi()
   const app = await con.createAppender(plan.table, "main", "temp")
   for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
     const n = Math.min(CHUNK_ROWS, rows.length - start)
