@@ -97,6 +97,24 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
     const applier = ctx.settings.catchUpAfterIngest === false
       ? undefined
       : yield* makeIndexApplier(ctx, p, state.own, INGEST_WINDOW)
+    let part = 0
+    // Whatever ends the ingest (its end, a failure, an interruption), the applies still queued finish in the
+    // background, then a catch-up under the writer lock applies anything they left (a failed apply, a snapshot
+    // committed as the ingest was interrupted) and removes the mark, then compaction runs if due.
+    const after = Effect.suspend(() => {
+      const fresh = report.snapshots.length - report.replayed
+      const compaction = fresh <= 0
+        ? Effect.void
+        : maybeAutoCompact(ctx, p, report.snapshots[0]!, report.snapshots[report.snapshots.length - 1]!)
+      return applier === undefined ? compaction : ctx.background.fork(
+        applier.done.pipe(
+          Effect.zipRight(part === 0 ? Effect.void : finishIndex(ctx, p)),
+          Effect.zipRight(compaction)
+        ),
+        "DuckLakeClient.ingestIndex"
+      )
+    })
+    yield* Effect.addFinalizer(() => after)
     const write = (changes: Array<AvuChange>, offset: number, part: number) =>
       Effect.map(
         recordIngestBatch(ctx, p, { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes, offset }, state, applier),
@@ -125,24 +143,6 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
     const breathe = Effect.async<void>((resume) => {
       setImmediate(() => resume(Effect.void))
     })
-    let part = 0
-    // Whatever ends the ingest (its end, a failure, an interruption), the applies still queued finish in the
-    // background, then a catch-up under the writer lock applies anything they left (a failed apply, a snapshot
-    // committed as the ingest was interrupted) and removes the mark, then compaction runs if due.
-    const after = Effect.suspend(() => {
-      const fresh = report.snapshots.length - report.replayed
-      const compaction = fresh <= 0
-        ? Effect.void
-        : maybeAutoCompact(ctx, p, report.snapshots[0]!, report.snapshots[report.snapshots.length - 1]!)
-      return applier === undefined ? compaction : ctx.background.fork(
-        applier.done.pipe(
-          Effect.zipRight(part === 0 ? Effect.void : finishIndex(ctx, p)),
-          Effect.zipRight(compaction)
-        ),
-        "DuckLakeClient.ingestIndex"
-      )
-    })
-    yield* Effect.addFinalizer(() => after)
     while (!src.done) {
       const chunk: Array<AvuChange> = []
       while (!src.done && chunk.length < size) {
