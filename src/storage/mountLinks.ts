@@ -93,9 +93,15 @@ export const checksumNoFollow = async (file: string): Promise<Checksum> => {
   const handle = await nodeFs.promises.open(file, nodeFs.constants.O_RDONLY | (nodeFs.constants.O_NOFOLLOW ?? 0))
   try {
     const h = createHash("sha256")
-    for await (const chunk of handle.createReadStream({ autoClose: false })) h.update(chunk as Buffer)
+    // A small file (a snapshot of a few changes) in one read; a large one streamed.
+    const { size } = await handle.stat()
+    if (size <= SMALL_FILE_BYTES) h.update(await handle.readFile())
+    else for await (const chunk of handle.createReadStream({ autoClose: false })) h.update(chunk as Buffer)
     return { algorithm: "sha256", hex: h.digest("hex") }
   } finally {
     await handle.close()
   }
 }
+
+/** Files up to this size are read whole rather than streamed. */
+export const SMALL_FILE_BYTES = 1 << 20
