@@ -31,6 +31,7 @@ import {
   type StorageError
 } from "../core/errors.js"
 import { paddedId } from "../core/layout.js"
+import { SMALL_BATCH_MAX_ROWS } from "../duckdb/snapshotFile.js"
 import { formatIrodsChecksum } from "../storage/LakeStorage.js"
 import { maybeAutoCompact } from "./compaction.js"
 import { type CatalogFailure, type ClientContext, type ClientCore, FUTURE_SKEW_MS, invalid, textArg } from "./context.js"
@@ -79,6 +80,12 @@ export interface SnapshotWrite<E> {
   readonly build: Effect.Effect<Builder, E> | ((w: Reservation) => Effect.Effect<Builder, E>)
   /** Leave the current-state index behind (bulk ingest; see `Catalog.commitSnapshot`). */
   readonly deferIndex?: boolean
+  /**
+   * Plan the reservation so the file is built while the reservation is made (default true). Worth a round trip only
+   * when the file takes longer to write than that: not for a small batch, which our own Parquet writer writes in a
+   * fraction of a millisecond.
+   */
+  readonly plan?: boolean
 }
 
 /**
@@ -111,7 +118,7 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
     // planned first (a read, no WAL flush), so the Parquet file is built while the reservation's own commit is
     // flushed. The file is pushed only once the reservation is durable; a reservation that does not match the plan
     // (something changed meanwhile) discards the early file and builds again.
-    const early = Effect.isEffect(build) ? yield* planned(ctx, p, build, reserveInput) : undefined
+    const early = Effect.isEffect(build) && input.plan !== false ? yield* planned(ctx, p, build, reserveInput) : undefined
     const [w, prepared] = early !== undefined
       ? [early.w, undefined]
       : yield* Effect.all([catalog.reserveSnapshot(p, reserveInput).pipe(Effect.withSpan("write.reserve")),
@@ -297,6 +304,8 @@ export const recordChanges = Effect.fn("DuckLakeClient.recordChanges")(function*
     note,
     key,
     hash: batch.hash,
+    // A batch our own writer takes (see `SnapshotWrite.plan`): reserve and read the state side by side instead.
+    plan: changes.length > SMALL_BATCH_MAX_ROWS,
     build: Effect.map(
       // Only deletes and sets depend on the state (see expandChanges): a batch of adds reads nothing.
       ctx.catalog.currentRowsOf(p, pathAttributePairs(changes.filter((c) => c.op !== "add"))).pipe(
