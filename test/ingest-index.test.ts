@@ -5,9 +5,10 @@
  * must be exact throughout, and whatever interrupts the applying (another writer, a failed apply, an interrupted
  * ingest) must leave a mark that a catch-up finishes from.
  */
-import { expect, layer } from "@effect/vitest"
+import { expect, it, layer } from "@effect/vitest"
 import { Effect, Fiber, Runtime } from "effect"
 import { Catalog } from "../src/catalog/Catalog.js"
+import { latestPerTriple } from "../src/catalog/currentState.js"
 import type { AvuChangeInput, ChangeRow, Project } from "../src/core/domain.js"
 import { DuckLakeClient, make as makeClient } from "../src/client/DuckLakeClient.js"
 import { change, embedded, registerFresh } from "./support.js"
@@ -279,4 +280,52 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest 
       yield* expectExactReads(p)
       expect((yield* c.listSnapshots(p.projectId)).length).toBeGreaterThanOrEqual(4)
     }))
+})
+
+it("latestPerTriple: one row per triple, the latest (valid time, snapshot, position), in the order of each triple's first row", () => {
+  let seed = 7
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return Math.floor((seed / 2147483648) * n)
+  }
+  const row = (i: number): ChangeRow => ({
+    snapshotId: 1 + rand(3),
+    changeSeq: i,
+    ts: new Date(1_000 * (1 + rand(3))),
+    irodsPath: `/z/p/o${rand(40)}`,
+    targetType: "data_object",
+    objectId: null,
+    attribute: `a${rand(2)}`,
+    value: `v${rand(2)}`,
+    unit: rand(4) === 0 ? "u" : "",
+    op: rand(3) === 0 ? "delete" : "add",
+    actor: "t",
+    source: "import",
+    viaTicket: null,
+    ruleInvocation: null,
+    onBehalfOf: null
+  })
+  /** The reference: a key per row, the latest kept at its triple's first place. */
+  const reference = (rows: ReadonlyArray<ChangeRow>) => {
+    const latest = new Map<string, ChangeRow>()
+    for (const r of rows) {
+      const k = JSON.stringify([r.irodsPath, r.attribute, r.value, r.unit])
+      const s = latest.get(k)
+      const later = s === undefined ||
+        (r.ts.getTime() !== s.ts.getTime() ? r.ts > s.ts : r.snapshotId !== s.snapshotId ? r.snapshotId > s.snapshotId : r.changeSeq > s.changeSeq)
+      if (later) latest.set(k, r)
+    }
+    return [...latest.values()]
+  }
+  let repeated = 0
+  for (const n of [0, 1, 5, 30, 200, 1_000]) {
+    const rows = Array.from({ length: n }, (_, i) => row(i))
+    const want = reference(rows)
+    if (want.length < rows.length) repeated++
+    expect(latestPerTriple(rows)).toEqual(want)
+    // Distinct paths: nothing can repeat, the rows come back as they are.
+    const distinct = rows.map((r, i) => ({ ...r, irodsPath: `/z/p/d${i}` }))
+    expect(latestPerTriple(distinct)).toBe(distinct)
+  }
+  expect(repeated).toBeGreaterThan(2)
 })

@@ -60,22 +60,54 @@ export const tripleKey = (path: string, attribute: string, value: string, unit: 
     ? JSON.stringify([path, attribute, value, unit])
     : path + "\u0000" + attribute + "\u0000" + value + "\u0000" + unit
 
-/** One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. */
+/**
+ * One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. In the
+ * order of each triple's first row. Only rows whose path repeats can repeat a triple: a key is built for those alone
+ * (a bulk ingest's snapshot repeats few paths, and a key per row was 10,000 strings of garbage per snapshot).
+ */
 export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow> => {
-  const latest = new Map<string, ChangeRow>()
+  const once = new Map<string, boolean>()
+  let repeats = false
+  for (const r of rows) {
+    if (once.has(r.irodsPath)) {
+      once.set(r.irodsPath, false)
+      repeats = true
+    } else once.set(r.irodsPath, true)
+  }
+  if (!repeats) return rows as Array<ChangeRow>
   const later = (a: ChangeRow, b: ChangeRow) =>
     a.ts.getTime() !== b.ts.getTime()
       ? a.ts > b.ts
       : a.snapshotId !== b.snapshotId
       ? a.snapshotId > b.snapshotId
       : a.changeSeq > b.changeSeq
+  // Triple key → its first row; first row → the latest row of its triple.
+  const first = new Map<string, ChangeRow>()
+  const latest = new Map<ChangeRow, ChangeRow>()
+  let dropped = 0
   for (const r of rows) {
+    if (once.get(r.irodsPath)) continue
     const key = tripleKey(r.irodsPath, r.attribute, r.value, r.unit)
-    const seen = latest.get(key)
-    if (seen === undefined || later(r, seen)) latest.set(key, r)
+    const f = first.get(key)
+    if (f === undefined) {
+      first.set(key, r)
+      latest.set(r, r)
+    } else {
+      dropped++
+      if (later(r, latest.get(f)!)) latest.set(f, r)
+    }
   }
-  // Nothing repeated (a bulk ingest's snapshot, mostly): the rows as they are.
-  return latest.size === rows.length ? rows as Array<ChangeRow> : [...latest.values()]
+  // No triple repeated: the rows as they are.
+  if (dropped === 0) return rows as Array<ChangeRow>
+  const out: Array<ChangeRow> = []
+  for (const r of rows) {
+    if (once.get(r.irodsPath)) out.push(r)
+    else {
+      const l = latest.get(r)
+      if (l !== undefined) out.push(l)
+    }
+  }
+  return out
 }
 
 /**

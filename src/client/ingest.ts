@@ -115,11 +115,13 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
       )
     })
     yield* Effect.addFinalizer(() => after)
-    const write = (changes: Array<AvuChange>, offset: number, part: number) =>
-      Effect.map(
+    const write = (changes: Array<AvuChange>, offset: number, part: number) => {
+      // The changes are let go once expanded (recordIngestBatch): only their count is kept.
+      const count = changes.length
+      return Effect.map(
         recordIngestBatch(ctx, p, { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes, offset }, state, applier),
         (r) => {
-          report.changeCount += changes.length
+          report.changeCount += count
           // A part that changes nothing (only `set`s to the values already there) makes no snapshot.
           if (!r.recorded) return
           report.snapshots.push(r.snapshotId)
@@ -127,6 +129,7 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
           report.unmatchedDeletes += r.unmatchedDeletes
         }
       )
+    }
     const src = changeSource(source as Iterable<unknown> | AsyncIterable<unknown>)
     // A source left unfinished (an error, an interruption) is closed, so it can release what it holds.
     yield* Effect.addFinalizer(() => Effect.sync(() => src.close()))
@@ -256,6 +259,11 @@ const recordIngestBatch = (
       build: (w) =>
         Effect.map(ingestState(ctx, p, ingest, w, withIds), (current) => (snapshotId: number, clock: Date) => {
           const out = expandChanges(withIds, current, snapshotId, clock)
+          // The decoded changes are not needed once expanded (writeSnapshot builds once; the digest is made): the
+          // ingest's chunk (and its copy with object ids) is emptied, so they are not kept while the snapshot's file
+          // is written and committed.
+          release(withIds)
+          release(batch.changes)
           written = out.rows
           return { rows: out.rows, unmatchedDeletes: out.unmatchedDeletes, renames: [] }
         })
@@ -271,6 +279,12 @@ const recordIngestBatch = (
     }
     return r
   }).pipe(Effect.ensuring(Effect.suspend(() => (applier === undefined || queued ? Effect.void : applier.unused))))
+}
+
+/** Empties an ingest's own array of decoded changes (see recordIngestBatch). */
+const release = (changes: ReadonlyArray<AvuChange>) => {
+  const own = changes as Array<AvuChange>
+  own.length = 0
 }
 
 /** Triple order of the current-state index: valid time, snapshot, position. */
