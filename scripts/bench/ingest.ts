@@ -40,16 +40,21 @@ export const benchIngest = (options: {
   readonly dir: string
   readonly total: number
   readonly seed: number
+  /** Node options for the child (e.g. a V8 heap limit). */
+  readonly nodeArgs?: ReadonlyArray<string>
+  /** The project's name under /benchZone/home/bench (one per run: the catalog is shared). */
+  readonly name?: string
 }): Promise<IngestResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), fileURLToPath(import.meta.url)], {
       env: {
         ...process.env,
         BENCH_INGEST_CHILD: "1",
         BENCH_INGEST_DSN: options.dsn,
         BENCH_INGEST_DIR: options.dir,
         BENCH_INGEST_TOTAL: String(options.total),
-        BENCH_INGEST_SEED: String(options.seed)
+        BENCH_INGEST_SEED: String(options.seed),
+        BENCH_INGEST_NAME: options.name ?? "bulk"
       },
       stdio: ["ignore", "pipe", "inherit"]
     })
@@ -75,7 +80,7 @@ const child = Effect.gen(function*() {
     seed = (seed * 1103515245 + 12345) % 2147483648
     return Math.floor((seed / 2147483648) * n)
   }
-  const bulk = yield* lake.registerProject({ irodsPath: "/benchZone/home/bench/bulk", actor: "bench" })
+  const bulk = yield* lake.registerProject({ irodsPath: `/benchZone/home/bench/${process.env.BENCH_INGEST_NAME ?? "bulk"}`, actor: "bench" })
   const source = function*() {
     for (let i = 0; i < total; i++) {
       yield {
