@@ -203,6 +203,7 @@ const changeSource = (source: Iterable<unknown> | AsyncIterable<unknown>) => {
       }
     }
   }
+  const intern = interner()
   const sourceFailed = (cause: unknown, at: number) =>
     new InvalidChange({ field: "changes", reason: `reading the source failed: ${String(cause)}`, index: at })
   /** Takes one pulled item into the chunk; answers what stops the pull (the end, or a change to decode slowly). */
@@ -211,7 +212,7 @@ const changeSource = (source: Iterable<unknown> | AsyncIterable<unknown>) => {
       self.done = true
       return "end"
     }
-    const c = decodeChangeFast(next.value)
+    const c = decodeChangeFast(next.value, intern)
     if (c === undefined) return { stopped: next.value }
     chunk.push(c)
     self.index++
@@ -233,6 +234,25 @@ const changeSource = (source: Iterable<unknown> | AsyncIterable<unknown>) => {
   }
   return self
 }
+
+/**
+ * One copy of each short text that repeats across an ingest's changes (attributes, values, units, actors, sources):
+ * a source usually makes a new string per change, and every string of the snapshots in flight stays in memory until
+ * their index apply. At most INTERN_MAX texts of up to INTERN_LENGTH characters, started again when full.
+ */
+const interner = () => {
+  let seen = new Map<string, string>()
+  return (s: string): string => {
+    if (s.length > INTERN_LENGTH) return s
+    const had = seen.get(s)
+    if (had !== undefined) return had
+    if (seen.size >= INTERN_MAX) seen = new Map()
+    seen.set(s, s)
+    return s
+  }
+}
+const INTERN_MAX = 10_000
+const INTERN_LENGTH = 64
 
 /**
  * One snapshot of a bulk ingest: checked like any batch, committed without the index (`deferIndex`), its rows
