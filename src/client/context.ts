@@ -130,14 +130,15 @@ export const makeCore = (settings: ClientSettings) =>
         return p
       }).pipe(Effect.withSpan("project.lookup"))
     const active = new Map<string, Project>()
+    /** The write path's copy of a project just looked up: kept while active, dropped otherwise. */
+    const remember = (p: Project) => {
+      if (p.status === "active") active.set(p.projectId, p)
+      else active.delete(p.projectId)
+    }
     const projectForWrite = (projectId: unknown) =>
       Effect.suspend(() => {
         const known = typeof projectId === "string" ? active.get(projectId) : undefined
-        if (known !== undefined) return Effect.succeed(known)
-        return Effect.tap(project(projectId), (p) => {
-          if (p.status === "active") active.set(p.projectId, p)
-          else active.delete(p.projectId)
-        })
+        return known !== undefined ? Effect.succeed(known) : Effect.tap(project(projectId), remember)
       })
     const core: ClientCore = {
       catalog,
@@ -150,10 +151,7 @@ export const makeCore = (settings: ClientSettings) =>
         project(projectId).pipe(
           // A fresh lookup also refreshes (or drops) the write path's copy.
           Effect.tap((p) => {
-            if (active.has(p.projectId)) {
-              if (p.status === "active") active.set(p.projectId, p)
-              else active.delete(p.projectId)
-            }
+            if (active.has(p.projectId)) remember(p)
           }),
           Effect.tapError((e) =>
             Effect.sync(() => {

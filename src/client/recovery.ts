@@ -85,26 +85,25 @@ const recoverOne = (
         if (terminal) report.failed++
       })
     const attempt = Effect.gen(function*() {
-      // Is a verified copy already in storage?
+      // Is a verified copy already in storage? Verified against the checksum the row notes (a recovery that pushed
+      // it), or else against the local file (the writer died between its push and its commit, when the row notes
+      // no checksum): a stored copy with the local file's checksum is the same file, and needs no second push.
       const remote = yield* storage.stat(w.remotePath)
-      let stored = false
-      if (Option.isSome(remote) && w.checksum !== null) {
-        const sum = yield* storage.checksum(w.remotePath).pipe(Effect.option)
-        const expected = parseIrodsChecksum(w.checksum) ?? { algorithm: "sha256", hex: w.checksum.replace(/^sha2:/, "") }
-        stored = Option.isSome(sum) && formatIrodsChecksum(sum.value) === formatIrodsChecksum(expected)
-      }
       const haveLocal = yield* cache.has(w.localFile)
       let checksum = w.checksum
-      if (!stored && Option.isSome(remote) && haveLocal) {
-        // The writer died between its push and its commit (the row notes no checksum then): a stored copy whose
-        // checksum is the local file's is the same file, and needs no second push.
-        const sum = yield* storage.checksum(w.remotePath).pipe(Effect.option)
-        if (Option.isSome(sum)) {
-          const local = yield* Effect.tryPromise(() => checksumFile(w.localFile, sum.value.algorithm)).pipe(Effect.option)
-          if (Option.isSome(local) && formatIrodsChecksum(local.value) === formatIrodsChecksum(sum.value)) {
-            stored = true
-            checksum = formatIrodsChecksum(sum.value)
-          }
+      let stored = false
+      const sum = Option.isSome(remote) && (w.checksum !== null || haveLocal)
+        ? yield* storage.checksum(w.remotePath).pipe(Effect.option)
+        : Option.none()
+      if (Option.isSome(sum) && w.checksum !== null) {
+        const expected = parseIrodsChecksum(w.checksum) ?? { algorithm: "sha256", hex: w.checksum.replace(/^sha2:/, "") }
+        stored = formatIrodsChecksum(sum.value) === formatIrodsChecksum(expected)
+      }
+      if (Option.isSome(sum) && !stored && haveLocal) {
+        const local = yield* Effect.tryPromise(() => checksumFile(w.localFile, sum.value.algorithm)).pipe(Effect.option)
+        if (Option.isSome(local) && formatIrodsChecksum(local.value) === formatIrodsChecksum(sum.value)) {
+          stored = true
+          checksum = formatIrodsChecksum(sum.value)
         }
       }
       if (!stored) {

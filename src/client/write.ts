@@ -115,9 +115,9 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       contentHash: hash
     }
     // The usual case (the rows depend only on state read under the lock): the reservation's id and clock are
-    // planned first (a read, no WAL flush), so the Parquet file is built while the reservation's own commit is
-    // flushed. The file is pushed only once the reservation is durable; a reservation that does not match the plan
-    // (something changed meanwhile) discards the early file and builds again.
+    // planned first (a read), so the Parquet file is built while the reservation is made. The file is pushed only
+    // once the reservation is committed; a reservation that does not match the plan (something changed meanwhile)
+    // discards the early file and builds again. A small batch is not planned (`SnapshotWrite.plan`).
     const early = Effect.isEffect(build) && input.plan !== false ? yield* planned(ctx, p, build, reserveInput) : undefined
     const [w, prepared] = early !== undefined
       ? [early.w, undefined]
@@ -149,7 +149,8 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       yield* probe("pushed", w.snapshotId)
       const checksum = formatIrodsChecksum(put.checksum)
       // Straight to the commit: the write-ahead row stays 'pending' until then. A process that dies here leaves
-      // its file in storage and in the local cache (pinned by the row); recovery pushes it again and commits it.
+      // its file in storage and in the local cache (pinned by the row); recovery commits it (pushing it again
+      // unless the stored copy has the local file's checksum).
       yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows, renames, {
         deferIndex,
         basis: w.basis
