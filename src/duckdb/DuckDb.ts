@@ -45,15 +45,6 @@ export interface DuckDbService {
     validAt: Date,
     maxSnapshot: number
   ) => Effect.Effect<ReadonlyArray<Avu>, DuckDbError>
-  /**
-   * The latest change of every AVU triple on the given (path, attribute) pairs among snapshots after `afterSnapshot`
-   * (what a bulk ingest's `set` needs of the ingest's own earlier snapshots).
-   */
-  readonly latestOfPairs: (
-    files: ReadonlyArray<string>,
-    pairs: ReadonlyArray<readonly [string, string]>,
-    afterSnapshot: number
-  ) => Effect.Effect<ReadonlyArray<ChangeRow>, DuckDbError>
   /** Change rows matching a filter, newest first (valid time, snapshot, position), at most `limit`. */
   readonly changes: (
     files: ReadonlyArray<string>,
@@ -234,10 +225,6 @@ export const make = (options: DuckDbOptions = {}) =>
         files.length === 0
           ? Effect.succeed([])
           : withConnection((con) => Reads.avusAsOf(con, files, irodsPath, validAt, maxSnapshot)),
-      latestOfPairs: (files, pairs, afterSnapshot) =>
-        files.length === 0 || pairs.length === 0
-          ? Effect.succeed([])
-          : withConnection((con) => Reads.latestOfPairs(con, files, pairs, afterSnapshot)),
       changes: (files, filter, opts) =>
         files.length === 0 ? Effect.succeed([]) : withConnection((con) => Reads.changes(con, files, filter, opts)),
       fileMetadata: (file) => withConnection((con) => Reads.fileMetadata(con, file)),

@@ -54,24 +54,6 @@ export const avusAsOf = async (
   }))
 }
 
-/** The latest change of every AVU triple on the given (path, attribute) pairs among snapshots after `afterSnapshot`. */
-export const latestOfPairs = async (
-  con: DuckDBConnection,
-  files: ReadonlyArray<string>,
-  pairs: ReadonlyArray<readonly [string, string]>,
-  afterSnapshot: number
-): Promise<ReadonlyArray<ChangeRow>> => {
-  const wanted = pairs.map(([p, a]) => `(${lit(p)}, ${lit(a)})`).join(", ")
-  const result = await con.runAndReadAll(
-    `SELECT ${SELECT_ROW} FROM read_parquet(${fileList(files)}, union_by_name = true) r
-     SEMI JOIN (VALUES ${wanted}) q(p, a) ON r.irods_path = q.p AND r.attribute = q.a
-     WHERE snapshot_id > ${Math.floor(afterSnapshot)}
-     QUALIFY row_number() OVER (PARTITION BY irods_path, attribute, value, unit
-                                ORDER BY ts DESC, snapshot_id DESC, change_seq DESC) = 1`
-  )
-  return (result.getRowObjectsJS() as Array<any>).map(toChangeRow)
-}
-
 /** Change rows matching a filter, in the asked order, at most `limit`. */
 export const changes = async (
   con: DuckDBConnection,
