@@ -235,6 +235,54 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest 
       yield* expectExactReads(q)
     }))
 
+  it.effect("while an apply upserts, the ingest goes on committing and the next apply stages beside it; it upserts after", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const catalog = yield* Catalog
+      const p = yield* registerFresh("ii-overlap")
+      const schema = `"${p.metadataSchema}"`
+      // The first upsert into the index stalls 1.5 s inside its transaction (a statement trigger), and notes the
+      // latest snapshot before and after, and how many staging sessions are open beside it (a COPY done, its
+      // transaction waiting). Every later upsert notes its start. Applies that locked the commit's table would let
+      // no snapshot commit meanwhile, and one connection would stage nothing beside.
+      yield* catalog.withSql((sql) =>
+        Effect.gen(function*() {
+          yield* sql.unsafe(`CREATE SEQUENCE ${schema}.test_apply_no`)
+          yield* sql.unsafe(`CREATE TABLE ${schema}.test_apply_log (n bigint, before bigint, after bigint, staged int, at timestamptz)`)
+          yield* sql.unsafe(`CREATE FUNCTION ${schema}.test_slow_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE n bigint := nextval('${schema}.test_apply_no'); b bigint; a bigint; st int;
+            BEGIN
+              b := (SELECT max(snapshot_id) FROM ${schema}.ducklake_snapshot);
+              IF n = 1 THEN PERFORM pg_sleep(1.5); END IF;
+              a := (SELECT max(snapshot_id) FROM ${schema}.ducklake_snapshot);
+              st := (SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
+                     AND query LIKE 'COPY mesa_stage_avus%' AND pid <> pg_backend_pid());
+              INSERT INTO ${schema}.test_apply_log VALUES (n, b, a, st, clock_timestamp());
+              RETURN NULL;
+            END $$`)
+          yield* sql.unsafe(`CREATE TRIGGER test_slow_apply BEFORE INSERT ON ${schema}.mesa_current_avus
+            FOR EACH STATEMENT EXECUTE FUNCTION ${schema}.test_slow_apply()`)
+        })
+      )
+      const r = yield* c.ingestChanges({ projectId: p.projectId, actor: "importer", snapshotSize: 300, changes: mixedFor(p.irodsPath, 3_000, 8) })
+      if (!r.recorded) return expect.unreachable()
+      yield* c.flush
+      const log = yield* catalog.withSql((sql) =>
+        sql.unsafe<{ n: string; before: string; after: string; staged: number }>(
+          `SELECT n, before, after, staged FROM ${schema}.test_apply_log ORDER BY n`
+        )
+      )
+      const first = log[0]!
+      expect(Number(first.n)).toBe(1)
+      // Snapshots committed while the first apply held its lock.
+      expect(Number(first.after)).toBeGreaterThan(Number(first.before))
+      // The next snapshot's rows were staged meanwhile, on the other connection.
+      expect(first.staged).toBeGreaterThanOrEqual(1)
+      // Every snapshot reached the index, in order, and the mark is gone.
+      expect(yield* expectConsistent(p, "after the stalled apply")).toBeNull()
+      yield* expectExactReads(p)
+    }))
+
   it.effect("values COPY must escape (tab, newline, carriage return, backslash, a literal \\N) reach the index intact", () =>
     Effect.gen(function*() {
       const c = yield* DuckLakeClient

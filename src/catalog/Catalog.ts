@@ -13,14 +13,14 @@
  * `lakeSchema.ts` (the lake's version check and layout upgrade); shapes in `types.ts`.
  */
 import type { SqlClient, SqlError } from "@effect/sql"
-import { Context, Effect, Layer, type Option, type Redacted } from "effect"
+import { Context, Effect, Layer, type Option, type Redacted, type Scope } from "effect"
 import type { ProjectArchived, ProjectConflict, ProjectNotFound, ReaderRoleConflict, SnapshotNotFound } from "../core/errors.js"
 import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "../core/domain.js"
 import * as Commit from "./commit.js"
 import * as Compaction from "./compaction.js"
 import { type CatalogConfig, makeConn } from "./connection.js"
 import * as CurrentState from "./currentState.js"
-import { makeIndexCopy } from "./indexCopy.js"
+import { makeIndexCopy, type Staged as StagedIndexRows } from "./indexCopy.js"
 import * as Files from "./files.js"
 import * as History from "./history.js"
 import * as Projects from "./projects.js"
@@ -64,6 +64,7 @@ export type {
   Reservation,
   ReservationPlan
 } from "./types.js"
+export type { Staged as StagedIndexRows } from "./indexCopy.js"
 export { currentAvuRow, INDEX_THROUGH_KEY, indexMark, latestPerTriple } from "./currentState.js"
 export { chainHead, chainRow } from "./chainTable.js"
 export { fileStatsRows } from "./files.js"
@@ -161,6 +162,20 @@ export interface CatalogService {
     through: number,
     options?: { readonly keepMark?: boolean }
   ) => Effect.Effect<void, Failure>
+  /**
+   * `applyIndex` in two steps, so a bulk ingest stages its next snapshot's rows while the previous one is upserted:
+   * `stageIndexRows` copies the rows into a staging table in an open transaction on one of two connections of its
+   * own (no lock taken); `commitIndexRows` upserts them, moves the mark and commits; `abandonIndexRows` rolls them
+   * back. The staging holds its connection until the scope closes.
+   */
+  readonly stageIndexRows: (rows: ReadonlyArray<ChangeRow>) => Effect.Effect<StagedIndexRows, Failure, Scope.Scope>
+  readonly commitIndexRows: (
+    staged: StagedIndexRows,
+    project: Project,
+    through: number,
+    options?: { readonly keepMark?: boolean }
+  ) => Effect.Effect<void, Failure>
+  readonly abandonIndexRows: (staged: StagedIndexRows) => Effect.Effect<void>
   /** Committed data snapshots after `after` with their change counts, oldest first (what a catch-up reads). */
   readonly snapshotsAfter: (
     project: Project,
@@ -289,6 +304,10 @@ export const make = (config: CatalogConfig) =>
       indexThrough: (project) => CurrentState.indexThrough(conn, project),
       indexEmpty: (project) => CurrentState.indexEmpty(conn, project),
       applyIndex: (project, rows, through, options) => indexCopy.apply(project, rows, through, options?.keepMark === true),
+      stageIndexRows: indexCopy.stage,
+      commitIndexRows: (staged, project, through, options) =>
+        indexCopy.finish(staged, project, through, options?.keepMark === true),
+      abandonIndexRows: indexCopy.abandon,
       // History
       listSnapshots: (project, options) => History.listSnapshots(conn, project, options),
       snapshotAt: (project, at) => History.snapshotAt(conn, project, at),

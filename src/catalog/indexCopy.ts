@@ -5,15 +5,15 @@
  * (only a deferred commit creates it).
  *
  * A bulk ingest applies its snapshots this way outside the writer lock, so an apply may run beside a commit or
- * another apply. Each takes the lock the commit takes (SHARE ROW EXCLUSIVE on `ducklake_snapshot`) before it touches
- * the index: commits and applies then follow one another, the mark statement sees every commit before it, and two
- * of them never wait on each other's rows. Such an apply keeps the mark (`keepMark`, at `through` even when that is
- * the latest snapshot): a writer reads the index and the mark in separate statements under the writer lock, and
- * trusts the index without catching up once the mark is gone, so only a holder of that lock may remove it.
+ * another apply. Such an apply keeps the mark (`keepMark`, at `through` even when that is the latest snapshot): a
+ * writer reads the index and the mark in separate statements under the writer lock, and trusts the index without
+ * catching up once the mark is gone, so only a holder of that lock may remove it. Every apply takes a table lock
+ * before it touches the index, so two writers of index rows never wait on each other's rows (`lockFor`).
  *
- * COPY needs a raw `pg` client: one connection of its own, made from the catalog's DSN, opened on first use and
- * dropped after any failure or interruption (the next apply opens another). Its failures are mapped like every
- * catalog statement's (`Conn.withSql`: `CatalogUnavailable` or `CatalogError`).
+ * COPY needs a raw `pg` client: two connections of their own (one stages the next snapshot's rows while the other
+ * upserts), made from the catalog's DSN, each opened on first use and dropped after any failure or interruption
+ * (the next apply opens another). Their failures are mapped like every catalog statement's (`Conn.withSql`:
+ * `CatalogUnavailable` or `CatalogError`).
  *
  * Measured on this machine (2 busy cores, 10,000-row batches into a fresh index): an upsert from unnested parameter
  * arrays 30–40k rows/s, COPY into the staging table and INSERT ... SELECT 67k rows/s; a 200k-change ingest spent
@@ -21,7 +21,7 @@
  * commit's table lock is taken only for the upsert and the mark.
  */
 import { SqlError } from "@effect/sql/SqlError"
-import { Config, Duration, Effect, Either, Redacted } from "effect"
+import { Config, Duration, Effect, Either, Redacted, type Scope } from "effect"
 import pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { Readable } from "node:stream"
@@ -77,6 +77,15 @@ function* copyText(rows: ReadonlyArray<ChangeRow>) {
   }
 }
 
+/** Rows staged for an apply on one of the COPY connections, inside its open transaction (see `IndexCopy.stage`). */
+export interface Staged {
+  readonly _tag: "Staged"
+}
+
+interface Slot extends Staged {
+  client: pg.Client | undefined
+}
+
 export interface IndexCopy {
   /** `applyIndex` through COPY: the rows upserted (latest per triple) and the mark moved, in one transaction. */
   readonly apply: (
@@ -85,9 +94,22 @@ export interface IndexCopy {
     through: number,
     keepMark: boolean
   ) => Effect.Effect<void, Failure>
+  /**
+   * An apply in two steps, so the next snapshot's rows are staged while the previous one is upserted (a bulk ingest's
+   * applier): `stage` opens a transaction on a free connection (there are two) and copies the rows (latest per
+   * triple) into its staging table, taking no lock; `finish` upserts them, moves the mark and commits; `abandon`
+   * rolls them back. Scoped: a staging the scope closes on without `finish` or `abandon` is dropped with its
+   * connection, and the connection is free again.
+   */
+  readonly stage: (rows: ReadonlyArray<ChangeRow>) => Effect.Effect<Staged, Failure, Scope.Scope>
+  readonly finish: (staged: Staged, project: Project, through: number, keepMark: boolean) => Effect.Effect<void, Failure>
+  readonly abandon: (staged: Staged) => Effect.Effect<void>
 }
 
-/** The COPY connection of a catalog (closed with the current scope). */
+/** COPY connections of a catalog: one stages while the other upserts. */
+const CONNECTIONS = 2
+
+/** The COPY connections of a catalog (closed with the current scope). */
 export const makeIndexCopy = (
   conn: Conn,
   config: {
@@ -105,20 +127,22 @@ export const makeIndexCopy = (
     const statementMs = yield* ms(config.statementTimeout, "MESA_DUCKLAKE_CATALOG_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS)
     const parsed = parseDsn(Redacted.value(config.dsn))
     const url = Either.isRight(parsed) ? parsed.right.url : undefined
-    let client: pg.Client | undefined
-    /** Drops the connection (a failure or an interruption leaves it in no known state). */
-    const drop = () => {
-      const c = client
-      client = undefined
+    const slots: Array<Slot> = Array.from({ length: CONNECTIONS }, () => ({ _tag: "Staged" as const, client: undefined }))
+    const idle = slots.slice()
+    const free = yield* Effect.makeSemaphore(CONNECTIONS)
+    /** Drops a slot's connection (a failure or an interruption leaves it in no known state). */
+    const drop = (slot: Slot) => {
+      const c = slot.client
+      slot.client = undefined
       if (c !== undefined) void c.end().catch(() => undefined)
     }
     yield* Effect.addFinalizer(() =>
-      Effect.promise(() => client?.end().catch(() => undefined) ?? Promise.resolve()).pipe(
+      Effect.promise(() => Promise.all(slots.map((slot) => slot.client?.end().catch(() => undefined)))).pipe(
         Effect.interruptible,
         Effect.timeoutOption(1000)
       )
     )
-    const connect = async () => {
+    const connect = async (slot: Slot) => {
       const c = new pg.Client({
         connectionString: url,
         connectionTimeoutMillis: connectMs,
@@ -129,25 +153,43 @@ export const makeIndexCopy = (
       })
       // A lost connection surfaces on the next statement; without a listener it would crash the process.
       c.on("error", () => {
-        if (client === c) client = undefined
+        if (slot.client === c) slot.client = undefined
       })
       await c.connect()
       return c
     }
-    const run = async (project: Project, rows: ReadonlyArray<ChangeRow>, through: number, keepMark: boolean) => {
+    /** A statement's failure, mapped like every catalog statement's (`CatalogUnavailable` or `CatalogError`). */
+    const attempt = <A>(slot: Slot, run: () => Promise<A>) =>
+      conn.withSql(() =>
+        Effect.tryPromise({
+          try: run,
+          catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+        }).pipe(
+          Effect.tapError(() => Effect.sync(() => drop(slot))),
+          Effect.onInterrupt(() => Effect.sync(() => drop(slot)))
+        ), "applyIndex")
+    // The transaction and its staging table, then the COPY: pg sends the COPY as soon as the first query's reply is
+    // in, without a turn of the event loop. No lock is taken: the staging table is the session's own.
+    const copyRows = async (slot: Slot, rows: ReadonlyArray<ChangeRow>) => {
+      const c = slot.client ?? (slot.client = await connect(slot))
+      const begin = c.query(`BEGIN; SET LOCAL synchronous_commit = off; ${STAGE}`)
+      const copy = pipeline(Readable.from(copyText(latestPerTriple(rows))), c.query(copyFrom(`COPY mesa_stage_avus (${COLUMNS}) FROM STDIN`)))
+      await Promise.all([begin, copy])
+    }
+    // As one simple-protocol query (its statements stop at the first error, which leaves the transaction aborted):
+    // the lock, the upsert, the mark and the commit, so the lock is held for one round trip only. The rows go in
+    // key order: neighbouring keys share index pages (an ingest of 1M changes: 7% less time upserting).
+    // The index is derived data and its mark moves with it: a crash that loses this transaction loses both.
+    const upsert = async (slot: Slot, project: Project, through: number, keepMark: boolean) => {
       if (!Number.isSafeInteger(through)) throw new Error(`not a snapshot id: ${through}`)
-      const c = client ?? (client = await connect())
+      const c = slot.client
+      if (c === undefined) throw new Error("the staging connection was lost")
       const s = ident(project.metadataSchema)
-      // Three round trips: the transaction and its staging table; the COPY; then, as one simple-protocol query (its
-      // statements stop at the first error, which leaves the transaction aborted), the lock, the upsert, the mark
-      // and the commit, so the lock is held for one round trip only.
-      // The index is derived data and its mark moves with it: a crash that loses this transaction loses both.
-      await c.query(`BEGIN; SET LOCAL synchronous_commit = off; ${STAGE}`)
-      await pipeline(Readable.from(copyText(latestPerTriple(rows))), c.query(copyFrom(`COPY mesa_stage_avus (${COLUMNS}) FROM STDIN`)))
       const mark = `'${INDEX_THROUGH_KEY}'`
       await c.query(`
-        LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE;
+        ${lockFor(s, keepMark)};
         INSERT INTO ${s}.mesa_current_avus AS c (${COLUMNS}) SELECT ${COLUMNS} FROM mesa_stage_avus
+        ORDER BY irods_path, attribute, value, unit
         ON CONFLICT (irods_path, attribute, value, unit) DO UPDATE SET
           op = EXCLUDED.op, ts = EXCLUDED.ts, snapshot_id = EXCLUDED.snapshot_id, change_seq = EXCLUDED.change_seq,
           actor = EXCLUDED.actor, source = EXCLUDED.source, via_ticket = EXCLUDED.via_ticket,
@@ -161,20 +203,58 @@ export const makeIndexCopy = (
         WHERE key = ${mark} AND scope IS NULL AND (${keepMark} OR ${through}::int8 < (SELECT m FROM latest));
         COMMIT`)
     }
-    // One apply at a time on the connection.
-    const one = yield* Effect.makeSemaphore(1)
+    const invalidDsn = new CatalogError({ operation: "applyIndex", cause: new Error("invalid DSN") })
+    /** Returns a slot; one left mid-transaction (not finished or abandoned) loses its connection. */
+    const giveBack = (slot: Slot, clean: boolean) =>
+      Effect.zipRight(
+        Effect.sync(() => {
+          if (!clean) drop(slot)
+          idle.push(slot)
+        }),
+        free.release(1)
+      )
+    const open = new WeakSet<Slot>()
+    const stage = (rows: ReadonlyArray<ChangeRow>) =>
+      url === undefined ? Effect.fail(invalidDsn) : Effect.acquireRelease(
+        Effect.zipRight(free.take(1), Effect.sync(() => idle.pop()!)),
+        (slot) => giveBack(slot, !open.has(slot))
+      ).pipe(
+        Effect.tap((slot) => Effect.sync(() => open.add(slot))),
+        Effect.tap((slot) => attempt(slot, () => copyRows(slot, rows))),
+        Effect.map((slot): Staged => slot)
+      )
+    const finish = (staged: Staged, project: Project, through: number, keepMark: boolean) => {
+      const slot = staged as Slot
+      return attempt(slot, () => upsert(slot, project, through, keepMark)).pipe(
+        Effect.ensuring(Effect.sync(() => open.delete(slot)))
+      )
+    }
+    const abandon = (staged: Staged) => {
+      const slot = staged as Slot
+      return attempt(slot, async () => void (await slot.client?.query("ROLLBACK"))).pipe(
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => open.delete(slot)))
+      )
+    }
     const copy: IndexCopy = {
       apply: (project, rows, through, keepMark) =>
-        url === undefined
-          ? Effect.fail(new CatalogError({ operation: "applyIndex", cause: new Error("invalid DSN") }))
-          : one.withPermits(1)(conn.withSql(() =>
-            Effect.tryPromise({
-              try: () => run(project, rows, through, keepMark),
-              catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
-            }).pipe(
-              Effect.tapError(() => Effect.sync(drop)),
-              Effect.onInterrupt(() => Effect.sync(drop))
-            ), "applyIndex"))
+        Effect.scoped(Effect.flatMap(stage(rows), (staged) => finish(staged, project, through, keepMark))),
+      stage,
+      finish,
+      abandon
     }
     return copy
   })
+
+/**
+ * The lock an apply takes before it touches the index. A catch-up (which may remove the mark) takes the commit's
+ * table lock: it then follows every commit before it and sees them all. A bulk ingest's own apply (`keepMark`) only
+ * moves the mark, so it locks the index table alone (SHARE ROW EXCLUSIVE, which conflicts with itself and with
+ * every writer of index rows): the ingest's next commits, which write no index rows, go on beside it, and a commit
+ * that writes index rows waits for it at its upsert — never the other way round (the apply takes no other lock
+ * before committing), so the two cannot deadlock.
+ */
+const lockFor = (schema: string, keepMark: boolean) =>
+  keepMark
+    ? `LOCK TABLE ${schema}.mesa_current_avus IN SHARE ROW EXCLUSIVE MODE`
+    : `LOCK TABLE ${schema}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`

@@ -9,7 +9,7 @@
  * Owns: `catchUp`, `catchUpIndex`, `makeIndexApplier`, `OwnSnapshot`, `OwnRows`.
  * May call: context.ts, files.ts (a catch-up reads the snapshots' rows back from their Parquet files).
  */
-import { Cause, Effect, Fiber, Queue } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Queue } from "effect"
 import type { ChangeRow, Project } from "../core/domain.js"
 import type { ClientCore } from "./context.js"
 import { readFiles } from "./files.js"
@@ -76,36 +76,59 @@ export interface OwnRows {
 
 /**
  * Applies a bulk ingest's committed snapshots to the index in the background, in order, one transaction each
- * (`applyIndex`: the rows, and the mark moved to the snapshot), on a connection of its own, outside the writer lock.
- * It never removes the mark, even at the latest snapshot (`keepMark`): a writer under the lock reads the index and
- * the mark in separate statements, so only a holder of the lock may remove it (`catchUp`, which then has nothing
- * left to apply). An applied snapshot leaves `own.window`. At most `slots` snapshots wait for
- * their apply: `room` (taken before each snapshot is written) waits for one to finish. A failed apply is logged and
- * ends the applying of its generation: the mark stays where the last apply left it, and the ingest's next
- * snapshot (or the next writer, or `catchUpIndex`) catches up from the files.
+ * (the rows, and the mark moved to the snapshot), on connections of its own, outside the writer lock. Two steps per
+ * snapshot (`stageIndexRows`, `commitIndexRows`): a snapshot's rows are staged while the one before it is upserted,
+ * and it is upserted only once that one has ended. It never removes the mark, even at the latest snapshot
+ * (`keepMark`): a writer under the lock reads the index and the mark in separate statements, so only a holder of the
+ * lock may remove it (`catchUp`, which then has nothing left to apply). An applied snapshot leaves `own.window`. At
+ * most `slots` snapshots wait for their apply: `room` (taken before each snapshot is written) waits for one to
+ * finish. A failed apply is logged and ends the applying of its generation: the mark stays where the last apply left
+ * it, and the ingest's next snapshot (or the next writer, or `catchUpIndex`) catches up from the files. An
+ * interrupted apply interrupts the ones after it: none may move the mark past a snapshot the index does not hold.
  */
 export const makeIndexApplier = (ctx: ClientCore, p: Project, own: OwnRows, slots: number) =>
   Effect.gen(function*() {
+    const { catalog } = ctx
     const queue = yield* Queue.unbounded<OwnSnapshot | "end">()
     const slotsFree = yield* Effect.makeSemaphore(slots)
-    const applyOne = (s: OwnSnapshot) =>
-      Effect.suspend(() =>
-        // Covered by a catch-up since, or after a failed apply: nothing to do.
-        s.generation !== own.generation || s.generation === own.failed
-          ? Effect.void
-          : ctx.catalog.applyIndex(p, s.rows, s.snapshotId, { keepMark: true }).pipe(
-            Effect.tap(() => Effect.sync(() => (own.window = own.window.filter((x) => x !== s)))),
-            // Any failure but an interruption (a defect too: the ingest must not wait for a dead applier).
-            Effect.catchAllCause((cause) =>
-              Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.zipRight(
-                Effect.sync(() => (own.failed = s.generation)),
-                Effect.logWarning(`index apply of snapshot ${s.snapshotId} failed; a catch-up finishes it`, cause)
-              )
-            ),
-            Effect.withSpan("index.applyIngest", { attributes: { projectId: p.projectId, snapshotId: s.snapshotId } })
+    /** Covered by a catch-up since, or after a failed apply: nothing to do. */
+    const skip = (s: OwnSnapshot) => s.generation !== own.generation || s.generation === own.failed
+    /** Stages `s` at once; upserts it once the apply before it (`before`) has ended. */
+    const applyOne = (s: OwnSnapshot, before: Deferred.Deferred<void>) =>
+      Effect.scoped(Effect.gen(function*() {
+        if (skip(s)) return yield* Deferred.await(before)
+        const staged = yield* catalog.stageIndexRows(s.rows)
+        // Interrupted when the apply before it was: the staged rows are rolled back with their connection.
+        yield* Deferred.await(before)
+        if (skip(s)) return yield* catalog.abandonIndexRows(staged)
+        yield* catalog.commitIndexRows(staged, p, s.snapshotId, { keepMark: true })
+        own.window = own.window.filter((x) => x !== s)
+      })).pipe(
+        // Any failure but an interruption (a defect too: the ingest must not wait for a dead applier).
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.zipRight(
+            Effect.sync(() => (own.failed = s.generation)),
+            Effect.logWarning(`index apply of snapshot ${s.snapshotId} failed; a catch-up finishes it`, cause)
           )
-      ).pipe(Effect.ensuring(slotsFree.release(1)))
-    const work: Effect.Effect<void> = Effect.flatMap(Queue.take(queue), (s) => (s === "end" ? Effect.void : Effect.zipRight(applyOne(s), work)))
+        ),
+        Effect.withSpan("index.applyIngest", { attributes: { projectId: p.projectId, snapshotId: s.snapshotId } }),
+        Effect.ensuring(slotsFree.release(1))
+      )
+    const work = Effect.gen(function*() {
+      let before = yield* Deferred.make<void>()
+      yield* Deferred.succeed(before, undefined)
+      while (true) {
+        const s = yield* Queue.take(queue)
+        if (s === "end") return yield* Deferred.await(before)
+        const mine = yield* Deferred.make<void>()
+        // Forked as children of this fiber: interrupting it interrupts them. An interrupted apply interrupts the
+        // next one's wait (`mine` never succeeds).
+        yield* Effect.fork(applyOne(s, before).pipe(
+          Effect.onExit((exit) => Exit.isInterrupted(exit) ? Deferred.interrupt(mine) : Deferred.succeed(mine, undefined))
+        ))
+        before = mine
+      }
+    })
     // A daemon, so it outlives the ingest's fiber: the ingest hands the rest of it to the client's background work
     // (`done`) when it ends, whatever ends it.
     const worker = yield* Effect.forkDaemon(work)

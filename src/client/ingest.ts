@@ -59,9 +59,10 @@ const PULL_SLICE = 1_000
 
 /**
  * Committed snapshots that may wait for their index apply before the ingest waits (each waiting one's rows stay in
- * memory; two keep PostgreSQL busy while the ingest builds the next snapshot).
+ * memory): one upserting, one staging beside it, one more while the ingest builds the next snapshot. With two, an
+ * ingest of 1M changes waited 0.4–0.8 s in all for the index; with three, under 0.2 s.
  */
-const INGEST_WINDOW = 2
+const INGEST_WINDOW = 3
 
 /**
  * Without an applier (`catchUpAfterIngest: false`) the window holds every snapshot since the last catch-up: past
