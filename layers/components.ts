@@ -10,6 +10,7 @@ import * as nodePath from "node:path"
 import * as Catalog from "../src/catalog/Catalog.js"
 import * as DuckDb from "../src/duckdb/DuckDb.js"
 import * as DuckLakeClient from "../src/client/DuckLakeClient.js"
+import { DEFAULT_INGEST_HEAP_HEADROOM_MB } from "../src/client/heapBudget.js"
 import type { LakeStorage } from "../src/storage/LakeStorage.js"
 import * as LocalCache from "../src/storage/LocalCache.js"
 import * as MountedStorage from "../src/storage/MountedStorage.js"
@@ -28,8 +29,11 @@ export interface ClientOptions {
  */
 export const client = <E, R>(options: ClientOptions, storage: Layer.Layer<LakeStorage, E, R>) =>
   Layer.unwrapEffect(Effect.map(
-    options.autoCompactEvery === undefined ? autoCompactConfig : Effect.succeed(options.autoCompactEvery),
-    (autoCompactEvery) => DuckLakeClient.layerWith({ autoCompactEvery })
+    Effect.all([
+      options.autoCompactEvery === undefined ? autoCompactConfig : Effect.succeed(options.autoCompactEvery),
+      ingestHeapHeadroomConfig
+    ]),
+    ([autoCompactEvery, ingestHeapHeadroomMb]) => DuckLakeClient.layerWith({ autoCompactEvery, ingestHeapHeadroomMb })
   )).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
@@ -48,6 +52,15 @@ export const client = <E, R>(options: ClientOptions, storage: Layer.Layer<LakeSt
 export const autoCompactConfig = Config.integer("MESA_DUCKLAKE_AUTO_COMPACT_EVERY").pipe(
   Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),
   Config.withDefault(DuckLakeClient.DEFAULT_AUTO_COMPACT_EVERY)
+)
+
+/**
+ * `MESA_DUCKLAKE_INGEST_HEAP_HEADROOM_MB`: how far a bulk ingest lets the V8 heap grow between the full collections
+ * it asks for (default 32; 0: never).
+ */
+export const ingestHeapHeadroomConfig = Config.integer("MESA_DUCKLAKE_INGEST_HEAP_HEADROOM_MB").pipe(
+  Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),
+  Config.withDefault(DEFAULT_INGEST_HEAP_HEADROOM_MB)
 )
 
 /**

@@ -299,6 +299,20 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest 
       yield* expectExactReads(p)
       expect((yield* c.getAvus(p.projectId, `${p.irodsPath}/o0.dat`)).filter((a) => a.attribute === "many").map((a) => a.value).sort())
         .toEqual([...odd].sort())
+
+      // One change per snapshot: every column but the path has one value in the snapshot, so it reaches the upsert
+      // as an SQL literal rather than through COPY (quotes and backslashes included).
+      const q = yield* registerFresh("ii-escape-literal")
+      const actor = "o'brien \\ \"q\" \n"
+      const single = odd.map((v, i) => change(`${q.irodsPath}/o${i}.dat`, `k'${v}`, `${v}'`, "add", { unit: `\\${v}`, actor }))
+      const r2 = yield* c.ingestChanges({ projectId: q.projectId, actor, snapshotSize: 1, changes: single })
+      if (!r2.recorded) return expect.unreachable()
+      yield* c.flush
+      expect(yield* expectConsistent(q, "after flush")).toBeNull()
+      for (const [i, v] of odd.entries()) {
+        const avus = yield* c.getAvus(q.projectId, `${q.irodsPath}/o${i}.dat`)
+        expect(avus.map((a) => [a.attribute, a.value, a.unit, a.actor])).toEqual([[`k'${v}`, `${v}'`, `\\${v}`, actor]])
+      }
     }))
 
   it.effect("an ingest interrupted mid-way leaves a consistent index; recovery and a catch-up complete it", () =>

@@ -42,9 +42,14 @@ export interface ClientSettings {
   /**
    * With `catchUpAfterIngest: false` only: how many change rows of its own a bulk ingest keeps in memory (to expand
    * its deletes and sets) before it catches the index up from its files and starts again (default 200,000, about
-   * 80 MB). With the index kept current, the ingest keeps at most two snapshots' rows whatever this says.
+   * 80 MB). With the index kept current, the ingest keeps at most three snapshots' rows whatever this says.
    */
   readonly ingestMemoryTriples?: number
+  /**
+   * How far (MB) a bulk ingest lets the V8 heap grow between the full collections it asks for between snapshots
+   * (default 32; 0: never ask, V8 decides; components read `MESA_DUCKLAKE_INGEST_HEAP_HEADROOM_MB`). See heapBudget.ts.
+   */
+  readonly ingestHeapHeadroomMb?: number
 }
 
 /** The steps of the write protocol, in order, as `WriteProbe` sees them. */

@@ -17,6 +17,7 @@ import { InvalidChange, ProjectArchived } from "../core/errors.js"
 import { maybeAutoCompact } from "./compaction.js"
 import { type ClientContext, type ClientCore, invalid, textArg } from "./context.js"
 import { catchUp, type IndexApplier, makeIndexApplier, type OwnRows } from "./currentIndex.js"
+import { DEFAULT_INGEST_HEAP_HEADROOM_MB, makeHeapBudget } from "./heapBudget.js"
 import { type Batch, expandChanges, pairKey, prepareBatch, type RecordError, writeSnapshot } from "./write.js"
 
 /** Default and largest number of changes per snapshot in a bulk ingest. */
@@ -147,6 +148,7 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
     const breathe = Effect.async<void>((resume) => {
       setImmediate(() => resume(Effect.void))
     })
+    const heap = makeHeapBudget(ctx.settings.ingestHeapHeadroomMb ?? DEFAULT_INGEST_HEAP_HEADROOM_MB)
     while (!src.done) {
       const chunk: Array<AvuChange> = []
       while (!src.done && chunk.length < size) {
@@ -161,6 +163,8 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
           if (Option.isSome(yield* Fiber.poll(inflight))) yield* settle
         }
       }
+      // Between snapshots, while the one before is still being written (its work is outside this thread).
+      heap.check()
       yield* settle
       if (chunk.length > 0) {
         // Backpressure: the snapshot is written once the index has room for it (see INGEST_WINDOW).
