@@ -48,6 +48,11 @@ const usedHeap = () => v8.getHeapStatistics().used_heap_size
 export interface HeapBudget {
   /** Asks for a full collection if the heap has grown by the headroom since the last one and its turn has come. */
   readonly check: () => void
+  /**
+   * At the ingest's end: collects what it left behind if the heap grew by a quarter of the headroom, its turn come
+   * or not (the applies still running and the reads that follow start from the live heap).
+   */
+  readonly end: () => void
   /** Collections asked for so far, and their total time (ms). */
   readonly collections: () => { readonly count: number; readonly ms: number }
 }
@@ -59,19 +64,24 @@ export const makeHeapBudget = (headroomMb: number): HeapBudget => {
   let notBefore = 0
   let count = 0
   let ms = 0
+  const run = (start: number) => {
+    const gc = fullCollection()
+    if (gc === null) return
+    gc()
+    const took = performance.now() - start
+    count++
+    ms += took
+    base = usedHeap()
+    notBefore = start + took / MAX_SHARE
+  }
   return {
     check: () => {
       if (!(headroom > 0) || usedHeap() < base + headroom) return
       const start = performance.now()
-      if (start < notBefore) return
-      const gc = fullCollection()
-      if (gc === null) return
-      gc()
-      const took = performance.now() - start
-      count++
-      ms += took
-      base = usedHeap()
-      notBefore = start + took / MAX_SHARE
+      if (start >= notBefore) run(start)
+    },
+    end: () => {
+      if (headroom > 0 && usedHeap() >= base + headroom / 4) run(performance.now())
     },
     collections: () => ({ count, ms })
   }

@@ -173,6 +173,7 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
       }
     }
     yield* settle
+    heap.end()
     if (src.index === 0) return yield* invalid("changes", "an ingest needs at least one change")
     return report
   },
