@@ -35,14 +35,6 @@ describe("heap budget", () => {
     expect(budget.collections().count).toBe(before + 1)
   })
 
-  it("with a headroom of 0 never collects", () => {
-    const budget = makeHeapBudget(0)
-    allocate(40).drop()
-    budget.check()
-    budget.end()
-    expect(budget.collections().count).toBe(0)
-  })
-
   it("at the end collects once the heap has grown by a quarter of the headroom", () => {
     const budget = makeHeapBudget(64)
     const held = allocate(30)
@@ -51,5 +43,13 @@ describe("heap budget", () => {
     expect(budget.collections().count).toBe(0)
     budget.end()
     expect(budget.collections().count).toBe(1)
+  })
+  // Last: it leaves its garbage behind (a collection of V8's own during another test's allocation could take it).
+  it("with a headroom of 0 never collects", () => {
+    const budget = makeHeapBudget(0)
+    allocate(40).drop()
+    budget.check()
+    budget.end()
+    expect(budget.collections().count).toBe(0)
   })
 })
