@@ -66,6 +66,10 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic co
     expect(compactionGroups([file(0, 1_000_000), tiny(1), tiny(2)], 64e6, 2)[0]!.length).toBe(3)
     // Nothing to merge once only the leading file would be left.
     expect(compactionGroups([file(0, 1_000_000), tiny(1)], 64e6, 2, 4)).toEqual([])
+    // Rows cap a merge too (DuckDB sorts a group at once): runs of at most 100,000 rows; a file with as many stays.
+    const rows = (i: number, n: number) => ({ ...file(i, 1_000), recordCount: n })
+    const capped = compactionGroups([rows(0, 40_000), rows(1, 40_000), rows(2, 40_000), rows(3, 100_000), rows(4, 10), rows(5, 10)], 64e6, 2, undefined, 100_000)
+    expect(capped.map((g) => g.map((f) => f.dataFileId))).toEqual([[0, 1], [4, 5]])
   })
 
   it.effect("with no setting a client compacts on its own: live files stay few, answers equal a never-compacted project's", () =>

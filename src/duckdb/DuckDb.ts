@@ -105,13 +105,18 @@ export interface DuckDbOptions {
    * directory).
    */
   readonly tempDirectory?: string
+  /**
+   * Threads of the instance a compaction merges on (default 1). A merge runs on an instance of its own, made for it
+   * and closed after it, so what it allocates is given back and it never takes both cores from the foreground.
+   */
+  readonly compactionThreads?: number
 }
 
 /** Creates the instance with our settings (the native library is loaded here, on first use, not at import). */
-const openInstance = async (options: DuckDbOptions, tempDirectory: string): Promise<DuckDBInstance> => {
+const openInstance = async (options: DuckDbOptions, tempDirectory: string, threads?: number): Promise<DuckDBInstance> => {
   const { DuckDBInstance } = await import("@duckdb/node-api")
   const db = await DuckDBInstance.create(":memory:", {
-    threads: String(options.threads ?? DEFAULT_THREADS),
+    threads: String(threads ?? options.threads ?? DEFAULT_THREADS),
     memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
     temp_directory: tempDirectory,
     enable_external_file_cache: "false",
@@ -183,28 +188,53 @@ export const make = (options: DuckDbOptions = {}) =>
      * lost). Only then does the interruption complete, so the connection, and at scope end the instance, are never
      * closed under a running query: closing them there crashed node (exit 139).
      */
+    const runOn = <A>(con: DuckDBConnection, f: (con: DuckDBConnection) => Promise<A>) =>
+      Effect.async<A, DuckDbError>((resume) => {
+        let settled = false
+        const running = f(con).then(
+          (a) => {
+            settled = true
+            resume(Effect.succeed(a))
+          },
+          (cause) => {
+            settled = true
+            resume(Effect.fail(new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })))
+          }
+        )
+        return Effect.promise(async () => {
+          while (!settled) {
+            con.interrupt()
+            await Promise.race([running, new Promise((r) => setTimeout(r, 20))])
+          }
+        })
+      })
     const withConnection = <A>(f: (con: DuckDBConnection) => Promise<A>) =>
       Effect.scoped(
         Effect.flatMap(pool.get, (con) =>
-          Effect.async<A, DuckDbError>((resume) => {
-            let settled = false
-            const running = f(con).then(
-              (a) => {
-                settled = true
-                resume(Effect.succeed(a))
-              },
-              (cause) => {
-                settled = true
-                resume(Effect.fail(new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })))
-              }
-            )
-            return Effect.promise(async () => {
-              while (!settled) {
-                con.interrupt()
-                await Promise.race([running, new Promise((r) => setTimeout(r, 20))])
-              }
+          runOn(con, f).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
+      )
+    /** An instance of its own for one compaction merge (see `DuckDbOptions.compactionThreads`), closed after it. */
+    const withCompactionInstance = <A>(f: (con: DuckDBConnection) => Promise<A>) =>
+      Effect.acquireUseRelease(
+        Effect.tryPromise({
+          try: async () => {
+            const dir = nodePath.join(tempDirectory, "compaction")
+            const db = await openInstance(options, dir, options.compactionThreads ?? 1)
+            const con = await db.connect().catch((e) => {
+              db.closeSync()
+              throw e
             })
-          }).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
+            await con.run("SET TimeZone = 'UTC'")
+            return { db, con }
+          },
+          catch: (cause) => new DuckDbError(`cannot start DuckDB for a compaction: ${String(cause)}`, { cause })
+        }),
+        ({ con }) => runOn(con, f),
+        ({ con, db }) =>
+          Effect.sync(() => {
+            con.closeSync()
+            db.closeSync()
+          })
       )
 
     return DuckDb.of({
@@ -219,7 +249,7 @@ export const make = (options: DuckDbOptions = {}) =>
             : withConnection((con) => writeSnapshotFile(con, file, rows, projectId, metadata))
         )),
       writeCompactedFile: (sources, out, metadata) =>
-        withConnection((con) => writeCompactedFile(con, sources, out, metadata)),
+        withCompactionInstance((con) => writeCompactedFile(con, sources, out, metadata)),
       describeFile: (file) => withConnection((con) => describe(con, file)),
       avusAsOf: (files, irodsPath, validAt, maxSnapshot) =>
         files.length === 0
