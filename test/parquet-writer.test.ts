@@ -18,7 +18,7 @@ import type { ChangeRow } from "../src/core/domain.js"
 import { writeCompactedFile } from "../src/duckdb/compaction.js"
 import { DuckDb, DuckDbError, layer as duckLayer } from "../src/duckdb/DuckDb.js"
 import { describe as describeFile } from "../src/duckdb/describe.js"
-import { SMALL_BATCH_MAX_ROWS, writeSnapshotFile } from "../src/duckdb/snapshotFile.js"
+import { JS_WRITER_MAX_ROWS, SMALL_BATCH_MAX_ROWS, writeSnapshotFile } from "../src/duckdb/snapshotFile.js"
 import { lit, SELECT_ROW, toChangeRow } from "../src/duckdb/sql.js"
 import { avuFields } from "./arbitraries.js"
 
@@ -32,8 +32,8 @@ const text = fc.oneof(
 )
 const { ts, ...avus } = avuFields(text)
 
-/** A batch of 1 to 64 change rows of one snapshot, every field (and NULL) drawn per row. */
-const batch = fc.record({
+/** A batch of `minLength` to `maxLength` change rows of one snapshot, every field (and NULL) drawn per row. */
+const batchOf = (minLength: number, maxLength: number) => fc.record({
   snapshotId: fc.integer({ min: 2, max: 2 ** 50 }),
   rows: fc.array(
     fc.record({
@@ -44,9 +44,10 @@ const batch = fc.record({
       ruleInvocation: fc.option(text, { nil: null }),
       onBehalfOf: fc.option(text, { nil: null })
     }),
-    { minLength: 1, maxLength: SMALL_BATCH_MAX_ROWS }
+    { minLength, maxLength }
   )
 }).map(({ rows, snapshotId }) => rows.map((r, i): ChangeRow => ({ snapshotId, changeSeq: i, ...r })))
+const batch = batchOf(1, SMALL_BATCH_MAX_ROWS)
 
 const metadataFor = (rows: ReadonlyArray<ChangeRow>) => ({
   format: "1.0",
@@ -167,6 +168,15 @@ describe("our Parquet writer", () => {
     await fc.assert(fc.asyncProperty(batch, async (rows) => void (await check(rows))), { numRuns: 60 })
   }, 120_000)
 
+  it("round-trips random batches of 65 to 3,000 rows with GZIP pages, likewise", async () => {
+    await fc.assert(
+      fc.asyncProperty(batchOf(SMALL_BATCH_MAX_ROWS + 1, 3_000), async (rows) => {
+        await check(rows)
+      }),
+      { numRuns: 8 }
+    )
+  }, 120_000)
+
   it("keeps NUL, emoji, empty and 10 KB strings and NULLs, with DuckDB's truncated text bounds", async () => {
     const base = {
       snapshotId: 7,
@@ -218,7 +228,7 @@ describe("our Parquet writer", () => {
     expect(await rowsOf(file).then((r) => r.map((x) => x.value))).toEqual(wide.map((r) => r.value))
   })
 
-  it("writes batches up to the threshold itself and larger ones through DuckDB", async () => {
+  it("writes small batches uncompressed, larger ones with GZIP pages, and only those over 200,000 rows through DuckDB", async () => {
     const rows = (n: number) =>
       Array.from({ length: n }, (_, i): ChangeRow => ({
         snapshotId: 3,
@@ -238,9 +248,16 @@ describe("our Parquet writer", () => {
         onBehalfOf: null
       }))
     const file = nodePath.join(dir, "threshold.parquet")
-    for (const [n, writer] of [[SMALL_BATCH_MAX_ROWS, /^mesa-ducklake$/], [SMALL_BATCH_MAX_ROWS + 1, /^DuckDB/]] as const) {
+    const cases = [
+      [SMALL_BATCH_MAX_ROWS, /^mesa-ducklake$/, "UNCOMPRESSED"],
+      [SMALL_BATCH_MAX_ROWS + 1, /^mesa-ducklake$/, "GZIP"],
+      [JS_WRITER_MAX_ROWS, /^mesa-ducklake$/, "GZIP"],
+      [JS_WRITER_MAX_ROWS + 1, /^DuckDB/, "ZSTD"]
+    ] as const
+    for (const [n, writer, codec] of cases) {
       const written = await writeSnapshotFile(con, file, rows(n), PROJECT, metadataFor(rows(n)))
       expect(await createdBy(file)).toMatch(writer)
+      expect(await all(`SELECT DISTINCT compression FROM parquet_metadata(${lit(file)})`)).toEqual([{ compression: codec }])
       expect(written.recordCount).toBe(n)
       const described = await describeFile(con, file)
       expect(described.stats.map(({ columnSizeBytes: _, ...s }) => s)).toEqual(written.stats.map(({ columnSizeBytes: _, ...s }) => s))

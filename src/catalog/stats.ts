@@ -89,6 +89,53 @@ const compare = (a: Value, b: Value): number => {
   return compareUtf8(a as string, b as string)
 }
 
+/** A column's least and greatest values (null when it has none) and how many values are not NULL. */
+export interface ColumnBounds {
+  readonly min: Value
+  readonly max: Value
+  readonly count: number
+}
+
+/** The bounds of one column's values, in the orders above. */
+export const boundsOf = (values: ReadonlyArray<Value>): ColumnBounds => {
+  let min: Value = null
+  let max: Value = null
+  let count = 0
+  let previous: Value = null
+  for (const v of values) {
+    if (v === null) continue
+    count++
+    // The same value as the row before (a bulk ingest repeats its actor, source, clock...): already counted.
+    if (v === previous) continue
+    previous = v
+    if (min === null || compare(v, min) < 0) min = v
+    if (max === null || compare(v, max) > 0) max = v
+  }
+  return { min, max, count }
+}
+
+/** Every column's values of the rows, in `COLUMNS` order, as written to the Parquet file. */
+export const columnValues = (rows: ReadonlyArray<ChangeRow>, projectId: string): Array<Array<Value>> =>
+  COLUMNS.map((c) => rows.map((r) => columnValue(r, projectId, c.name)))
+
+/**
+ * The statistics of columns with these bounds (`COLUMNS` order), or `undefined` when a value has no text form we
+ * reproduce exactly (a timestamp outside years 1–9999), in which case the caller asks DuckDB.
+ */
+export const statsOfBounds = (bounds: ReadonlyArray<ColumnBounds>): ReadonlyArray<BatchColumnStats> | undefined => {
+  const out: Array<BatchColumnStats> = []
+  const text = (v: Value): string | null | undefined =>
+    v === null ? null : v instanceof Date ? duckTimestampText(v) : String(v)
+  for (const [i, c] of COLUMNS.entries()) {
+    const b = bounds[i]!
+    const lo = text(b.min)
+    const hi = text(b.max)
+    if (lo === undefined || hi === undefined) return undefined
+    out.push({ columnId: c.id, valueCount: b.count, min: lo, max: hi })
+  }
+  return out
+}
+
 /**
  * Stats of every column, or `undefined` when a value has no text form we reproduce exactly (a timestamp outside
  * years 1–9999), in which case the caller asks DuckDB.
@@ -96,25 +143,4 @@ const compare = (a: Value, b: Value): number => {
 export const batchStats = (
   rows: ReadonlyArray<ChangeRow>,
   projectId: string
-): ReadonlyArray<BatchColumnStats> | undefined => {
-  const out: Array<BatchColumnStats> = []
-  for (const c of COLUMNS) {
-    let min: Value = null
-    let max: Value = null
-    let count = 0
-    for (const r of rows) {
-      const v = columnValue(r, projectId, c.name)
-      if (v === null) continue
-      count++
-      if (min === null || compare(v, min) < 0) min = v
-      if (max === null || compare(v, max) > 0) max = v
-    }
-    const text = (v: Value): string | null | undefined =>
-      v === null ? null : v instanceof Date ? duckTimestampText(v) : String(v)
-    const lo = text(min)
-    const hi = text(max)
-    if (lo === undefined || hi === undefined) return undefined
-    out.push({ columnId: c.id, valueCount: count, min: lo, max: hi })
-  }
-  return out
-}
+): ReadonlyArray<BatchColumnStats> | undefined => statsOfBounds(columnValues(rows, projectId).map(boundsOf))

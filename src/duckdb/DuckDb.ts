@@ -20,7 +20,7 @@ import { writeCompactedFile } from "./compaction.js"
 import { describe, type WrittenFile } from "./describe.js"
 import * as Reads from "./reads.js"
 import type { RowFilter } from "./reads.js"
-import { writeSmallSnapshotFile, writeSnapshotFile } from "./snapshotFile.js"
+import { writeJsSnapshotFile, writeSnapshotFile } from "./snapshotFile.js"
 import { LakeWriteError } from "../core/errors.js"
 
 export { INTERNAL_ROW_ID_FIELD, INTERNAL_SNAPSHOT_ID_FIELD } from "./compaction.js"
@@ -238,10 +238,11 @@ export const make = (options: DuckDbOptions = {}) =>
       )
 
     return DuckDb.of({
-      // A small batch is written in JS without a connection, so it never waits behind a compaction or reads.
+      // A batch is written in JS without a connection (DuckDB only for what our writer cannot write), so it never
+      // waits behind reads, and writing never loads DuckDB.
       writeSnapshotFile: (file, rows, projectId, metadata) =>
         Effect.try({
-          try: () => writeSmallSnapshotFile(file, rows, projectId, metadata),
+          try: () => writeJsSnapshotFile(file, rows, projectId, metadata),
           catch: (cause) => new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })
         }).pipe(Effect.flatMap((small) =>
           small !== undefined

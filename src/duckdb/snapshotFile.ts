@@ -1,6 +1,6 @@
 /**
- * Writing one snapshot's change rows as one Parquet file: small batches by our own writer (`parquetWriter.ts`),
- * larger ones by DuckDB: the staging plan (constant columns become literals, text columns with few values are
+ * Writing one snapshot's change rows as one Parquet file: batches of up to 200,000 rows by our own writer
+ * (`parquetWriter.ts`), and those it cannot write (larger, or a time outside years 1-9999) by DuckDB: the staging plan (constant columns become literals, text columns with few values are
  * dictionary-encoded, only what varies is staged through columnar data chunks), the batch's exact statistics (from
  * JS up to 2,000 rows, from DuckDB beyond) and the COPY with DuckLake field ids and self-describing key-value
  * metadata.
@@ -8,7 +8,7 @@
 import type { DuckDBConnection, DuckDBType } from "@duckdb/node-api"
 import * as fs from "node:fs"
 import { COLUMNS } from "../catalog/ducklakeSchema.js"
-import { batchStats, columnValue, type ColumnValue } from "../catalog/stats.js"
+import { batchStats, boundsOf, columnValue, type ColumnValue, columnValues, statsOfBounds } from "../catalog/stats.js"
 import type { ChangeRow } from "../core/domain.js"
 import { aggregateOf, aggregates, statsFrom, type WrittenFile } from "./describe.js"
 import { encodeSnapshotParquet } from "./parquetWriter.js"
@@ -193,28 +193,37 @@ const copyToParquet = async (
 }
 
 /**
- * Up to this many rows a batch is written by our own Parquet writer (`parquetWriter.ts`: no DuckDB statement, no
- * compression); larger ones go through DuckDB's COPY with zstd. Measured on 2 busy cores, p50: 64 rows 0.44 ms
- * (14 KB) against DuckDB's 9.9 ms (5 KB); beyond, the uncompressed file grows 4-16 times DuckDB's zstd one
- * (256 rows: 48 KB against 6.5 KB) while DuckDB's cost grows slowly.
+ * Up to this many rows a batch is small: our Parquet writer leaves its pages uncompressed (64 rows: 0.44 ms, 14 KB,
+ * against DuckDB's 9.9 ms and 5 KB), and the write path does not plan it. Larger batches get GZIP pages at level 1:
+ * a bulk ingest's 10,000 rows ~10 ms and ~140 KB, where DuckDB's COPY took ~33 ms (of two threads) for ~77 KB with
+ * zstd; and DuckDB, not loaded for writes at all, no longer holds ~50 MB through an ingest (peak RSS 214 -> 160 MB
+ * at 100,000 changes). Compaction rewrites the files with zstd.
  */
 export const SMALL_BATCH_MAX_ROWS = 64
 
+/** Up to this many rows our writer writes a batch (a bulk ingest's largest snapshot); DuckDB beyond. */
+export const JS_WRITER_MAX_ROWS = 200_000
+
 /**
- * A small batch (1 to `SMALL_BATCH_MAX_ROWS` rows) written by our Parquet writer, with its statistics from JS, no
- * DuckDB connection needed. Undefined for a larger batch, or when a value has no text form `batchStats` reproduces
- * (a time outside years 1-9999): DuckDB writes those. Throws (RangeError) for an integer its column cannot hold.
+ * A batch written by our Parquet writer, with its statistics from JS, no DuckDB connection needed. Undefined for a
+ * batch over `JS_WRITER_MAX_ROWS`, or when a value has no text form `batchStats` reproduces (a time outside years
+ * 1-9999): DuckDB writes those. Throws (RangeError) for an integer its column cannot hold.
  */
-export const writeSmallSnapshotFile = (
+export const writeJsSnapshotFile = (
   file: string,
   rows: ReadonlyArray<ChangeRow>,
   projectId: string,
   metadata: Readonly<Record<string, string>>
 ): WrittenFile | undefined => {
-  if (rows.length === 0 || rows.length > SMALL_BATCH_MAX_ROWS) return undefined
-  const fromJs = batchStats(rows, projectId)
+  if (rows.length === 0 || rows.length > JS_WRITER_MAX_ROWS) return undefined
+  // Each column's values and bounds once, for the catalog's statistics and the file's.
+  const values = columnValues(rows, projectId)
+  const bounds = values.map(boundsOf)
+  const fromJs = statsOfBounds(bounds)
   if (fromJs === undefined) return undefined
-  const { bytes, footerSize, sizes } = encodeSnapshotParquet(rows, projectId, metadata)
+  const gzip = rows.length > SMALL_BATCH_MAX_ROWS
+  const columns = values.map((v, i) => ({ values: v, bounds: bounds[i]! }))
+  const { bytes, footerSize, sizes } = encodeSnapshotParquet(rows, projectId, metadata, { gzip, columns })
   const agg = fromJs.flatMap((c) => [c.min, c.max, c.valueCount])
   const stats = statsFrom(agg, rows.length, sizes)
   // Synchronously: a few KB to the local cache take ~0.1 ms, where fs.promises queued behind DuckDB's work on
@@ -231,7 +240,7 @@ export const writeSnapshotFile = async (
   projectId: string,
   metadata: Readonly<Record<string, string>>
 ): Promise<WrittenFile> => {
-  const small = writeSmallSnapshotFile(file, rows, projectId, metadata)
+  const small = writeJsSnapshotFile(file, rows, projectId, metadata)
   if (small !== undefined) return small
   const plan = stagingPlan(rows, projectId)
   const types = await createStagingTable(con, plan)
