@@ -56,7 +56,7 @@ export const autoCompactConfig = Config.integer("MESA_DUCKLAKE_AUTO_COMPACT_EVER
 
 /**
  * `MESA_DUCKLAKE_INGEST_HEAP_HEADROOM_MB`: how far a bulk ingest lets the V8 heap grow between the full collections
- * it asks for (default 32; 0: never).
+ * it asks for (default 48; 0: never).
  */
 export const ingestHeapHeadroomConfig = Config.integer("MESA_DUCKLAKE_INGEST_HEAP_HEADROOM_MB").pipe(
   Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),

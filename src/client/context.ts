@@ -47,7 +47,7 @@ export interface ClientSettings {
   readonly ingestMemoryTriples?: number
   /**
    * How far (MB) a bulk ingest lets the V8 heap grow between the full collections it asks for between snapshots
-   * (default 32; 0: never ask, V8 decides; components read `MESA_DUCKLAKE_INGEST_HEAP_HEADROOM_MB`). See heapBudget.ts.
+   * (default 48; 0: never ask, V8 decides; components read `MESA_DUCKLAKE_INGEST_HEAP_HEADROOM_MB`). See heapBudget.ts.
    */
   readonly ingestHeapHeadroomMb?: number
 }
