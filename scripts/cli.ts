@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /**
- * `mesa-ducklake`, the command line (`cli/main.ts`). This entry only catches SIGINT/SIGTERM that arrive while the
- * CLI's modules load (so Ctrl-C during start-up still exits 130, see `cli/early.ts`), then loads the CLI.
+ * `mesa-ducklake`, the command line (`cli/main.ts`). This entry notes SIGINT/SIGTERM from its first line (so Ctrl-C
+ * while the CLI's modules load, or while a command cleans up, still exits 130: see `cli/early.ts`), then loads the CLI.
  *
  *   mesa-ducklake --help              every command, with its options; `<command> --help` for one
  */
 import { readFileSync } from "node:fs"
-import { catchEarlySignals } from "./cli/early.js"
+import { catchSignals } from "./cli/early.js"
 
 /**
  * `mesa-ducklake [command…] --help` from the texts the build saved (`cli/help.json`, written by `cli/bundle.mjs`
@@ -28,6 +28,6 @@ const help = savedHelp(process.argv.slice(2))
 if (help !== undefined) {
   process.stdout.write(help)
 } else {
-  catchEarlySignals()
+  catchSignals()
   await import("./cli/main.js")
 }

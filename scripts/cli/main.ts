@@ -34,7 +34,7 @@ import { queries } from "./commands/query.js"
 import { archive, ingest, record, rename } from "./commands/record.js"
 import { report } from "./commands/report.js"
 import { verify } from "./commands/verify.js"
-import { signalledEarly, stopEarlySignals } from "./early.js"
+import { signalled } from "./early.js"
 import { captureUsageText, CommandFailed, EXIT_CODES_HELP, ExitCode, progressFromLog, reportFailure } from "./output.js"
 
 const root = Command.make("mesa-ducklake").pipe(
@@ -130,7 +130,7 @@ const splitLogLevel = (argv: ReadonlyArray<string>): { readonly argv: ReadonlyAr
 const args = splitLogLevel(process.argv)
 
 // Signals that came while the modules loaded (see `scripts/cli.ts`): nothing has been opened yet, so exit now.
-if (signalledEarly()) process.exit(ExitCode.interrupted)
+if (signalled()) process.exit(ExitCode.interrupted)
 
 const level = args instanceof CommandFailed ? LogLevel.Warning : args.level
 
@@ -148,8 +148,12 @@ NodeRuntime.runMain(main, {
   // The command is over, its finalizers have run: exit now, whatever handle a library left open (runMain itself
   // exits only after a signal or a failure, and would otherwise wait for the event loop to drain). Writes to
   // stdout and stderr are synchronous for files and pipes, so nothing printed is lost.
+  // A signal makes it 130 whatever the command's exit: one that lands while the command's scope is closing finds its
+  // body done (see `early.ts`).
   teardown: (exit, onExit) => {
-    const code = Exit.isSuccess(exit)
+    const code = signalled()
+      ? ExitCode.interrupted
+      : Exit.isSuccess(exit)
       ? (exit.value as unknown as number)
       : Cause.isInterruptedOnly(exit.cause)
       ? ExitCode.interrupted
@@ -158,7 +162,3 @@ NodeRuntime.runMain(main, {
     process.exit(code)
   }
 })
-
-// Only now, with runMain's handlers in place: removing the last listener of a signal and adding one again in the
-// same tick lost signals that came afterwards (1 in 12 trials: neither handler ran and the command went on).
-stopEarlySignals()
