@@ -106,8 +106,9 @@ export interface DuckDbOptions {
    */
   readonly tempDirectory?: string
   /**
-   * Threads of the instance a compaction merges on (default 1). A merge runs on an instance of its own, made for it
-   * and closed after it, so what it allocates is given back and it never takes both cores from the foreground.
+   * Threads of the instance a compaction merges on (default 1). Merges run on an instance of their own, made on first
+   * use and closed 30 s after the last merge, so what they allocate is given back and background compaction never
+   * takes both cores from the foreground.
    */
   readonly compactionThreads?: number
 }
@@ -213,28 +214,52 @@ export const make = (options: DuckDbOptions = {}) =>
         Effect.flatMap(pool.get, (con) =>
           runOn(con, f).pipe(Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : pool.invalidate(con)))))
       )
-    /** An instance of its own for one compaction merge (see `DuckDbOptions.compactionThreads`), closed after it. */
-    const withCompactionInstance = <A>(f: (con: DuckDBConnection) => Promise<A>) =>
-      Effect.acquireUseRelease(
+    /**
+     * The compaction instance (see `DuckDbOptions.compactionThreads`): made on first use with a spill directory of its
+     * own (DuckDB makes only its last level), closed with that directory after 30 s without a merge, so a burst of
+     * merges (an ingest's, or automatic compaction every 50 snapshots) starts it once and what it allocated is given
+     * back after.
+     */
+    const compactionPool = yield* Pool.makeWithTTL({
+      acquire: Effect.acquireRelease(
         Effect.tryPromise({
           try: async () => {
-            const dir = nodePath.join(tempDirectory, "compaction")
-            const db = await openInstance(options, dir, options.compactionThreads ?? 1)
-            const con = await db.connect().catch((e) => {
-              db.closeSync()
+            const dir = `${tempDirectory}-compaction-${randomBytes(4).toString("hex")}`
+            fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+            let db: DuckDBInstance | undefined
+            let con: DuckDBConnection | undefined
+            try {
+              db = await openInstance(options, dir, options.compactionThreads ?? 1)
+              con = await db.connect()
+              await con.run("SET TimeZone = 'UTC'")
+              return { db, con, dir }
+            } catch (e) {
+              con?.closeSync()
+              db?.closeSync()
+              fs.rmSync(dir, { recursive: true, force: true })
               throw e
-            })
-            await con.run("SET TimeZone = 'UTC'")
-            return { db, con }
+            }
           },
           catch: (cause) => new DuckDbError(`cannot start DuckDB for a compaction: ${String(cause)}`, { cause })
         }),
-        ({ con }) => runOn(con, f),
-        ({ con, db }) =>
+        ({ con, db, dir }) =>
           Effect.sync(() => {
             con.closeSync()
             db.closeSync()
+            fs.rmSync(dir, { recursive: true, force: true })
           })
+      ),
+      min: 0,
+      max: 1,
+      timeToLive: CONNECTION_IDLE_TTL,
+      timeToLiveStrategy: "usage"
+    })
+    const withCompactionInstance = <A>(f: (con: DuckDBConnection) => Promise<A>) =>
+      Effect.scoped(
+        Effect.flatMap(compactionPool.get, (it) =>
+          runOn(it.con, f).pipe(
+            Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : compactionPool.invalidate(it)))
+          ))
       )
 
     return DuckDb.of({
