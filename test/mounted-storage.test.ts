@@ -37,6 +37,8 @@ describe("MountedStorage", () => {
       expect(fs.readFileSync(nodePath.join(mountRoot, "alice/proj/.mesa/ducklake/a.parquet")).equals(fs.readFileSync(local))).toBe(true)
       const again = yield* Effect.flip(s.put(local, target))
       expect(again._tag === "StorageError" && again.reason).toBe("AlreadyExists")
+      // The refused put's temporary copy (made beside the existence check) is gone.
+      expect(fs.readdirSync(nodePath.join(mountRoot, "alice/proj/.mesa/ducklake"))).toEqual(["a.parquet"])
       expect((yield* s.put(local, target, { overwrite: true })).size).toBe(14000)
       const st = yield* s.stat(target)
       expect(Option.map(st, (e) => [e.type, e.size, e.name])).toEqual(Option.some(["data_object", 14000, "a.parquet"]))

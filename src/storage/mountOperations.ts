@@ -42,23 +42,27 @@ export const checksum = (ctx: MountContext): LakeStorageService["checksum"] => (
 export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile, path, options) =>
   Effect.gen(function*() {
     const { local: target, root } = yield* ctx.resolveAt("put", path)
-    if (options?.overwrite !== true && (yield* ctx.fs.exists(target).pipe(Effect.mapError(ctx.fail("put", path))))) {
-      return yield* new StorageError({ operation: "put", path, reason: "AlreadyExists" })
-    }
     // Copy under a temporary name and rename, so a reader never sees a half-written file. The copy goes
     // through the FileSystem service (which has no no-follow flag); the temporary name is random, and right
     // before the rename the directories, the temporary file and the target are checked again for links.
-    // Independent steps run side by side (each is a round trip through libuv's thread pool): the local file's
-    // checksum with the copy, the two link checks, and the stored copy's checksum with its stat.
+    // Independent steps run side by side (each is a round trip through libuv's thread pool): whether the target
+    // exists, the local file's checksum and the copy; the two link checks; the stored copy's checksum and its stat.
     const temp = `${target}.part-${randomBytes(4).toString("hex")}`
     const removeTemp = ctx.fs.remove(temp).pipe(Effect.ignore)
-    const [expected] = yield* Effect.all([
+    const [exists, expected] = yield* Effect.all([
+      options?.overwrite === true
+        ? Effect.succeed(false)
+        : ctx.fs.exists(target).pipe(Effect.mapError(ctx.fail("put", path))),
       Effect.tryPromise({
         try: () => checksumFile(localFile, "sha256"),
         catch: (cause) => new StorageError({ operation: "put", path: localFile, reason: "NotFound", cause })
       }),
       ctx.fs.copyFile(localFile, temp).pipe(Effect.mapError(ctx.fail("put", path)))
-    ], { concurrency: 2 }).pipe(Effect.tapError(() => removeTemp))
+    ], { concurrency: 3 }).pipe(Effect.tapError(() => removeTemp))
+    if (exists) {
+      yield* removeTemp
+      return yield* new StorageError({ operation: "put", path, reason: "AlreadyExists" })
+    }
     yield* Effect.all([
       ctx.refuseLinks("put", path, root, temp),
       ctx.refuseLinks("put", path, root, target)
