@@ -142,7 +142,7 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       })
       if (made === undefined) return undefined
       const { renames, rows, unmatchedDeletes, written } = made
-      yield* cache.secure(w.localFile)
+      // The file is private already (0600: our writer creates it so, the DuckDB path sets it): no chmod round trip.
       yield* probe("parquet-written", w.snapshotId)
       yield* cache.added(written.fileSizeBytes)
       const put = yield* push(ctx, w).pipe(Effect.withSpan("write.push"))

@@ -249,6 +249,9 @@ export const writeSnapshotFile = async (
     const view = `SELECT ${plan.select} FROM ${plan.table}`
     const agg = await batchAggregates(con, plan, view, rows, projectId)
     const { recordCount, fileSizeBytes, footerSize, sizes } = await copyToParquet(con, view, file, metadata)
+    // DuckDB creates the file with the umask's mode; the local cache keeps files private (our writer creates them
+    // 0600).
+    await fs.promises.chmod(file, 0o600)
     return { recordCount, fileSizeBytes, footerSize, stats: statsFrom(agg, recordCount, sizes) }
   } finally {
     // A large batch's staging memory goes now; a small one's stays until the table is next replaced.
