@@ -58,6 +58,17 @@ const asideDir = (p: Project) => `${p.ducklakePath}/${REPLACED_DIR}/${TABLE_NAME
  */
 const COMPACTION_IO_CONCURRENCY = 2
 
+/**
+ * A temporary directory for `use`, removed after it whatever ends it. Made uninterruptibly: an interruption while
+ * `mkdtemp` ran left the directory behind (the CLI interrupt test found `mesa-compact-*` after a SIGTERM at 375 ms).
+ */
+const withTempDir = <A, E, R>(prefix: string, use: (dir: string) => Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), prefix))),
+    use,
+    (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+  )
+
 /** Snapshots between automatic compactions when nothing is configured (`MESA_DUCKLAKE_AUTO_COMPACT_EVERY`). */
 export const DEFAULT_AUTO_COMPACT_EVERY = 50
 /** The tier ratio automatic compaction uses (see `CompactOptions.tierRatio`). */
@@ -135,16 +146,16 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   const snapshots: Array<number> = []
   let bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
   let filesAfter = live.length
-  const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-compact-")))
-  yield* Effect.gen(function*() {
-    for (const group of groups) {
-      const merged = yield* compactGroup(ctx, p, group, dir, actor)
-      if (merged === undefined) continue
-      snapshots.push(merged.snapshotId)
-      bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
-      filesAfter += 1 - group.length
-    }
-  }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
+  yield* withTempDir("mesa-compact-", (dir) =>
+    Effect.gen(function*() {
+      for (const group of groups) {
+        const merged = yield* compactGroup(ctx, p, group, dir, actor)
+        if (merged === undefined) continue
+        snapshots.push(merged.snapshotId)
+        bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
+        filesAfter += 1 - group.length
+      }
+    }))
   if (snapshots.length > 0) {
     yield* catalog.withWriteLock(p.projectId, anchorHead(ctx, p)).pipe(
       Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e))
@@ -341,11 +352,11 @@ export const deleteScheduledFiles = Effect.fn("DuckLakeClient.deleteScheduledFil
   const stranded = (yield* ctx.catalog.scheduledForDeletion(p, new Date(8.64e15)))
     .filter((f) => !doneIds.has(f.dataFileId) && f.relativePath.startsWith(`main/${TABLE_NAME}/`))
   if (stranded.length > 0) {
-    const dir = yield* Effect.promise(() => fs.mkdtemp(nodePath.join(os.tmpdir(), "mesa-gc-")))
-    yield* moveAside(ctx, p, stranded.map((f) => ({
-      dataFileId: f.dataFileId,
-      fileName: nodePath.posix.basename(f.relativePath)
-    })), dir).pipe(Effect.ensuring(Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))))
+    yield* withTempDir("mesa-gc-", (dir) =>
+      moveAside(ctx, p, stranded.map((f) => ({
+        dataFileId: f.dataFileId,
+        fileName: nodePath.posix.basename(f.relativePath)
+      })), dir))
   }
   return done.length
 })
