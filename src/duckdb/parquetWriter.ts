@@ -13,8 +13,7 @@
  */
 import { gzipSync } from "node:zlib"
 import { COLUMNS } from "../catalog/ducklakeSchema.js"
-import { type ColumnBounds, columnValue, type ColumnValue } from "../catalog/stats.js"
-import type { ChangeRow } from "../core/domain.js"
+import { boundsOf, type ColumnBounds, type ColumnValue } from "../catalog/stats.js"
 
 /** A growable byte buffer. */
 class Out {
@@ -185,7 +184,7 @@ export interface ParquetColumn {
   readonly fieldId: number
   readonly type: ColumnType
   readonly values: ReadonlyArray<ColumnValue>
-  /** The values' bounds, when the caller has them (`boundsOf`): not compared again. */
+  /** The values' bounds (`boundsOf`), when the caller has them already. */
   readonly bounds?: ColumnBounds
 }
 
@@ -291,65 +290,33 @@ const encodeNumber = (type: ColumnType, v: ColumnValue) => {
 }
 
 /**
- * The PLAIN values of the non-NULL entries; returns the column's min and max. With the bounds given, values are not
- * compared again, and a column of one value and no NULL (a bulk ingest's actor, source, snapshot, clock...) is
- * written once and its bytes copied.
+ * The PLAIN values of the non-NULL entries; returns the column's min and max (`boundsOf`: text in UTF-8 byte order).
+ * A column of one value and no NULL (a bulk ingest's actor, source, snapshot, clock...) is written once and its
+ * bytes copied.
  */
 const writeValues = (out: Out, c: ParquetColumn): Pick<ChunkStats, "min" | "max"> => {
-  const b = c.bounds
-  if (b !== undefined) {
-    if (b.min === null || b.max === null) return {}
-    const constant = b.count === c.values.length && c.values.length > 1 &&
-      (c.type === "VARCHAR" ? b.min === b.max : numberOf(b.min) === numberOf(b.max))
-    const first = out.pos
-    if (c.type === "VARCHAR") {
-      if (constant) {
-        out.lengthPrefixed(b.min as string)
-        replicate(out, first, c.values.length)
-      } else {
-        for (const v of c.values) if (v !== null) out.lengthPrefixed(v as string)
-      }
-      return textBounds(Buffer.from(b.min as string, "utf8"), Buffer.from(b.max as string, "utf8"))
-    }
-    const write = c.type === "INTEGER" ? (v: ColumnValue) => out.int32(v as number) : (v: ColumnValue) => out.int64(int64Of(v))
+  const b = c.bounds ?? boundsOf(c.values)
+  if (b.min === null || b.max === null) return {}
+  const constant = b.count === c.values.length && c.values.length > 1 &&
+    (c.type === "VARCHAR" ? b.min === b.max : numberOf(b.min) === numberOf(b.max))
+  const first = out.pos
+  if (c.type === "VARCHAR") {
     if (constant) {
-      write(b.min)
+      out.lengthPrefixed(b.min as string)
       replicate(out, first, c.values.length)
     } else {
-      for (const v of c.values) if (v !== null) write(v)
+      for (const v of c.values) if (v !== null) out.lengthPrefixed(v as string)
     }
-    return { min: { bytes: encodeNumber(c.type, b.min), exact: true }, max: { bytes: encodeNumber(c.type, b.max), exact: true } }
+    return textBounds(Buffer.from(b.min as string, "utf8"), Buffer.from(b.max as string, "utf8"))
   }
-  if (c.type === "VARCHAR") {
-    // Each bound as [start, end) of its bytes in `out`: compared where they were written, copied once at the end.
-    let min: [number, number] | undefined
-    let max: [number, number] | undefined
-    let previous: ColumnValue = null
-    for (const v of c.values) {
-      if (v === null) continue
-      const at = out.lengthPrefixed(v as string)
-      const end = out.pos
-      // The same text as the value before it: the bounds already count it.
-      if (v === previous) continue
-      previous = v
-      // buf.compare(target, …, source range) < 0: this value (source) sorts before the bound so far (target).
-      if (min === undefined || out.buf.compare(out.buf, min[0], min[1], at, end) < 0) min = [at, end]
-      if (max === undefined || out.buf.compare(out.buf, max[0], max[1], at, end) > 0) max = [at, end]
-    }
-    if (min === undefined || max === undefined) return {}
-    return textBounds(Buffer.from(out.buf.subarray(...min)), Buffer.from(out.buf.subarray(...max)))
+  const write = c.type === "INTEGER" ? (v: ColumnValue) => out.int32(v as number) : (v: ColumnValue) => out.int64(int64Of(v))
+  if (constant) {
+    write(b.min)
+    replicate(out, first, c.values.length)
+  } else {
+    for (const v of c.values) if (v !== null) write(v)
   }
-  let lo: ColumnValue = null
-  let hi: ColumnValue = null
-  for (const v of c.values) {
-    if (v === null) continue
-    if (c.type === "INTEGER") out.int32(v as number)
-    else out.int64(int64Of(v))
-    if (lo === null || numberOf(v) < numberOf(lo)) lo = v
-    if (hi === null || numberOf(v) > numberOf(hi)) hi = v
-  }
-  if (lo === null || hi === null) return {}
-  return { min: { bytes: encodeNumber(c.type, lo), exact: true }, max: { bytes: encodeNumber(c.type, hi), exact: true } }
+  return { min: { bytes: encodeNumber(c.type, b.min), exact: true }, max: { bytes: encodeNumber(c.type, b.max), exact: true } }
 }
 
 /** One column chunk: a v1 data page header and its body (definition levels, then values). */
@@ -461,24 +428,17 @@ export const encodeParquet = (
   return { bytes: out.view(), footerSize, sizes: new Map(chunks.map((k) => [k.column.name, k.size])) }
 }
 
-/** A snapshot's change rows as a Parquet file of `avu_changes` (field ids = DuckLake column ids). */
+/**
+ * A snapshot's change rows as a Parquet file of `avu_changes` (field ids = DuckLake column ids): each column's values
+ * (`columnValues`) and bounds (`boundsOf`), in `COLUMNS` order.
+ */
 export const encodeSnapshotParquet = (
-  rows: ReadonlyArray<ChangeRow>,
-  projectId: string,
+  columns: ReadonlyArray<{ readonly values: ReadonlyArray<ColumnValue>; readonly bounds: ColumnBounds }>,
   metadata: Readonly<Record<string, string>>,
-  options: {
-    readonly gzip?: boolean
-    /** Each column's values (`columnValues`) and bounds (`boundsOf`), when the caller has them. */
-    readonly columns?: ReadonlyArray<{ readonly values: ReadonlyArray<ColumnValue>; readonly bounds: ColumnBounds }>
-  } = {}
+  options: { readonly gzip?: boolean } = {}
 ): EncodedParquet =>
   encodeParquet(
-    COLUMNS.map((c, i) => {
-      const given = options.columns?.[i]
-      return given === undefined
-        ? { name: c.name, fieldId: c.id, type: c.duck, values: rows.map((r) => columnValue(r, projectId, c.name)) }
-        : { name: c.name, fieldId: c.id, type: c.duck, values: given.values, bounds: given.bounds }
-    }),
+    COLUMNS.map((c, i) => ({ name: c.name, fieldId: c.id, type: c.duck, ...columns[i]! })),
     metadata,
     options
   )
