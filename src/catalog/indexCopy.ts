@@ -146,7 +146,11 @@ export interface Staged {
 
 interface Slot extends Staged {
   client: pg.Client | undefined
-  /** The staged rows' select list (copied columns and literals), set once they are staged. */
+  /**
+   * The staged rows' select list (copied columns and literals): set once they are staged, cleared when they are
+   * committed or rolled back. A slot given back with it set is mid-transaction. (A failed or interrupted staging has
+   * dropped its connection already.)
+   */
   select?: string | undefined
 }
 
@@ -274,44 +278,33 @@ export const makeIndexCopy = (
         COMMIT`)
     }
     const invalidDsn = new CatalogError({ operation: "applyIndex", cause: new Error("invalid DSN") })
-    /** Returns a slot; one left mid-transaction (not finished or abandoned) loses its connection. */
-    const giveBack = (slot: Slot, clean: boolean) =>
+    /** Returns a slot; one left mid-transaction (staged, not finished or abandoned) loses its connection. */
+    const giveBack = (slot: Slot) =>
       Effect.zipRight(
         Effect.sync(() => {
-          if (!clean) drop(slot)
+          if (slot.select !== undefined) drop(slot)
+          slot.select = undefined
           idle.push(slot)
         }),
         free.release(1)
       )
-    const open = new WeakSet<Slot>()
     const stage = (rows: ReadonlyArray<ChangeRow>) =>
       url === undefined ? Effect.fail(invalidDsn) : Effect.acquireRelease(
         Effect.zipRight(free.take(1), Effect.sync(() => idle.pop()!)),
-        (slot) => giveBack(slot, !open.has(slot))
+        giveBack
       ).pipe(
-        Effect.tap((slot) => Effect.sync(() => open.add(slot))),
         Effect.tap((slot) => attempt(slot, () => copyRows(slot, rows))),
         Effect.map((slot): Staged => slot)
       )
-    const finish = (staged: Staged, project: Project, through: number, keepMark: boolean) => {
+    /** Ends the staged transaction with `end` (its connection dropped if that fails); the slot is clean after. */
+    const ending = (staged: Staged, end: (slot: Slot) => Promise<void>) => {
       const slot = staged as Slot
-      return attempt(slot, () => upsert(slot, project, through, keepMark)).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          open.delete(slot)
-          slot.select = undefined
-        }))
-      )
+      return attempt(slot, () => end(slot)).pipe(Effect.ensuring(Effect.sync(() => (slot.select = undefined))))
     }
-    const abandon = (staged: Staged) => {
-      const slot = staged as Slot
-      return attempt(slot, async () => void (await slot.client?.query("ROLLBACK"))).pipe(
-        Effect.ignore,
-        Effect.ensuring(Effect.sync(() => {
-          open.delete(slot)
-          slot.select = undefined
-        }))
-      )
-    }
+    const finish = (staged: Staged, project: Project, through: number, keepMark: boolean) =>
+      ending(staged, (slot) => upsert(slot, project, through, keepMark))
+    const abandon = (staged: Staged) =>
+      ending(staged, async (slot) => void (await slot.client?.query("ROLLBACK"))).pipe(Effect.ignore)
     const copy: IndexCopy = {
       apply: (project, rows, through, keepMark) =>
         Effect.scoped(Effect.flatMap(stage(rows), (staged) => finish(staged, project, through, keepMark))),
