@@ -42,7 +42,8 @@ export interface CompactOptions {
 /**
  * The rows a compaction merges into one file when nothing is said. DuckDB sorts a group's rows at once: after a
  * 1M-change bulk ingest, automatic compaction merged its 100 files in one sort and the process peaked at 520–590 MB
- * (from ~250 MB); with groups of at most 100,000 rows, 405 MB.
+ * (from ~250 MB); with groups of at most 100,000 rows, 405 MB, and 244–280 MB once each merge also ran on a
+ * one-thread DuckDB instance of its own (`DuckDbOptions.compactionThreads`).
  */
 export const COMPACTION_MAX_ROWS = 100_000
 
