@@ -40,6 +40,18 @@ describe("MountedStorage", () => {
       // The refused put's temporary copy (made beside the existence check) is gone.
       expect(fs.readdirSync(nodePath.join(mountRoot, "alice/proj/.mesa/ducklake"))).toEqual(["a.parquet"])
       expect((yield* s.put(local, target, { overwrite: true })).size).toBe(14000)
+      // Read back whole when it fits one read (the usual snapshot file), streamed past that: both answer the same.
+      for (const size of [65_536, 65_537, 300_001]) {
+        const big = nodePath.join(base, `big-${size}.bin`)
+        fs.writeFileSync(big, Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + size) % 251)))
+        const stored = yield* s.put(big, `/iplant/home/alice/proj/.mesa/ducklake/big-${size}.parquet`)
+        expect(stored).toEqual({
+          path: `/iplant/home/alice/proj/.mesa/ducklake/big-${size}.parquet`,
+          size,
+          checksum: { algorithm: "sha256", hex: createHash("sha256").update(fs.readFileSync(big)).digest("hex") }
+        })
+        yield* s.remove(stored.path)
+      }
       const st = yield* s.stat(target)
       expect(Option.map(st, (e) => [e.type, e.size, e.name])).toEqual(Option.some(["data_object", 14000, "a.parquet"]))
       expect(yield* s.stat("/iplant/home/alice/proj/missing")).toEqual(Option.none())

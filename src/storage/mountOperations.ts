@@ -6,10 +6,11 @@
 import { Effect, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import * as nodeFs from "node:fs"
+import * as nodePath from "node:path"
 import { ChecksumMismatch, StorageError } from "../core/errors.js"
 import { checksumFile, type LakeStorageService, type StoredEntry } from "./LakeStorage.js"
 import { entryOf, type MountContext } from "./mountContext.js"
-import { checksumNoFollow, codeOf, runSync, syncProbe } from "./mountLinks.js"
+import { checksumNoFollow, codeOf, readBackNoFollow, runSync, syncProbe } from "./mountLinks.js"
 
 export const stat = (ctx: MountContext): LakeStorageService["stat"] => (path) =>
   Effect.flatMap(ctx.resolve("stat", path), (local) =>
@@ -41,43 +42,73 @@ export const checksum = (ctx: MountContext): LakeStorageService["checksum"] => (
 
 export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile, path, options) =>
   Effect.gen(function*() {
-    const { local: target, root } = yield* ctx.resolveAt("put", path)
-    // Copy under a temporary name and rename, so a reader never sees a half-written file. The copy goes
-    // through the FileSystem service (which has no no-follow flag); the temporary name is random, and right
-    // before the rename the directories, the temporary file and the target are checked again for links.
-    // Independent steps run side by side (each is a round trip through libuv's thread pool): whether the target
-    // exists, the local file's checksum and the copy; the two link checks; the stored copy's checksum and its stat.
+    const at = ctx.lexical(path)
+    if (at === undefined) return yield* refused(path)
+    const { local: target, root } = at
+    const dir = nodePath.dirname(target)
+    // Copy under a temporary name and rename, so a reader never sees a half-written file. The copy goes through the
+    // FileSystem service (which has no no-follow flag); the temporary name is random, and right before the rename
+    // the directories, the temporary file and the target are checked again for links. Each step is a round trip
+    // through libuv's thread pool, so what does not depend on another runs beside it, and a check asks one question
+    // of one path: the collection's real path (the directories; one realpath(3) when it exists) and an lstat(2) of
+    // the target (a link there is refused; something there is refused unless overwriting). Five steps in all:
+    // checks, copy, checks again, rename, read back.
     const temp = `${target}.part-${randomBytes(4).toString("hex")}`
     const removeTemp = ctx.fs.remove(temp).pipe(Effect.ignore)
-    const [exists, expected] = yield* Effect.all([
-      options?.overwrite === true
-        ? Effect.succeed(false)
-        : ctx.fs.exists(target).pipe(Effect.mapError(ctx.fail("put", path))),
+    const targetCheck = Effect.flatMap(lstatKind(target), (kind) =>
+      kind === "link"
+        ? Effect.fail(refused(path, `${target} is a symbolic link`))
+        : kind !== "absent" && options?.overwrite !== true
+        ? Effect.fail(new StorageError({ operation: "put", path, reason: "AlreadyExists" }))
+        : Effect.void)
+    const [expected] = yield* Effect.all([
       Effect.tryPromise({
         try: () => checksumFile(localFile, "sha256"),
         catch: (cause) => new StorageError({ operation: "put", path: localFile, reason: "NotFound", cause })
       }),
-      ctx.fs.copyFile(localFile, temp).pipe(Effect.mapError(ctx.fail("put", path)))
-    ], { concurrency: 3 }).pipe(Effect.tapError(() => removeTemp))
-    if (exists) {
-      yield* removeTemp
-      return yield* new StorageError({ operation: "put", path, reason: "AlreadyExists" })
-    }
-    yield* Effect.all([
-      ctx.refuseLinks("put", path, root, temp),
-      ctx.refuseLinks("put", path, root, target)
-    ], { concurrency: 2, discard: true }).pipe(
+      ctx.refuseLinks("put", path, root, dir),
+      targetCheck
+    ], { concurrency: 3 })
+    yield* ctx.fs.copyFile(localFile, temp).pipe(
+      Effect.mapError(ctx.fail("put", path)),
+      // The temporary file's real path covers the directories above it too.
+      Effect.zipRight(Effect.all([ctx.refuseLinks("put", path, root, temp), targetCheck], { concurrency: 2, discard: true })),
       Effect.zipRight(ctx.fs.rename(temp, target).pipe(Effect.mapError(ctx.fail("put", path)))),
       Effect.tapError(() => removeTemp)
     )
-    const [actual, info] = yield* Effect.all([
-      checksum(ctx)(path),
-      ctx.fs.stat(target).pipe(Effect.mapError(ctx.fail("put", path)))
+    // The stored copy read back (not following a link at its name), beside one more look at the directories.
+    const [stored] = yield* Effect.all([
+      Effect.tryPromise({
+        try: () => readBackNoFollow(target),
+        catch: (cause) =>
+          new StorageError({ operation: "put", path, reason: codeOf(cause) === "ELOOP" ? "PermissionDenied" : "Unknown", cause })
+      }),
+      ctx.refuseLinks("put", path, root, dir)
     ], { concurrency: 2 })
-    if (actual.hex !== expected.hex) {
-      return yield* new ChecksumMismatch({ path, expected: expected.hex, actual: actual.hex })
+    if (stored.checksum.hex !== expected.hex) {
+      return yield* new ChecksumMismatch({ path, expected: expected.hex, actual: stored.checksum.hex })
     }
-    return { path, size: Number(info.size), checksum: actual }
+    return { path, size: stored.size, checksum: stored.checksum }
+  })
+
+/** A refused path, as every mounted operation reports it (`PermissionDenied`). */
+const refused = (path: string, why?: string) =>
+  new StorageError({ operation: "put", path, reason: "PermissionDenied", ...(why === undefined ? {} : { cause: new Error(why) }) })
+
+/** What is at a path, not following a link there; an error other than "nothing there" fails. */
+const lstatKind = (local: string) =>
+  Effect.tryPromise({
+    try: () =>
+      nodeFs.promises.lstat(local).then(
+        (st) => (st.isSymbolicLink() ? "link" as const : "entry" as const),
+        (e) => {
+          // Nothing there, or a file where a directory should be (the copy then fails and says so).
+          if (codeOf(e) === "ENOENT" || codeOf(e) === "ENOTDIR") return "absent" as const
+          throw e
+        }
+      ),
+    catch: (cause) =>
+      new StorageError({ operation: "put", path: local, reason: codeOf(cause) === "EACCES" ? "PermissionDenied" : "Unknown", cause })
   })
 
 export const get = (ctx: MountContext): LakeStorageService["get"] => (path, localFile) =>
