@@ -18,7 +18,7 @@ import type { ProjectArchived, ProjectConflict, ProjectNotFound, ReaderRoleConfl
 import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "../core/domain.js"
 import * as Commit from "./commit.js"
 import * as Compaction from "./compaction.js"
-import { type CatalogConfig, makeConn } from "./connection.js"
+import { type CatalogConfig, makeConn, type WriteSession } from "./connection.js"
 import * as CurrentState from "./currentState.js"
 import { makeIndexCopy, type Staged as StagedIndexRows } from "./indexCopy.js"
 import * as Files from "./files.js"
@@ -37,6 +37,7 @@ import type {
   LakeFile,
   LiveFile,
   PendingWrite,
+  IndexView,
   Rename,
   Reservation,
   ReservationPlan,
@@ -47,7 +48,8 @@ export {
   type CatalogConfig,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_STATEMENT_TIMEOUT_MS,
-  describeDsn
+  describeDsn,
+  type WriteSession
 } from "./connection.js"
 export type {
   ColumnStats,
@@ -97,6 +99,17 @@ export interface CatalogService {
     password: Redacted.Redacted<string>,
     options?: Readers.GrantReaderOptions
   ) => Effect.Effect<void, Failure | ReaderRoleConflict>
+  /**
+   * Runs `body` in a write session of the project (see `WriteSession`): the writer lock is taken with the session's
+   * reservation (`reserveSnapshot` given the session) or by `lockSession`, and released with its commit
+   * (`commitSnapshot` given the session) or when the body ends. What needs the lock runs after one of those.
+   */
+  readonly writeSession: <A, E, R>(
+    projectId: string,
+    body: (session: WriteSession) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | Failure, R>
+  /** Takes the session's writer lock now (one round trip), if it does not hold it. */
+  readonly lockSession: (session: WriteSession) => Effect.Effect<void, Failure>
   /** Runs `effect` holding the project's writer lock (one writer per project at a time, across processes). */
   readonly withWriteLock: <A, E, R>(
     projectId: string,
@@ -108,11 +121,14 @@ export interface CatalogService {
     project: Project,
     paths: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
-  /** Current-state rows of the given (path, attribute) pairs: all a batch of changes needs to be expanded. */
+  /**
+   * Current-state rows of the given (path, attribute) pairs, all a batch of changes needs to be expanded, with the
+   * view they were read in (`IndexView`; none when no pair was given and nothing was read).
+   */
   readonly currentRowsOf: (
     project: Project,
     keys: ReadonlyArray<readonly [path: string, attribute: string]>
-  ) => Effect.Effect<ReadonlyArray<CurrentRow>, Failure>
+  ) => Effect.Effect<{ readonly view: IndexView | undefined; readonly rows: ReadonlyArray<CurrentRow> }, Failure>
   /**
    * Current-state rows of the given pairs with the index's mark, in one statement: `through` is the last snapshot
    * the index is known to hold (null: every committed one). What a bulk ingest expands its next snapshot against.
@@ -123,10 +139,14 @@ export interface CatalogService {
   ) => Effect.Effect<{ readonly through: number | null; readonly rows: ReadonlyArray<CurrentRow> }, Failure>
   /** The id and clock the next reservation would get (reads only). Call under the writer lock. */
   readonly planReservation: (project: Project) => Effect.Effect<ReservationPlan, Failure>
-  /** Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. */
+  /**
+   * Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock, or give
+   * the write session: the reservation then takes the lock in the same round trip if the session does not hold it.
+   */
   readonly reserveSnapshot: (
     project: Project,
-    input: ReserveInput
+    input: ReserveInput,
+    session?: WriteSession
   ) => Effect.Effect<Reservation, Failure | ProjectArchived | ProjectNotFound>
   readonly markPushed: (projectId: string, snapshotId: number, checksum: string) => Effect.Effect<void, Failure>
   /** Makes the snapshot visible: DuckLake rows, current-state index and WAL state in one transaction. */
@@ -144,6 +164,8 @@ export interface CatalogService {
       readonly deferIndex?: boolean
       /** What the reservation read to build on (`Reservation.basis`); without it the commit reads it first. */
       readonly basis?: CommitBasis
+      /** The write session holding the lock: the commit runs on its connection and releases the lock with it. */
+      readonly session?: WriteSession
     }
   ) => Effect.Effect<Date, Failure>
   /** True when the current-state index holds no rows (a project that has recorded nothing, or only deferred). */
@@ -278,10 +300,12 @@ export const make = (config: CatalogConfig) =>
       setProjectStatus: (projectId, status) => Projects.setProjectStatus(conn, projectId, status),
       grantReader: (project, role, password, options) => Projects.grantReader(conn, project, role, password, options),
       // Writing: the lock, reservation, the write-ahead log, the commit
+      writeSession: conn.writeSession,
+      lockSession: (session) => Effect.asVoid(session.run(() => [], "lock")),
       withWriteLock: conn.withWriteLock,
       findIdempotent: (project, key) => Snapshots.findIdempotent(conn, project, key),
       planReservation: (project) => Snapshots.planReservation(conn, project),
-      reserveSnapshot: (project, input) => Snapshots.reserveSnapshot(conn, project, input),
+      reserveSnapshot: (project, input, session) => Snapshots.reserveSnapshot(conn, project, input, session),
       markPushed: (projectId, snapshotId, checksum) => Snapshots.markPushed(conn, projectId, snapshotId, checksum),
       commitSnapshot: (project, write, file, rows, renames, options) =>
         Commit.commitSnapshot(conn, project, write, file, rows, renames, options),

@@ -10,7 +10,7 @@ import type { ChangeRow, Project } from "../core/domain.js"
 import { CatalogError } from "../core/errors.js"
 import { GENESIS_HASH, isoMillis } from "./chain.js"
 import { chainHead, chainRow } from "./chainTable.js"
-import type { Conn } from "./connection.js"
+import type { Conn, WriteSession } from "./connection.js"
 import { runAsOne } from "./inline.js"
 import { INDEX_THROUGH_KEY, indexMark, latestPerTriple, upsertCurrentSql } from "./currentState.js"
 import { TABLE_ID } from "./ducklakeSchema.js"
@@ -64,7 +64,7 @@ export const commitSnapshot = (
   file: DataFileInfo,
   rows: ReadonlyArray<ChangeRow>,
   renames: ReadonlyArray<Rename> = [],
-  options: { readonly deferIndex?: boolean; readonly basis?: CommitBasis } = {}
+  options: { readonly deferIndex?: boolean; readonly basis?: CommitBasis; readonly session?: WriteSession } = {}
 ): Effect.Effect<Date, Failure> =>
   conn.withSql((sql) =>
     Effect.gen(function*() {
@@ -121,11 +121,12 @@ export const commitSnapshot = (
         deferIndex
       })
       // Serialise with any other DuckLake writer (the extension included); readers are not blocked. The lock and
-      // the statement are one implicit transaction: an error in the statement (its guard included) undoes both.
-      const written = yield* runAsOne<{ t: unknown }>(sql, [
-        sql`LOCK TABLE ${sql(project.metadataSchema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`,
-        statement
-      ])
+      // the statement are one transaction: an error in the statement (its guard included) undoes both. In a write
+      // session the writer lock is released once it has committed, in the same round trip.
+      const lock = sql`LOCK TABLE ${sql(project.metadataSchema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
+      const written = options.session === undefined
+        ? yield* runAsOne<{ t: unknown }>(sql, [lock, statement])
+        : (yield* options.session.commitAndUnlock(() => [lock, statement], "commitSnapshot"))[1]!
       return new Date(written[0]!.t as string)
     }), "commitSnapshot")
 

@@ -7,9 +7,11 @@
 // Deep imports: the packages' index modules load every module they have (msgpackr's native addon among them).
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import type { SqlClient, SqlError } from "@effect/sql"
-import { Config, Duration, Effect, ExecutionStrategy, Exit, Option, Redacted, Schedule, Scope, SynchronizedRef } from "effect"
+import type { SqlClient, SqlError, Statement } from "@effect/sql"
+import pg from "pg"
+import { Config, Duration, Effect, ExecutionStrategy, Exit, Option, Redacted, Scope, SynchronizedRef } from "effect"
 import { CatalogError, CatalogSchemaMismatch, CatalogUnavailable } from "../core/errors.js"
+import { inlineStatement } from "./inline.js"
 import { migrate } from "./migrations.js"
 import { acquirePool, isDeadline } from "./pool.js"
 import { classifyConnectFailure, parseDsn } from "./dsn.js"
@@ -51,8 +53,45 @@ export interface Conn {
     projectId: string,
     effect: Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | Failure, R>
+  /**
+   * Runs `body` in a write session of the project: a connection of its own on which the writer lock is taken with
+   * the session's first statement and released with its commit (see `WriteSession`), or when the body ends.
+   */
+  readonly writeSession: <A, E, R>(
+    projectId: string,
+    body: (session: WriteSession) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | Failure, R>
   /** host:port/database, for messages (no password). */
   readonly target: string
+}
+
+/**
+ * A writer's session on a connection of its own. The project's writer lock is taken in the same round trip as the
+ * session's first statements (`run`), polled while another writer holds it, and released in the same round trip as
+ * the commit (`commitAndUnlock`): a write's lock costs no round trip of its own. Whatever ends the session first
+ * (an error, an interruption, a body that never commits) releases the lock then.
+ */
+export interface WriteSession {
+  readonly projectId: string
+  /** True while the session holds the writer lock. */
+  readonly held: () => boolean
+  /**
+   * Runs the statements on the session's connection as one query (one implicit transaction, see inline.ts), taking
+   * the writer lock first in the same query unless the session holds it. Answers the rows of each statement.
+   */
+  readonly run: (
+    statements: (sql: SqlClient.SqlClient) => ReadonlyArray<Statement.Statement<unknown>>,
+    operation: string
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<any>>, Failure>
+  /**
+   * Runs the statements as one transaction (BEGIN … COMMIT) and, once it has committed, releases the writer lock:
+   * one round trip. A failed transaction is rolled back; the lock then stays held until the session ends. Answers
+   * the rows of each statement.
+   */
+  readonly commitAndUnlock: (
+    statements: (sql: SqlClient.SqlClient) => ReadonlyArray<Statement.Statement<unknown>>,
+    operation: string
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<any>>, Failure>
 }
 
 const deadlineMs = (name: string, fallback: number) =>
@@ -152,27 +191,127 @@ const openClient = (
     )
   )
 
-/** The writer lock: a try-lock polled on a reserved connection, released by a finalizer (or by the server). */
+/**
+ * How long one attempt waits in PostgreSQL for the writer lock (a write holds it a few milliseconds). A waiter is
+ * woken the moment the lock is free, in the order the writers came; past this it fails with `lock_not_available`
+ * and asks again, so a wait can be interrupted between attempts as well as during one (its query is cancelled).
+ */
+const LOCK_WAIT_MS = 100
+
+/** The writer lock's key: one per project, across processes (a SQL literal). */
+const lockKey = (projectId: string) => pg.escapeLiteral(`mesa-ducklake:${projectId}`)
+
+/**
+ * The statements that take the writer lock, waiting at most `LOCK_WAIT_MS`, and then put the session's own
+ * `lock_timeout` back for whatever follows in the same query (so only the lock itself can time out).
+ */
+const lockStatements = (key: string) => [
+  `SELECT set_config('mesa_ducklake.lock_timeout', current_setting('lock_timeout'), true)`,
+  `SELECT set_config('lock_timeout', '${LOCK_WAIT_MS}ms', true)`,
+  `SELECT pg_advisory_lock(hashtextextended(${key}, 0))`,
+  `SELECT set_config('lock_timeout', current_setting('mesa_ducklake.lock_timeout'), true)`
+]
+
+/** True when a query failed because the lock did not come free in time (SQLSTATE 55P03, lock_not_available). */
+const lockTimedOut = (e: unknown) => {
+  for (let c: any = e, depth = 0; c !== undefined && c !== null && depth < 5; c = c.cause, depth++) {
+    if (c?.code === "55P03") return true
+  }
+  return false
+}
+
+/** The writer lock taken on a reserved connection for `effect`, released by a finalizer (or by the server). */
 const writeLock = <A, E, R>(sql: SqlClient.SqlClient, projectId: string, effect: Effect.Effect<A, E, R>) =>
   Effect.scoped(Effect.gen(function*() {
     const conn = yield* sql.reserve
-    const key = `mesa-ducklake:${projectId}`
-    // Poll a try-lock rather than block: a blocked query cannot be interrupted cleanly, a poll can.
-    yield* conn.executeValues(`SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, [key]).pipe(
-      Effect.flatMap((rows) => rows[0]?.[0] === true ? Effect.void : Effect.fail("busy" as const)),
-      Effect.retry({
-        while: (e) => e === "busy",
-        schedule: Schedule.exponential("2 millis", 1.5).pipe(
-          Schedule.union(Schedule.spaced("50 millis")),
-          Schedule.jittered
-        )
-      }),
+    const key = lockKey(projectId)
+    yield* conn.executeUnprepared(lockStatements(key).join(";\n"), [], undefined).pipe(
+      Effect.retry({ while: lockTimedOut }),
       Effect.withSpan("write.lock")
     )
     yield* Effect.addFinalizer(() =>
-      conn.executeValues(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [key]).pipe(Effect.ignore)
+      conn.executeUnprepared(`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`, [], undefined).pipe(Effect.ignore)
     )
     return yield* effect
+  }))
+
+/**
+ * A write session (`WriteSession`) on a reserved connection. When the lock does not come free in time its statement
+ * fails, which skips the statements after it in the same query, and the query is sent again. A session-level
+ * advisory lock outlives a rolled-back transaction, so after any other failure of a query that asked for it the
+ * session counts it as held; its end releases every advisory lock of the connection (reserved by this session
+ * alone), rolling back a transaction block left open.
+ */
+const writeSession = <A, E, R>(
+  sql: SqlClient.SqlClient,
+  t: Target,
+  projectId: string,
+  body: (session: WriteSession) => Effect.Effect<A, E, R>
+) =>
+  Effect.scoped(Effect.gen(function*() {
+    const conn = yield* sql.reserve
+    const key = lockKey(projectId)
+    const lock = lockStatements(key)
+    let held = false
+    let inBlock = false
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(
+        inBlock ? conn.executeUnprepared("ROLLBACK", [], undefined).pipe(Effect.ignore) : Effect.void,
+        held ? conn.executeUnprepared("SELECT pg_advisory_unlock_all()", [], undefined).pipe(Effect.ignore) : Effect.void
+      )
+    )
+    const query = (texts: ReadonlyArray<string>, operation: string) =>
+      Effect.map(
+        mapSqlErrors(t, operation)(conn.executeUnprepared(texts.join(";\n"), [], undefined)),
+        // One statement answers its rows; several, one array of rows per statement.
+        (result) => (texts.length === 1 ? [result] : result) as ReadonlyArray<ReadonlyArray<any>>
+      )
+    const compiled = (statements: (sql: SqlClient.SqlClient) => ReadonlyArray<Statement.Statement<unknown>>) =>
+      Effect.orDie(Effect.try(() => statements(sql).map(inlineStatement)))
+    const session: WriteSession = {
+      projectId,
+      held: () => held,
+      run: (statements, operation) =>
+        Effect.flatMap(compiled(statements), (texts) => {
+          if (held) return texts.length === 0 ? Effect.succeed([]) : query(texts, operation)
+          return query([...lock, ...texts], operation).pipe(
+            Effect.tapError((e) => Effect.sync(() => {
+              if (!lockTimedOut(e)) held = true
+            })),
+            Effect.retry({ while: lockTimedOut }),
+            Effect.tap(() => Effect.sync(() => {
+              held = true
+            })),
+            Effect.map((rows) => rows.slice(lock.length)),
+            Effect.withSpan("write.lockWith", { attributes: { operation } })
+          )
+        }),
+      commitAndUnlock: (statements, operation) =>
+        Effect.flatMap(compiled(statements), (texts) =>
+          Effect.suspend(() => {
+            // A commit outside the lock would be a bug of the caller's, not a catalog failure.
+            if (!held) return Effect.dieMessage(`${operation}: the session does not hold the writer lock`)
+            inBlock = true
+            const unlock = `SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`
+            return query(["BEGIN", ...texts, "COMMIT", unlock], operation).pipe(
+              Effect.tap(() => Effect.sync(() => {
+                inBlock = false
+                held = false
+              })),
+              Effect.tapError(() =>
+                // Rolled back now, so the lock (still held) is released by the session's end on a usable connection.
+                Effect.zipRight(
+                  conn.executeUnprepared("ROLLBACK", [], undefined).pipe(Effect.ignore),
+                  Effect.sync(() => {
+                    inBlock = false
+                  })
+                )
+              ),
+              Effect.map((rows) => rows.slice(1, 1 + texts.length))
+            )
+          }))
+    }
+    return yield* body(session)
   }))
 
 /**
@@ -212,6 +351,8 @@ export const makeConn = (config: CatalogConfig) =>
       withSql: (f, operation = "query") => Effect.flatMap(client, (sql) => mapSqlErrors(t, operation)(f(sql))),
       withWriteLock: (projectId, effect) =>
         mapSqlErrors(t, "withWriteLock")(Effect.flatMap(client, (sql) => writeLock(sql, projectId, effect))) as any,
+      writeSession: (projectId, body) =>
+        mapSqlErrors(t, "writeSession")(Effect.flatMap(client, (sql) => writeSession(sql, t, projectId, body))) as any,
       target: t.target
     }
     return conn

@@ -7,7 +7,7 @@ import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Avu, ChangeRow, Project } from "../core/domain.js"
 import type { Conn } from "./connection.js"
-import type { CurrentRow, Failure } from "./types.js"
+import type { CurrentRow, Failure, IndexView } from "./types.js"
 
 /**
  * `ducklake_metadata` key (scope NULL) present only while the current-state index lags: the last snapshot whose
@@ -145,20 +145,34 @@ export const currentRows = (
       (rows) => rows.map(currentRowOf)
     ), "currentRows")
 
-/** Current-state rows of the given (path, attribute) pairs: all a batch of changes needs to be expanded. */
+/**
+ * Current-state rows of the given (path, attribute) pairs, all a batch of changes needs to be expanded, and the view
+ * they were read in (the latest snapshot and the index's mark, in the same statement: see `IndexView`).
+ */
 export const currentRowsOf = (
   conn: Conn,
   project: Project,
   keys: ReadonlyArray<readonly [path: string, attribute: string]>
-): Effect.Effect<ReadonlyArray<CurrentRow>, Failure> =>
-  keys.length === 0 ? Effect.succeed([]) : conn.withSql((sql) =>
+): Effect.Effect<{ readonly view: IndexView | undefined; readonly rows: ReadonlyArray<CurrentRow> }, Failure> =>
+  keys.length === 0 ? Effect.succeed({ view: undefined, rows: [] }) : conn.withSql((sql) =>
     Effect.map(
-      sql<any>`SELECT c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.object_id::text AS oid,
-                      c.ts, c.snapshot_id::text AS snapshot_id, c.change_seq
-               FROM unnest(${keys.map((k) => k[0])}::text[], ${keys.map((k) => k[1])}::text[]) AS k(p, a)
-               JOIN ${sql(project.metadataSchema)}.mesa_current_avus c
-                 ON c.irods_path = k.p COLLATE "C" AND c.attribute = k.a COLLATE "C"`,
-      (rows) => rows.map(currentRowOf)
+      sql<any>`SELECT m.latest, m.through, c.*
+               FROM (SELECT (SELECT max(snapshot_id)::text FROM ${sql(project.metadataSchema)}.ducklake_snapshot) AS latest,
+                            ${indexMark(sql, project.metadataSchema)} AS through) m
+               LEFT JOIN (
+                 SELECT c.irods_path, c.attribute, c.value, c.unit, c.op, c.target_type, c.object_id::text AS oid,
+                        c.ts, c.snapshot_id::text AS snapshot_id, c.change_seq
+                 FROM unnest(${keys.map((k) => k[0])}::text[], ${keys.map((k) => k[1])}::text[]) AS k(p, a)
+                 JOIN ${sql(project.metadataSchema)}.mesa_current_avus c
+                   ON c.irods_path = k.p COLLATE "C" AND c.attribute = k.a COLLATE "C"
+               ) c ON true`,
+      (rows) => ({
+        view: {
+          latest: Number(rows[0]?.latest ?? -1),
+          through: rows[0]?.through === null || rows[0]?.through === undefined ? null : Number(rows[0].through)
+        },
+        rows: rows.filter((r) => r.irods_path !== null).map(currentRowOf)
+      })
     ), "currentRowsOf")
 
 /**

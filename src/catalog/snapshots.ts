@@ -9,7 +9,7 @@ import { Effect, Option } from "effect"
 import { hostname } from "node:os"
 import type { Project } from "../core/domain.js"
 import { CatalogError, ProjectArchived, ProjectNotFound } from "../core/errors.js"
-import type { Conn } from "./connection.js"
+import type { Conn, WriteSession } from "./connection.js"
 import { indexMark } from "./currentState.js"
 import { TABLE_NAME } from "./ducklakeSchema.js"
 import { basisSql } from "./commit.js"
@@ -53,57 +53,32 @@ const clockSql = (sql: SqlClient.SqlClient, schema: string, base: Statement.Frag
       + interval '1 millisecond')`
 
 /**
- * Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock. The file is
- * named `snapshot_<id>_<fileSuffix>.parquet` and written first under `localDir`.
+ * Hands out the next snapshot id and clock, and logs the write as pending. Call under the writer lock, or give the
+ * write session, which takes the lock in the same round trip if it does not hold it. The file is named
+ * `snapshot_<id>_<fileSuffix>.parquet` and written first under `localDir`.
  */
 export const reserveSnapshot = (
   conn: Conn,
   project: Project,
-  input: ReserveInput
+  input: ReserveInput,
+  session?: WriteSession
 ): Effect.Effect<Reservation, Failure | ProjectArchived | ProjectNotFound> =>
-  conn.withSql((sql) =>
-    Effect.flatMap(
-      // One statement (atomic on its own): the id, the clock and the write-ahead row in a single round trip.
-      // Ids are never reused, not even those of failed writes: their files may still exist in storage.
-      // It does not wait for its WAL flush: the snapshot's commit flushes it (WAL is written in order), and another
-      // session sees the row at once. Only a crash of PostgreSQL itself before the commit can lose it, with the
-      // write unacknowledged (the commit fails); its file may then stay in storage without a row or a commit marker:
-      // never read, not trusted by a rebuild, and its id may be handed out again (the file names differ).
-      sql<any>`
-        WITH r AS (
-          UPDATE mesa_ducklake.projects p
-          SET last_snapshot_id = ${nextIdSql(sql, project.metadataSchema)}
-          WHERE project_id = ${project.projectId} AND status = 'active'
-          RETURNING p.project_id, last_snapshot_id AS id,
-            ${clockSql(sql, project.metadataSchema, sql`COALESCE(${input.clock ?? null}::timestamptz, ${nowMs(sql)})`)} AS clock
-        ),
-        named AS (SELECT r.*, 'snapshot_' || lpad(r.id::text, 10, '0') || '_' || ${input.fileSuffix} || '.parquet' AS f FROM r),
-        ins AS (
-          INSERT INTO mesa_ducklake.pending_writes (project_id, snapshot_id, state, local_file, remote_path,
-            file_name, clock, actor, note, idempotency_key, content_hash, host)
-          SELECT project_id, id, 'pending', ${input.localDir} || '/' || f,
-            ${`${project.ducklakePath}/main/${TABLE_NAME}/`} || f, f, clock,
-            ${input.actor}, ${input.note}, ${input.idempotencyKey}, ${input.contentHash}, ${hostname()}
-          FROM named
-          RETURNING *
-        )
-        SELECT ins.*,
-          (SELECT max(snapshot_id)::text FROM ${sql(project.metadataSchema)}.ducklake_snapshot) AS previous_snapshot,
-          ${indexMark(sql, project.metadataSchema)} AS index_through,
-          (SELECT row_to_json(b) FROM (${basisSql(sql, project.metadataSchema)}) b) AS basis,
-          -- Not waiting for the WAL flush (this statement's own transaction only): see the comment above.
-          set_config('synchronous_commit', 'off', true) AS nosync
-        FROM ins`,
-      (rows) =>
-        rows.length === 1
-          ? Effect.succeed({
-            ...pendingFromRow(rows[0]),
-            previousSnapshot: Number(rows[0].previous_snapshot),
-            indexThrough: rows[0].index_through === null ? null : Number(rows[0].index_through),
-            basis: rows[0].basis as CommitBasis
-          })
-          // Nothing reserved: the project is archived, or no longer registered (the caller's copy of it may be old).
-          : Effect.flatMap(
+  Effect.flatMap(
+    session === undefined
+      ? conn.withSql((sql) => reserveStatement(sql, project, input), "reserveSnapshot")
+      // On the session's connection, with the writer lock in the same round trip if it is not held yet.
+      : Effect.map(session.run((sql) => [reserveStatement(sql, project, input)], "reserveSnapshot"), (r) => r[0]!),
+    (rows) =>
+      rows.length === 1
+        ? Effect.succeed({
+          ...pendingFromRow(rows[0]),
+          previousSnapshot: Number(rows[0].previous_snapshot),
+          indexThrough: rows[0].index_through === null ? null : Number(rows[0].index_through),
+          basis: rows[0].basis as CommitBasis
+        })
+        // Nothing reserved: the project is archived, or no longer registered (the caller's copy of it may be old).
+        : conn.withSql((sql) =>
+          Effect.flatMap(
             sql<{ status: string }>`SELECT status FROM mesa_ducklake.projects WHERE project_id = ${project.projectId}`,
             (found): Effect.Effect<never, ProjectArchived | ProjectNotFound | CatalogError> =>
               found[0]?.status === "archived"
@@ -111,8 +86,43 @@ export const reserveSnapshot = (
                 : found.length === 0
                 ? Effect.fail(new ProjectNotFound({ projectId: project.projectId }))
                 : Effect.fail(new CatalogError({ operation: "reserveSnapshot", cause: new Error(`project ${project.projectId} is ${found[0]!.status}`) }))
-          )
-    ), "reserveSnapshot")
+          ), "reserveSnapshot")
+  )
+
+/**
+ * The reservation in one statement (atomic on its own): the id, the clock and the write-ahead row in a single round
+ * trip. Ids are never reused, not even those of failed writes: their files may still exist in storage.
+ * It does not wait for its WAL flush: the snapshot's commit flushes it (WAL is written in order), and another session
+ * sees the row at once. Only a crash of PostgreSQL itself before the commit can lose it, with the write
+ * unacknowledged (the commit fails); its file may then stay in storage without a row or a commit marker: never read,
+ * not trusted by a rebuild, and its id may be handed out again (the file names differ).
+ */
+const reserveStatement = (sql: SqlClient.SqlClient, project: Project, input: ReserveInput) =>
+  sql<any>`
+    WITH r AS (
+      UPDATE mesa_ducklake.projects p
+      SET last_snapshot_id = ${nextIdSql(sql, project.metadataSchema)}
+      WHERE project_id = ${project.projectId} AND status = 'active'
+      RETURNING p.project_id, last_snapshot_id AS id,
+        ${clockSql(sql, project.metadataSchema, sql`COALESCE(${input.clock ?? null}::timestamptz, ${nowMs(sql)})`)} AS clock
+    ),
+    named AS (SELECT r.*, 'snapshot_' || lpad(r.id::text, 10, '0') || '_' || ${input.fileSuffix} || '.parquet' AS f FROM r),
+    ins AS (
+      INSERT INTO mesa_ducklake.pending_writes (project_id, snapshot_id, state, local_file, remote_path,
+        file_name, clock, actor, note, idempotency_key, content_hash, host)
+      SELECT project_id, id, 'pending', ${input.localDir} || '/' || f,
+        ${`${project.ducklakePath}/main/${TABLE_NAME}/`} || f, f, clock,
+        ${input.actor}, ${input.note}, ${input.idempotencyKey}, ${input.contentHash}, ${hostname()}
+      FROM named
+      RETURNING *
+    )
+    SELECT ins.*,
+      (SELECT max(snapshot_id)::text FROM ${sql(project.metadataSchema)}.ducklake_snapshot) AS previous_snapshot,
+      ${indexMark(sql, project.metadataSchema)} AS index_through,
+      (SELECT row_to_json(b) FROM (${basisSql(sql, project.metadataSchema)}) b) AS basis,
+      -- Not waiting for the WAL flush (this query's own transaction only): see the comment above.
+      set_config('synchronous_commit', 'off', true) AS nosync
+    FROM ins`
 
 /**
  * The id and clock the next reservation of the project would get, computed as `reserveSnapshot` computes them, and
@@ -271,7 +281,12 @@ export const commitRecord = (conn: Conn, project: Project, snapshotId: number): 
 /** The snapshot's commit marker is stored. */
 export const markerWritten = (conn: Conn, project: Project, snapshotId: number): Effect.Effect<void, Failure> =>
   conn.withSql((sql) =>
-    sql`UPDATE ${sql(project.metadataSchema)}.mesa_snapshot SET marker_written = true WHERE snapshot_id = ${snapshotId}`, "markerWritten")
+    // Not waiting for the WAL flush: a note lost with a crash of PostgreSQL only makes recovery write the marker
+    // again (the same text, overwritten), and the flush stays off the foreground commits' way.
+    sql`WITH noted AS (
+          UPDATE ${sql(project.metadataSchema)}.mesa_snapshot SET marker_written = true WHERE snapshot_id = ${snapshotId}
+        )
+        SELECT set_config('synchronous_commit', 'off', true)`, "markerWritten")
     .pipe(Effect.asVoid)
 
 /** Committed snapshots whose marker is not known to be stored yet, oldest first. */

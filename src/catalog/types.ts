@@ -171,6 +171,17 @@ export interface CurrentRow {
   readonly changeSeq: number
 }
 
+/**
+ * What a read of the current-state index saw of the project, in the same statement: the latest committed snapshot
+ * and the index's mark (null: the index holds every committed snapshot). Rows read with a view are the rows under
+ * the writer lock too when the reservation, made under it, finds the same latest snapshot and no mark: every change
+ * to the index comes with a new snapshot or moves the mark.
+ */
+export interface IndexView {
+  readonly latest: number
+  readonly through: number | null
+}
+
 /** What a reservation records of the write it starts. */
 export interface ReserveInput {
   /** Random part of the file name (`snapshot_<id>_<suffix>.parquet`), so a retried id never reuses a name. */

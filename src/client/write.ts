@@ -17,7 +17,7 @@ import { Effect, Option } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import type { PendingWrite, Rename, Reservation } from "../catalog/Catalog.js"
-import type { ReserveInput } from "../catalog/types.js"
+import type { IndexView, ReserveInput } from "../catalog/types.js"
 import { COLUMNS_METADATA, TABLE_ID, TABLE_NAME } from "../catalog/ducklakeSchema.js"
 import { type AvuChange, type ChangeRow, decodeChange, MAX_BATCH, type Project } from "../core/domain.js"
 import {
@@ -81,12 +81,22 @@ export interface SnapshotWrite<E> {
   /** Leave the current-state index behind (bulk ingest; see `Catalog.commitSnapshot`). */
   readonly deferIndex?: boolean
   /**
+   * The read `build` makes, made early: before the writer lock, beside the reservation that takes it, with the view
+   * of the catalog it read (none when it read nothing). Its builder is used when the reservation finds that view
+   * unchanged under the lock (`IndexView`); otherwise `build` runs under the lock. Not used with a plan or a key.
+   */
+  readonly buildEarly?: Effect.Effect<{ readonly builder: Builder; readonly view: IndexView | undefined }, E>
+  /**
    * Plan the reservation so the file is built while the reservation is made (default true). Worth a round trip only
    * when the file takes longer to write than that: not for a small batch, which our own Parquet writer writes in a
    * fraction of a millisecond.
    */
   readonly plan?: boolean
 }
+
+/** Whether rows read in `view` are the rows the reservation's lock guarantees (see `IndexView`). */
+const stillHolds = (view: IndexView | undefined, w: Reservation) =>
+  view === undefined || (view.through === null && w.indexThrough === null && view.latest === w.previousSnapshot)
 
 /**
  * The write protocol for one snapshot, under the project's writer lock: idempotency check, reserve, build the rows
@@ -101,8 +111,11 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
   const { cache, catalog, probe, storage } = ctx
   const { actor, build, hash, key, note } = input
   const deferIndex = input.deferIndex === true
-  return catalog.withWriteLock(p.projectId, Effect.gen(function*() {
+  // A write session: the writer lock is taken with the reservation (or before, when a key or a plan needs it) and
+  // released with the commit, each in the same round trip.
+  return catalog.writeSession(p.projectId, (session) => Effect.gen(function*() {
     if (key !== null) {
+      yield* catalog.lockSession(session)
       const replay = yield* replayed(ctx, p, key, hash)
       if (replay !== undefined) return replay
     }
@@ -114,15 +127,25 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       idempotencyKey: key,
       contentHash: hash
     }
+    const reserve = (input: ReserveInput) =>
+      catalog.reserveSnapshot(p, input, session).pipe(Effect.withSpan("write.reserve"))
     // The usual case (the rows depend only on state read under the lock): the reservation's id and clock are
     // planned first (a read), so the Parquet file is built while the reservation is made. The file is pushed only
     // once the reservation is committed; a reservation that does not match the plan (something changed meanwhile)
-    // discards the early file and builds again. A small batch is not planned (`SnapshotWrite.plan`).
-    const early = Effect.isEffect(build) && input.plan !== false ? yield* planned(ctx, p, build, reserveInput) : undefined
+    // discards the early file and builds again. A small batch is not planned (`SnapshotWrite.plan`): its state is
+    // read beside the reservation, before the lock if it can be (`SnapshotWrite.buildEarly`).
+    const usePlan = Effect.isEffect(build) && input.plan !== false
+    if (usePlan) yield* catalog.lockSession(session)
+    const early = usePlan ? yield* planned(ctx, p, build as Effect.Effect<Builder, E>, reserveInput, reserve) : undefined
+    const beside: Effect.Effect<{ readonly builder: Builder; readonly view: IndexView | undefined } | undefined, E> =
+      !session.held() && input.buildEarly !== undefined
+        ? input.buildEarly
+        : Effect.isEffect(build)
+        ? Effect.map(build, (builder) => ({ builder, view: undefined }))
+        : Effect.succeed(undefined)
     const [w, prepared] = early !== undefined
       ? [early.w, undefined]
-      : yield* Effect.all([catalog.reserveSnapshot(p, reserveInput).pipe(Effect.withSpan("write.reserve")),
-        Effect.either(Effect.isEffect(build) ? build : Effect.succeed(undefined))], { concurrency: 2 })
+      : yield* Effect.all([reserve(reserveInput), Effect.either(beside)], { concurrency: 2 })
     yield* Effect.annotateCurrentSpan({ snapshotId: w.snapshotId })
     yield* probe("reserved", w.snapshotId)
     // From here a failure must leave the snapshot failed (never committed later) and its file removed.
@@ -134,10 +157,13 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
           : w.indexThrough !== null
           // A bulk ingest left the index behind: catch it up (we hold the lock), then read the state again.
           ? yield* Effect.zipRight(catchUp(ctx, p), build)
-          // Reserved as planned but not as expected: the state is read again.
-          : prepared === undefined
-          ? yield* build
-          : (yield* prepared)!
+          // Read beside the reservation, in the view the lock guarantees: used as read.
+          : prepared !== undefined && prepared._tag === "Right" && prepared.right !== undefined &&
+              stillHolds(prepared.right.view, w)
+          ? prepared.right.builder
+          // Planned but not reserved as planned, read before the lock in a view that no longer holds, or a read
+          // that failed: the state is read again, under the lock.
+          : yield* build
         return yield* makeFile(ctx, p, w, builder)
       })
       if (made === undefined) return undefined
@@ -150,10 +176,11 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       const checksum = formatIrodsChecksum(put.checksum)
       // Straight to the commit: the write-ahead row stays 'pending' until then. A process that dies here leaves
       // its file in storage and in the local cache (pinned by the row); recovery commits it (pushing it again
-      // unless the stored copy has the local file's checksum).
+      // unless the stored copy has the local file's checksum). The commit releases the writer lock once committed.
       yield* catalog.commitSnapshot(p, w, { ...written, fileName: w.fileName, checksum }, rows, renames, {
         deferIndex,
-        basis: w.basis
+        basis: w.basis,
+        session
       }).pipe(Effect.withSpan("write.commit"))
       yield* probe("committed", w.snapshotId)
       return { rows, unmatchedDeletes }
@@ -175,7 +202,8 @@ export const writeSnapshot = <E extends { readonly _tag: string; readonly messag
       return { recorded: false as const, reason: "nothing-to-record" as const }
     }
     const { rows, unmatchedDeletes } = done
-    // The snapshot is committed: its marker is written in the background (by recovery if it never lands).
+    // The snapshot is committed (and the lock released): its marker is written in the background (by recovery if it
+    // never lands).
     yield* ctx.background.enqueueMarker(p, w.snapshotId)
     // A bulk ingest compacts (if due) once it has finished, after its index catch-up.
     if (!deferIndex) yield* maybeAutoCompact(ctx, p, w.snapshotId)
@@ -219,11 +247,12 @@ const makeFile = (ctx: ClientContext, p: Project, w: PendingWrite, builder: Buil
  * when the plan cannot be used (the index lags, the state could not be read): the caller reserves as usual. The
  * file's outcome (`made`) is settled inside the write's attempt, so its failure fails the reserved write.
  */
-const planned = <E>(
+const planned = <E, F>(
   ctx: ClientContext,
   p: Project,
   build: Effect.Effect<Builder, E>,
-  input: ReserveInput
+  input: ReserveInput,
+  reserve: (input: ReserveInput) => Effect.Effect<Reservation, F>
 ) =>
   Effect.gen(function*() {
     const [plan, prepared] = yield* Effect.all([
@@ -249,7 +278,7 @@ const planned = <E>(
       host: ""
     }
     const [reserved, made] = yield* Effect.all([
-      Effect.either(ctx.catalog.reserveSnapshot(p, { ...input, clock: plan.clock }).pipe(Effect.withSpan("write.reserve"))),
+      Effect.either(reserve({ ...input, clock: plan.clock })),
       Effect.either(makeFile(ctx, p, guess, prepared.right))
     ], { concurrency: 2 })
     const dropFile = Effect.promise(() => fs.rm(guess.localFile, { force: true }))
@@ -300,26 +329,30 @@ export const recordChanges = Effect.fn("DuckLakeClient.recordChanges")(function*
   const p = yield* ctx.projectForWrite(input.projectId)
   if (p.status === "archived") return yield* new ProjectArchived({ projectId: p.projectId })
   const batch = yield* prepareBatch(ctx, p, { actor: actor!, note, key, changes, offset: 0 })
+  // Only deletes and sets depend on the state (see expandChanges): a batch of adds reads nothing.
+  const read = Effect.map(
+    ctx.catalog.currentRowsOf(p, pathAttributePairs(changes.filter((c) => c.op !== "add"))).pipe(
+      Effect.withSpan("write.currentRows")
+    ),
+    ({ rows, view }) => {
+      const adds = rows.filter((r) => r.op === "add")
+      const builder: Builder = (snapshotId, clock) => ({
+        ...expandChanges(batch.changes, adds, snapshotId, clock),
+        renames: []
+      })
+      return { builder, view }
+    }
+  )
   return yield* writeSnapshot(ctx, p, {
     actor: actor!,
     note,
     key,
     hash: batch.hash,
-    // A batch our own writer takes (see `SnapshotWrite.plan`): reserve and read the state side by side instead.
+    // A batch our own writer takes (see `SnapshotWrite.plan`): reserve and read the state side by side instead,
+    // the read made before the lock when it can be.
     plan: changes.length > SMALL_BATCH_MAX_ROWS,
-    build: Effect.map(
-      // Only deletes and sets depend on the state (see expandChanges): a batch of adds reads nothing.
-      ctx.catalog.currentRowsOf(p, pathAttributePairs(changes.filter((c) => c.op !== "add"))).pipe(
-        Effect.withSpan("write.currentRows")
-      ),
-      (current) => {
-        const adds = current.filter((r) => r.op === "add")
-        return (snapshotId: number, clock: Date) => ({
-          ...expandChanges(batch.changes, adds, snapshotId, clock),
-          renames: []
-        })
-      }
-    )
+    build: Effect.map(read, (r) => r.builder),
+    buildEarly: read
   }).pipe(
     // The reservation found the project archived or gone: the write path's copy of it is looked up again next time.
     Effect.tapError((e) =>
