@@ -40,6 +40,20 @@ describe("MountedStorage", () => {
       // The refused put's temporary copy (made beside the existence check) is gone.
       expect(fs.readdirSync(nodePath.join(mountRoot, "alice/proj/.mesa/ducklake"))).toEqual(["a.parquet"])
       expect((yield* s.put(local, target, { overwrite: true })).size).toBe(14000)
+      // A move renames in place: into a collection made on the way, over a file already there.
+      const moved = "/iplant/home/alice/proj/.mesa/ducklake/replaced/t/a.parquet"
+      const move = s.move!
+      yield* move(target, moved)
+      expect(yield* s.stat(target)).toEqual(Option.none())
+      expect(fs.readFileSync(nodePath.join(mountRoot, "alice/proj/.mesa/ducklake/replaced/t/a.parquet")).equals(fs.readFileSync(local))).toBe(true)
+      yield* s.put(local, target)
+      fs.writeFileSync(nodePath.join(mountRoot, "alice/proj/.mesa/ducklake/replaced/t/a.parquet"), "older copy")
+      yield* move(target, moved)
+      expect((yield* s.checksum(moved)).hex).toBe(expected)
+      const gone = yield* Effect.flip(move(target, moved))
+      expect(gone.reason).toBe("NotFound")
+      yield* move(moved, target)
+      fs.rmSync(nodePath.join(mountRoot, "alice/proj/.mesa/ducklake/replaced"), { recursive: true })
       // Read back whole when it fits one read (the usual snapshot file), streamed past that: both answer the same.
       for (const size of [65_536, 65_537, 300_001]) {
         const big = nodePath.join(base, `big-${size}.bin`)

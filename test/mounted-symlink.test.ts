@@ -372,6 +372,36 @@ describe("MountedStorage and symbolic links", () => {
         expect(fs.lstatSync(linkFile).isSymbolicLink()).toBe(true)
       })))
 
+  it.effect("move refuses a link at the source, in the target's collection or at the target; nothing moves", () =>
+    withStorage((s, env) =>
+      Effect.gen(function*() {
+        const lake = `${PREFIX}/alice/a/.mesa/ducklake`
+        yield* s.put(env.local, `${lake}/main/x.parquet`).pipe(
+          Effect.catchIf((e) => e._tag === "StorageError" && e.reason === "NotFound", () =>
+            Effect.zipRight(s.makeCollection(`${lake}/main`), s.put(env.local, `${lake}/main/x.parquet`)))
+        )
+        const real = (rel: string) => nodePath.join(env.realRoot, "alice/a/.mesa/ducklake", rel)
+        const move = s.move!
+        // The source a link (to the secret outside): not followed, not moved.
+        fs.symlinkSync(nodePath.join(env.outside, "secret.parquet"), real("main/link.parquet"))
+        expect(yield* denied(move(`${lake}/main/link.parquet`, `${lake}/replaced/link.parquet`))).toBe("PermissionDenied")
+        expect(fs.lstatSync(real("main/link.parquet")).isSymbolicLink()).toBe(true)
+        // The target's collection a link out of the zone.
+        fs.symlinkSync(env.outside, real("replaced"))
+        expect(yield* denied(move(`${lake}/main/x.parquet`, `${lake}/replaced/x.parquet`))).toBe("PermissionDenied")
+        fs.rmSync(real("replaced"))
+        // The target itself a link.
+        fs.mkdirSync(real("replaced"))
+        fs.symlinkSync(nodePath.join(env.outside, "secret.parquet"), real("replaced/x.parquet"))
+        expect(yield* denied(move(`${lake}/main/x.parquet`, `${lake}/replaced/x.parquet`))).toBe("PermissionDenied")
+        expect(fs.readFileSync(real("main/x.parquet")).equals(fs.readFileSync(env.local))).toBe(true)
+        expect(fs.readFileSync(nodePath.join(env.outside, "secret.parquet"), "utf8")).toBe("not yours")
+        expect(fs.readdirSync(env.outside).sort()).toEqual(["secret.parquet"])
+        // Outside the prefix, or climbing out: refused before anything is looked at.
+        expect(yield* denied(move(`${lake}/main/x.parquet`, "/elsewhere/x.parquet"))).toBe("PermissionDenied")
+        expect(yield* denied(move(`${lake}/main/../../x.parquet`, `${lake}/y.parquet`))).toBe("PermissionDenied")
+      })))
+
   it.effect("a dangling link: makeCollection and put refuse and create nothing where it points", () =>
     withStorage((s, env) =>
       Effect.gen(function*() {

@@ -256,7 +256,9 @@ export interface CatalogService {
       readonly sources: ReadonlyArray<LiveFile>
       readonly file: DataFileInfo
       readonly actor: string
-    }
+    },
+    /** The write session: its lock is taken with the commit's first round trip and released with its second. */
+    session?: WriteSession
   ) => Effect.Effect<{
     readonly snapshotId: number
     readonly snapshotTime: Date
@@ -342,7 +344,7 @@ export const make = (config: CatalogConfig) =>
       // Files and compaction
       files: (project, filter) => Files.files(conn, project, filter),
       liveFiles: (project) => Files.liveFiles(conn, project),
-      commitCompaction: (project, input) => Compaction.commitCompaction(conn, project, input),
+      commitCompaction: (project, input, session) => Compaction.commitCompaction(conn, project, input, session),
       scheduledForDeletion: (project, before) => Compaction.scheduledForDeletion(conn, project, before),
       forgetScheduled: (project, ids) => Compaction.forgetScheduled(conn, project, ids),
       moveScheduled: (project, ids, prefix) => Compaction.moveScheduled(conn, project, ids, prefix),

@@ -157,7 +157,8 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
         filesAfter += 1 - group.length
       }
     }))
-  if (snapshots.length > 0) {
+  // The chain's head is anchored under the writer lock, where the storage keeps one (not on a mount).
+  if (snapshots.length > 0 && ctx.storage.anchor !== undefined) {
     yield* catalog.withWriteLock(p.projectId, anchorHead(ctx, p)).pipe(
       Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e))
     )
@@ -218,10 +219,11 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
     const put = yield* upload(ctx, local, remote)
     const checksum = formatIrodsChecksum(put.checksum)
     // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker). The commit
-    // takes the writer lock (snapshot ids are handed out under it) and re-checks that every source is still live.
-    const outcome = yield* catalog.withWriteLock(
+    // takes the writer lock (snapshot ids are handed out under it) for two round trips, and re-checks that every
+    // source is still live.
+    const outcome = yield* catalog.writeSession(
       p.projectId,
-      catalog.commitCompaction(p, { sources: group, file: { ...written, fileName, checksum }, actor })
+      (session) => catalog.commitCompaction(p, { sources: group, file: { ...written, fileName, checksum }, actor }, session)
     ).pipe(
       Effect.tapError(() => storage.remove(remote).pipe(Effect.ignore)),
       Effect.map((c) => ({ _tag: "committed" as const, c })),
@@ -307,10 +309,19 @@ const moveAside = (
     // (see COMPACTION_IO_CONCURRENCY).
     yield* Effect.forEach(files, (f) => {
       const tmp = nodePath.join(dir, `aside-${f.fileName}`)
+      const from = `${liveDir(p)}/${f.fileName}`
+      const to = `${asideDir(p)}/${f.fileName}`
+      const move = ctx.storage.move
       return Effect.gen(function*() {
-        yield* ctx.storage.get(`${liveDir(p)}/${f.fileName}`, tmp)
-        yield* upload(ctx, tmp, `${asideDir(p)}/${f.fileName}`)
-        yield* ctx.storage.remove(`${liveDir(p)}/${f.fileName}`)
+        if (move !== undefined) {
+          // A rename in place where the storage has one (a mount): three steps through the pool instead of a copy
+          // out, a verified copy back and a removal.
+          yield* move(from, to)
+        } else {
+          yield* ctx.storage.get(from, tmp)
+          yield* upload(ctx, tmp, to)
+          yield* ctx.storage.remove(from)
+        }
         moved.push(f.dataFileId)
       }).pipe(
         Effect.catchAll((e) => Effect.logWarning(`replaced file ${f.fileName} left in main/ for now`, e)),

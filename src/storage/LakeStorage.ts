@@ -55,6 +55,11 @@ export interface LakeStorageService {
    * None for remote storage, which is read through the local cache.
    */
   readonly localPath: (path: string) => Option.Option<string>
+  /**
+   * Moves a stored file to another path (its collection created if missing; a file there is replaced), where the
+   * storage can rename in place; absent otherwise (callers copy and remove).
+   */
+  readonly move?: (from: string, to: string) => Effect.Effect<void, StorageError>
   /** True when `stat` reports real iRODS object ids (the native client); a mount cannot. */
   readonly resolvesObjectIds: boolean
   /**

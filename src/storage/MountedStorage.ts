@@ -44,6 +44,7 @@ export const make = (config: MountConfig) =>
       list: Ops.list(ctx),
       remove: Ops.remove(ctx),
       makeCollection: Ops.makeCollection(ctx),
+      move: Ops.move(ctx),
       localPath: Ops.localPath(ctx),
       resolvesObjectIds: false
     })

@@ -1,7 +1,8 @@
 /**
  * The `LakeStorage` operations of a mounted zone, each a function of the adapter's `MountContext`: stat, checksum
  * (no-follow), verified put (temporary name, links checked again before the rename), get, list (lstat, links listed
- * as what they are), remove, makeCollection (checked before and after) and the synchronous `localPath`.
+ * as what they are), move (a checked rename), remove, makeCollection (checked before and after) and the synchronous
+ * `localPath`.
  */
 import { Effect, Option } from "effect"
 import { randomBytes } from "node:crypto"
@@ -92,11 +93,11 @@ export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile,
   })
 
 /** A refused path, as every mounted operation reports it (`PermissionDenied`). */
-const refused = (path: string, why?: string) =>
-  new StorageError({ operation: "put", path, reason: "PermissionDenied", ...(why === undefined ? {} : { cause: new Error(why) }) })
+const refused = (path: string, why?: string, operation = "put") =>
+  new StorageError({ operation, path, reason: "PermissionDenied", ...(why === undefined ? {} : { cause: new Error(why) }) })
 
 /** What is at a path, not following a link there; an error other than "nothing there" fails. */
-const lstatKind = (local: string) =>
+const lstatKind = (local: string, operation = "put") =>
   Effect.tryPromise({
     try: () =>
       nodeFs.promises.lstat(local).then(
@@ -108,7 +109,7 @@ const lstatKind = (local: string) =>
         }
       ),
     catch: (cause) =>
-      new StorageError({ operation: "put", path: local, reason: codeOf(cause) === "EACCES" ? "PermissionDenied" : "Unknown", cause })
+      new StorageError({ operation, path: local, reason: codeOf(cause) === "EACCES" ? "PermissionDenied" : "Unknown", cause })
   })
 
 export const get = (ctx: MountContext): LakeStorageService["get"] => (path, localFile) =>
@@ -147,6 +148,41 @@ export const list = (ctx: MountContext): LakeStorageService["list"] => (collecti
     return entries.flatMap((e) => (Option.isSome(e) ? [e.value] : [])).sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0
     )
+  })
+
+/**
+ * A rename within the mount, checked like a put: the source is its own real path (no link on the way, none at the
+ * end), the target's collection too, and no link is at the target; all three side by side, then the rename, then
+ * the target's real path once more (a link swapped in meanwhile is reported). The target's collection is made when
+ * missing, and the rename tried again.
+ */
+export const move = (ctx: MountContext): NonNullable<LakeStorageService["move"]> => (from, to) =>
+  Effect.gen(function*() {
+    const source = ctx.lexical(from)
+    const target = ctx.lexical(to)
+    if (source === undefined) return yield* refused(from, undefined, "move")
+    if (target === undefined) return yield* refused(to, undefined, "move")
+    const dir = nodePath.dirname(target.local)
+    const check = Effect.all([
+      ctx.refuseLinks("move", from, source.root, source.local),
+      ctx.refuseLinks("move", to, target.root, dir),
+      Effect.flatMap(lstatKind(target.local, "move"), (kind) =>
+        kind === "link" ? Effect.fail(refused(to, `${target.local} is a symbolic link`, "move")) : Effect.void)
+    ], { concurrency: 3, discard: true })
+    const rename = ctx.fs.rename(source.local, target.local).pipe(Effect.mapError(ctx.fail("move", to)))
+    yield* check
+    yield* rename.pipe(
+      Effect.catchIf(
+        (e) => e.reason === "NotFound",
+        // The source is there (just checked): the target's collection is not yet.
+        (e) =>
+          Effect.flatMap(Effect.either(lstatKind(source.local, "move")), (kind) =>
+            kind._tag === "Right" && kind.right === "entry"
+              ? Effect.zipRight(makeCollection(ctx)(nodePath.posix.dirname(to)), Effect.zipRight(check, rename))
+              : Effect.fail(e))
+      )
+    )
+    yield* ctx.refuseLinks("move", to, target.root, target.local)
   })
 
 export const remove = (ctx: MountContext): LakeStorageService["remove"] => (path) =>
