@@ -254,7 +254,7 @@ export const make = (options: DuckDbOptions = {}) =>
       // A batch is written in JS without a connection (DuckDB only for what our writer cannot write), so it never
       // waits behind reads, and writing never loads DuckDB.
       writeSnapshotFile: (file, rows, projectId, metadata) =>
-        Effect.try({
+        Effect.tryPromise({
           try: () => writeJsSnapshotFile(file, rows, projectId, metadata),
           catch: (cause) => new DuckDbError(cause instanceof Error ? cause.message : String(cause), { cause })
         }).pipe(Effect.flatMap((small) =>

@@ -201,6 +201,9 @@ const copyToParquet = async (
  */
 export const SMALL_BATCH_MAX_ROWS = 64
 
+/** Files up to this size are written synchronously (see `writeJsSnapshotFile`). */
+const SYNC_WRITE_MAX_BYTES = 64 * 1024
+
 /** Up to this many rows our writer writes a batch (a bulk ingest's largest snapshot); DuckDB beyond. */
 export const JS_WRITER_MAX_ROWS = 200_000
 
@@ -209,12 +212,12 @@ export const JS_WRITER_MAX_ROWS = 200_000
  * batch over `JS_WRITER_MAX_ROWS`, or when a value has no text form `batchStats` reproduces (a time outside years
  * 1-9999): DuckDB writes those. Throws (RangeError) for an integer its column cannot hold.
  */
-export const writeJsSnapshotFile = (
+export const writeJsSnapshotFile = async (
   file: string,
   rows: ReadonlyArray<ChangeRow>,
   projectId: string,
   metadata: Readonly<Record<string, string>>
-): WrittenFile | undefined => {
+): Promise<WrittenFile | undefined> => {
   if (rows.length === 0 || rows.length > JS_WRITER_MAX_ROWS) return undefined
   // Each column's values and bounds once, for the catalog's statistics and the file's.
   const values = columnValues(rows, projectId)
@@ -226,9 +229,11 @@ export const writeJsSnapshotFile = (
   const { bytes, footerSize, sizes } = encodeSnapshotParquet(columns, metadata, { gzip })
   const agg = fromJs.flatMap((c) => [c.min, c.max, c.valueCount])
   const stats = statsFrom(agg, rows.length, sizes)
-  // Synchronously: a few KB to the local cache take ~0.1 ms (a bulk ingest writes ~140 KB the same way), where
-  // fs.promises queued behind other work on libuv's thread pool (p95 4 ms against 0.5 ms measured).
-  fs.writeFileSync(file, bytes, { mode: 0o600 })
+  // A small file synchronously: a few KB to the local cache take ~0.1 ms, where fs.promises queued behind other
+  // work on libuv's thread pool (p95 4 ms against 0.5 ms measured). A larger one (a bulk ingest's ~140 KB) on the
+  // pool: beside PostgreSQL's heavy WAL writes a synchronous write held the thread ~4 ms a snapshot.
+  if (bytes.length <= SYNC_WRITE_MAX_BYTES) fs.writeFileSync(file, bytes, { mode: 0o600 })
+  else await fs.promises.writeFile(file, bytes, { mode: 0o600 })
   return { recordCount: rows.length, fileSizeBytes: bytes.length, footerSize, stats }
 }
 
@@ -240,7 +245,7 @@ export const writeSnapshotFile = async (
   projectId: string,
   metadata: Readonly<Record<string, string>>
 ): Promise<WrittenFile> => {
-  const small = writeJsSnapshotFile(file, rows, projectId, metadata)
+  const small = await writeJsSnapshotFile(file, rows, projectId, metadata)
   if (small !== undefined) return small
   const plan = stagingPlan(rows, projectId)
   const types = await createStagingTable(con, plan)
