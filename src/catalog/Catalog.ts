@@ -15,7 +15,7 @@
 import type { SqlClient, SqlError } from "@effect/sql"
 import { Context, Effect, Layer, type Option, type Redacted, type Scope } from "effect"
 import type { ProjectArchived, ProjectConflict, ProjectNotFound, ReaderRoleConflict, SnapshotNotFound } from "../core/errors.js"
-import type { Avu, ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "../core/domain.js"
+import type { ChangeRow, IrodsPath, Project, ProjectStatus, Snapshot } from "../core/domain.js"
 import * as Commit from "./commit.js"
 import * as Compaction from "./compaction.js"
 import { type CatalogConfig, makeConn, type WriteSession } from "./connection.js"
@@ -227,11 +227,11 @@ export interface CatalogService {
   /** Every file referenced by a pending or failed write, across projects: never evicted from the local cache. */
   readonly pinnedLocalFiles: Effect.Effect<ReadonlySet<string>, Failure>
   readonly files: (project: Project, filter: FileFilter) => Effect.Effect<ReadonlyArray<LakeFile>, Failure>
-  /** A path's current AVUs from the index; `behind` when the index lags the commits (then `avus` is not the answer). */
-  readonly currentAvus: (
-    project: Project,
-    path: string
-  ) => Effect.Effect<{ readonly avus: ReadonlyArray<Avu>; readonly behind: boolean }, Failure>
+  /**
+   * A path's current AVUs from the index; while the index lags the commits (`behind`), what it holds of the path
+   * through its mark instead, for the caller to combine with the changes after it.
+   */
+  readonly currentAvus: (project: Project, path: string) => Effect.Effect<CurrentState.CurrentAvus, Failure>
   readonly listSnapshots: (
     project: Project,
     options: { readonly limit: number }

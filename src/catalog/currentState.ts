@@ -227,31 +227,48 @@ export const currentAvus = (
   conn: Conn,
   project: Project,
   path: string
-): Effect.Effect<{ readonly avus: ReadonlyArray<Avu>; readonly behind: boolean }, Failure> =>
+): Effect.Effect<CurrentAvus, Failure> =>
   conn.withSql((sql) =>
     Effect.map(
-      // One round trip: whether the index lags, and the path's rows (none when it lags).
-      sql<any>`SELECT l.behind, c.attribute, c.value, c.unit, c.actor, c.ts, c.snapshot_id::text AS snapshot_id,
-                      c.source, c.via_ticket, c.rule_invocation
-               FROM (SELECT ${indexMark(sql, project.metadataSchema)} IS NOT NULL AS behind) l
+      // One round trip: the index's mark, and the path's rows: its AVUs, or while the index lags every row it holds
+      // of the path (deletes too, each with its order), to be combined with the changes after the mark.
+      sql<any>`SELECT l.through, c.attribute, c.value, c.unit, c.op, c.actor, c.ts, c.snapshot_id::text AS snapshot_id,
+                      c.change_seq, c.source, c.via_ticket, c.rule_invocation
+               FROM (SELECT ${indexMark(sql, project.metadataSchema)} AS through) l
                LEFT JOIN ${sql(project.metadataSchema)}.mesa_current_avus c
-                 ON NOT l.behind AND c.irods_path = ${path} AND c.op = 'add'
+                 ON c.irods_path = ${path} AND (l.through IS NOT NULL OR c.op = 'add')
                ORDER BY c.attribute, c.value, c.unit`,
-      (rows) => ({
-        behind: rows[0]?.behind === true,
-        avus: rows.filter((r) => r.attribute !== null).map((r) => ({
-          attribute: r.attribute,
-          value: r.value,
-          unit: r.unit,
-          actor: r.actor,
+      (rows) => {
+        const through = rows[0]?.through === null || rows[0]?.through === undefined ? null : Number(rows[0].through)
+        const held = rows.filter((r) => r.attribute !== null).map((r) => ({
+          attribute: r.attribute as string,
+          value: r.value as string,
+          unit: r.unit as string,
+          actor: r.actor as string,
           ts: new Date(r.ts),
           snapshotId: Number(r.snapshot_id),
-          source: r.source,
-          viaTicket: r.via_ticket,
-          ruleInvocation: r.rule_invocation
+          source: r.source as string,
+          viaTicket: r.via_ticket as string | null,
+          ruleInvocation: r.rule_invocation as string | null,
+          op: r.op as "add" | "delete",
+          changeSeq: r.change_seq as number
         }))
-      })
+        return through === null
+          ? { behind: false as const, avus: held.map(({ changeSeq: _s, op: _o, ...avu }) => avu) }
+          : { behind: true as const, through, indexed: held }
+      }
     ), "currentAvus")
+
+/** A path's AVUs from the index, or, while it lags, what it holds of the path through its mark. */
+export type CurrentAvus =
+  | { readonly behind: false; readonly avus: ReadonlyArray<Avu> }
+  | {
+    readonly behind: true
+    /** The last snapshot the index holds. */
+    readonly through: number
+    /** The latest change of each triple of the path through `through` (deletes too), with its order. */
+    readonly indexed: ReadonlyArray<Avu & { readonly op: "add" | "delete"; readonly changeSeq: number }>
+  }
 
 /** The last snapshot the index covers when it is behind the committed snapshots, else null. */
 export const indexThrough = (conn: Conn, project: Project) =>

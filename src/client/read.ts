@@ -9,19 +9,75 @@
 import { Effect } from "effect"
 import { type AsOfOptions, type Avu, type ChangeRow, type HistoryFilter, parseIrodsPath, parseTimestamp, type Project } from "../core/domain.js"
 import { SnapshotNotFound } from "../core/errors.js"
-import { type ClientCore, END_OF_TIME, invalid, limitArg, snapshotArg, textArg } from "./context.js"
+import { type ClientCore, invalid, limitArg, snapshotArg, textArg } from "./context.js"
+import { compareUtf8 } from "../catalog/stats.js"
 import { readFiles } from "./files.js"
 import { lineageOf, pathAt } from "./renames.js"
 
 export const getAvus = Effect.fn("DuckLakeClient.getAvus")(function*(ctx: ClientCore, projectId: string, path: string) {
   const irodsPath = yield* parseIrodsPath(path, "irodsPath")
   const p = yield* ctx.project(projectId)
-  const { avus, behind } = yield* ctx.catalog.currentAvus(p, irodsPath)
-  if (!behind) return avus
-  // A bulk ingest has not been indexed yet: the same answer from the Parquet files (the latest change per triple).
-  return yield* readFiles(ctx, p, { irodsPath }, (local) =>
-    ctx.duck.avusAsOf(local, irodsPath, END_OF_TIME, Number.MAX_SAFE_INTEGER))
+  const current = yield* ctx.catalog.currentAvus(p, irodsPath)
+  if (!current.behind) return current.avus
+  // A bulk ingest's last snapshots are not indexed yet. The index holds every change through its mark (the mark moves
+  // with the rows it covers), so the answer is the latest change per triple among what it holds of the path and the
+  // path's changes after the mark, read from those snapshots' files alone (not from every file of the project).
+  const { indexed, through } = current
+  const later = yield* readFiles(ctx, p, { irodsPath, afterSnapshot: through }, (local) =>
+    local.length === 0
+      ? Effect.succeed([] as ReadonlyArray<ChangeRow>)
+      : ctx.duck.changes(local, { irodsPath, afterSnapshot: through }, { order: "oldest" }))
+  return latestAdds(indexed, later)
 })
+
+/**
+ * The AVUs a path holds: the latest change of each triple (valid time, snapshot, position) among the indexed ones
+ * and the later ones, where that change is an add; in attribute, value, unit order (UTF-8 bytes, as the index and
+ * DuckDB order them).
+ */
+const latestAdds = (
+  indexed: ReadonlyArray<Avu & { readonly op: "add" | "delete"; readonly changeSeq: number }>,
+  later: ReadonlyArray<ChangeRow>
+): ReadonlyArray<Avu> => {
+  type Candidate = { readonly avu: Avu; readonly add: boolean; readonly ts: number; readonly snapshotId: number; readonly seq: number }
+  const latest = new Map<string, Candidate>()
+  const offer = (c: Candidate) => {
+    const k = JSON.stringify([c.avu.attribute, c.avu.value, c.avu.unit])
+    const had = latest.get(k)
+    const later = had === undefined || (c.ts !== had.ts
+      ? c.ts > had.ts
+      : c.snapshotId !== had.snapshotId
+      ? c.snapshotId > had.snapshotId
+      : c.seq > had.seq)
+    if (later) latest.set(k, c)
+  }
+  for (const r of indexed) {
+    const { changeSeq, op, ...avu } = r
+    offer({ avu, add: op === "add", ts: r.ts.getTime(), snapshotId: r.snapshotId, seq: changeSeq })
+  }
+  for (const r of later) {
+    offer({
+      avu: {
+        attribute: r.attribute,
+        value: r.value,
+        unit: r.unit,
+        actor: r.actor,
+        ts: r.ts,
+        snapshotId: r.snapshotId,
+        source: r.source,
+        viaTicket: r.viaTicket,
+        ruleInvocation: r.ruleInvocation
+      },
+      add: r.op === "add",
+      ts: r.ts.getTime(),
+      snapshotId: r.snapshotId,
+      seq: r.changeSeq
+    })
+  }
+  return [...latest.values()].filter((c) => c.add).map((c) => c.avu).sort((a, b) =>
+    compareUtf8(a.attribute, b.attribute) || compareUtf8(a.value, b.value) || compareUtf8(a.unit, b.unit)
+  )
+}
 
 /** Resolve `knownAt` (snapshot id or transaction time) to the highest snapshot id to consider. */
 export const knownAtSnapshot = (ctx: ClientCore, p: Project, knownAt: AsOfOptions["knownAt"]) =>
