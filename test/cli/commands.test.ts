@@ -175,7 +175,8 @@ describe("backup --daemon", () => {
     child.stderr.on("data", (d) => (stderr += d))
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
     const deadline = Date.now() + 90_000
-    while (Date.now() < deadline && !(fs.existsSync(backups) && fs.readdirSync(backups).some((f) => f.endsWith(".dump")))) {
+    // A run has finished once it has reported its backup (the dump is in place a moment before that).
+    while (Date.now() < deadline && !(fs.existsSync(backups) && fs.readdirSync(backups).some((f) => f.endsWith(".dump")) && stdout.includes("path"))) {
       await new Promise((r) => setTimeout(r, 250))
     }
     expect(fs.readdirSync(backups).some((f) => f.endsWith(".dump")), stderr).toBe(true)
