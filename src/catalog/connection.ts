@@ -203,9 +203,14 @@ const lockKey = (projectId: string) => pg.escapeLiteral(`mesa-ducklake:${project
 
 /**
  * The statements that take the writer lock, waiting at most `LOCK_WAIT_MS`, and then put the session's own
- * `lock_timeout` back for whatever follows in the same query (so only the lock itself can time out).
+ * `lock_timeout` back for whatever follows in the same query (so only the lock itself can time out). First they
+ * release any session-level advisory lock the connection (reserved for the lock alone) still holds: a lock granted
+ * just as `lock_timeout` fired survives its failed statement (a session lock outlives the abort), and the attempt
+ * after it would then hold it twice, and leave it held by the pooled connection after the single unlock (writers of
+ * the project stalled 30 s, the pool's idle timeout, in 2 of 4 runs of the concurrent-writers test).
  */
 const lockStatements = (key: string) => [
+  `SELECT pg_advisory_unlock_all()`,
   `SELECT set_config('mesa_ducklake.lock_timeout', current_setting('lock_timeout'), true)`,
   `SELECT set_config('lock_timeout', '${LOCK_WAIT_MS}ms', true)`,
   `SELECT pg_advisory_lock(hashtextextended(${key}, 0))`,
@@ -225,12 +230,14 @@ const writeLock = <A, E, R>(sql: SqlClient.SqlClient, projectId: string, effect:
   Effect.scoped(Effect.gen(function*() {
     const conn = yield* sql.reserve
     const key = lockKey(projectId)
+    // Before the lock is asked for: an interruption that lands after it was granted, while its query is still being
+    // answered, must not return the connection to the pool with the lock (unlocking one not held only warns).
+    yield* Effect.addFinalizer(() =>
+      conn.executeUnprepared(`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`, [], undefined).pipe(Effect.ignore)
+    )
     yield* conn.executeUnprepared(lockStatements(key).join(";\n"), [], undefined).pipe(
       Effect.retry({ while: lockTimedOut }),
       Effect.withSpan("write.lock")
-    )
-    yield* Effect.addFinalizer(() =>
-      conn.executeUnprepared(`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`, [], undefined).pipe(Effect.ignore)
     )
     return yield* effect
   }))
@@ -239,8 +246,9 @@ const writeLock = <A, E, R>(sql: SqlClient.SqlClient, projectId: string, effect:
  * A write session (`WriteSession`) on a reserved connection. When the lock does not come free in time its statement
  * fails, which skips the statements after it in the same query, and the query is sent again. A session-level
  * advisory lock outlives a rolled-back transaction, so after any other failure of a query that asked for it the
- * session counts it as held; its end releases every advisory lock of the connection (reserved by this session
- * alone), rolling back a transaction block left open.
+ * session counts it as held; and from the moment it is asked for until a commit releases it, the session's end
+ * releases every advisory lock of the connection (reserved by this session alone), rolling back a transaction block
+ * left open.
  */
 const writeSession = <A, E, R>(
   sql: SqlClient.SqlClient,
@@ -253,11 +261,14 @@ const writeSession = <A, E, R>(
     const key = lockKey(projectId)
     const lock = lockStatements(key)
     let held = false
+    // Whether the lock may be held: from the moment it is asked for (an interruption can land after it was granted,
+    // before its query was answered) until the commit released it.
+    let asked = false
     let inBlock = false
     yield* Effect.addFinalizer(() =>
       Effect.zipRight(
         inBlock ? conn.executeUnprepared("ROLLBACK", [], undefined).pipe(Effect.ignore) : Effect.void,
-        held ? conn.executeUnprepared("SELECT pg_advisory_unlock_all()", [], undefined).pipe(Effect.ignore) : Effect.void
+        asked ? conn.executeUnprepared("SELECT pg_advisory_unlock_all()", [], undefined).pipe(Effect.ignore) : Effect.void
       )
     )
     const query = (texts: ReadonlyArray<string>, operation: string) =>
@@ -274,6 +285,7 @@ const writeSession = <A, E, R>(
       run: (statements, operation) =>
         Effect.flatMap(compiled(statements), (texts) => {
           if (held) return texts.length === 0 ? Effect.succeed([]) : query(texts, operation)
+          asked = true
           return query([...lock, ...texts], operation).pipe(
             Effect.tapError((e) => Effect.sync(() => {
               if (!lockTimedOut(e)) held = true
@@ -297,6 +309,7 @@ const writeSession = <A, E, R>(
               Effect.tap(() => Effect.sync(() => {
                 inBlock = false
                 held = false
+                asked = false
               })),
               Effect.tapError(() =>
                 // Rolled back now, so the lock (still held) is released by the session's end on a usable connection.
