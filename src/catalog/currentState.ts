@@ -60,6 +60,23 @@ export const tripleKey = (path: string, attribute: string, value: string, unit: 
     ? JSON.stringify([path, attribute, value, unit])
     : path + "\u0000" + attribute + "\u0000" + value + "\u0000" + unit
 
+/** A change's place in its triple's order: valid time (a Date, or ms), snapshot, position. */
+export interface ChangeOrder {
+  readonly ts: Date | number
+  readonly snapshotId: number
+  readonly changeSeq: number
+}
+
+/**
+ * Whether change `a` comes after `b` in a triple's order: valid time, then snapshot, then position. The index keeps
+ * each triple's latest change by it (the upserts' DISTINCT ON and WHERE use the same order in SQL).
+ */
+export const laterChange = (a: ChangeOrder, b: ChangeOrder): boolean => {
+  const at = +a.ts
+  const bt = +b.ts
+  return at !== bt ? at > bt : a.snapshotId !== b.snapshotId ? a.snapshotId > b.snapshotId : a.changeSeq > b.changeSeq
+}
+
 /**
  * One row per AVU triple (the latest by valid time, snapshot, position): one upsert may touch a key only once. In the
  * order of each triple's first row. Only rows whose path repeats can repeat a triple: a key is built for those alone
@@ -75,12 +92,6 @@ export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow
     } else once.set(r.irodsPath, true)
   }
   if (!repeats) return rows as Array<ChangeRow>
-  const later = (a: ChangeRow, b: ChangeRow) =>
-    a.ts.getTime() !== b.ts.getTime()
-      ? a.ts > b.ts
-      : a.snapshotId !== b.snapshotId
-      ? a.snapshotId > b.snapshotId
-      : a.changeSeq > b.changeSeq
   // Triple key → its first row; first row → the latest row of its triple.
   const first = new Map<string, ChangeRow>()
   const latest = new Map<ChangeRow, ChangeRow>()
@@ -94,7 +105,7 @@ export const latestPerTriple = (rows: ReadonlyArray<ChangeRow>): Array<ChangeRow
       latest.set(r, r)
     } else {
       dropped++
-      if (later(r, latest.get(f)!)) latest.set(f, r)
+      if (laterChange(r, latest.get(f)!)) latest.set(f, r)
     }
   }
   // No triple repeated: the rows as they are.

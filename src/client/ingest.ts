@@ -11,7 +11,7 @@
  */
 import { Effect, Fiber, Option } from "effect"
 import type { Reservation } from "../catalog/Catalog.js"
-import { tripleKey } from "../catalog/currentState.js"
+import { type ChangeOrder, laterChange, tripleKey } from "../catalog/currentState.js"
 import { type AvuChange, type ChangeRow, decodeChange, decodeChangeFast, type Project } from "../core/domain.js"
 import { InvalidChange, ProjectArchived } from "../core/errors.js"
 import { maybeAutoCompact } from "./compaction.js"
@@ -313,16 +313,10 @@ const release = (changes: ReadonlyArray<AvuChange>) => {
   own.length = 0
 }
 
-/** Triple order of the current-state index: valid time, snapshot, position. */
-interface Order {
-  readonly ts: number
-  readonly snapshotId: number
-  readonly changeSeq: number
+/** A change's place in its triple's order (`laterChange`), and whether it adds. */
+interface Order extends ChangeOrder {
   readonly add: boolean
 }
-
-const laterThan = (a: Order, b: Order) =>
-  a.ts !== b.ts ? a.ts > b.ts : a.snapshotId !== b.snapshotId ? a.snapshotId > b.snapshotId : a.changeSeq > b.changeSeq
 
 /**
  * The state a bulk-ingest batch is expanded against, under the writer lock: the AVUs present on the pairs where it
@@ -369,7 +363,7 @@ export const ingestState = (
     const offer = (row: Avu, order: Order) => {
       const k = tripleKey(row.irodsPath, row.attribute, row.value, row.unit)
       const cur = latest.get(k)
-      if (cur === undefined || laterThan(order, cur.order)) latest.set(k, { row, order })
+      if (cur === undefined || laterChange(order, cur.order)) latest.set(k, { row, order })
     }
     for (const r of rows) offer(r, { ts: r.tsMs, snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
     // No mark: the index holds every committed snapshot.

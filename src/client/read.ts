@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import { type AsOfOptions, type Avu, type ChangeRow, type HistoryFilter, parseIrodsPath, parseTimestamp, type Project } from "../core/domain.js"
 import { SnapshotNotFound } from "../core/errors.js"
 import { type ClientCore, invalid, limitArg, snapshotArg, textArg } from "./context.js"
+import { type ChangeOrder, laterChange, tripleKey } from "../catalog/currentState.js"
 import { compareUtf8 } from "../catalog/stats.js"
 import { readFiles } from "./files.js"
 import { lineageOf, pathAt } from "./renames.js"
@@ -27,33 +28,28 @@ export const getAvus = Effect.fn("DuckLakeClient.getAvus")(function*(ctx: Client
     local.length === 0
       ? Effect.succeed([] as ReadonlyArray<ChangeRow>)
       : ctx.duck.changes(local, { irodsPath, afterSnapshot: through }, { order: "oldest" }))
-  return latestAdds(indexed, later)
+  return latestAdds(irodsPath, indexed, later)
 })
 
 /**
- * The AVUs a path holds: the latest change of each triple (valid time, snapshot, position) among the indexed ones
- * and the later ones, where that change is an add; in attribute, value, unit order (UTF-8 bytes, as the index and
- * DuckDB order them).
+ * The AVUs a path holds: the latest change of each triple (`laterChange`) among the indexed ones and the later ones,
+ * where that change is an add; in attribute, value, unit order (UTF-8 bytes, as the index and DuckDB order them).
  */
 const latestAdds = (
+  irodsPath: string,
   indexed: ReadonlyArray<Avu & { readonly op: "add" | "delete"; readonly changeSeq: number }>,
   later: ReadonlyArray<ChangeRow>
 ): ReadonlyArray<Avu> => {
-  type Candidate = { readonly avu: Avu; readonly add: boolean; readonly ts: number; readonly snapshotId: number; readonly seq: number }
+  type Candidate = ChangeOrder & { readonly avu: Avu; readonly add: boolean }
   const latest = new Map<string, Candidate>()
   const offer = (c: Candidate) => {
-    const k = JSON.stringify([c.avu.attribute, c.avu.value, c.avu.unit])
+    const k = tripleKey(irodsPath, c.avu.attribute, c.avu.value, c.avu.unit)
     const had = latest.get(k)
-    const later = had === undefined || (c.ts !== had.ts
-      ? c.ts > had.ts
-      : c.snapshotId !== had.snapshotId
-      ? c.snapshotId > had.snapshotId
-      : c.seq > had.seq)
-    if (later) latest.set(k, c)
+    if (had === undefined || laterChange(c, had)) latest.set(k, c)
   }
   for (const r of indexed) {
     const { changeSeq, op, ...avu } = r
-    offer({ avu, add: op === "add", ts: r.ts.getTime(), snapshotId: r.snapshotId, seq: changeSeq })
+    offer({ avu, add: op === "add", ts: r.ts, snapshotId: r.snapshotId, changeSeq })
   }
   for (const r of later) {
     offer({
@@ -69,9 +65,9 @@ const latestAdds = (
         ruleInvocation: r.ruleInvocation
       },
       add: r.op === "add",
-      ts: r.ts.getTime(),
+      ts: r.ts,
       snapshotId: r.snapshotId,
-      seq: r.changeSeq
+      changeSeq: r.changeSeq
     })
   }
   return [...latest.values()].filter((c) => c.add).map((c) => c.avu).sort((a, b) =>
