@@ -37,6 +37,8 @@ export interface MountContext {
   readonly resolve: (operation: string, path: string) => Effect.Effect<string, StorageError>
   /** A file-system error of an operation as a `StorageError`. */
   readonly fail: (operation: string, path: string) => (e: PlatformError) => StorageError
+  /** A refused path (`PermissionDenied`), with why when known. */
+  readonly denied: (operation: string, path: string, why?: string) => StorageError
 }
 
 const reasonOf = (e: PlatformError): StorageError["reason"] => {
@@ -104,7 +106,7 @@ export const makeMountContext = (fs: FileSystem.FileSystem, config: MountConfig)
     })
   const resolve = (operation: string, path: string) => Effect.map(resolveAt(operation, path), (at) => at.local)
 
-  return { fs, lexical, refuseLinks, resolveAt, resolve, fail }
+  return { fs, lexical, refuseLinks, resolveAt, resolve, fail, denied }
 }
 
 /** A stored entry from a file's (or lstat's) type, size and modification time. */

@@ -88,24 +88,9 @@ export const runAsync = async (root: string, local: string): Promise<string | un
   }
 }
 
-/** SHA-256 of a stored file, opened without following a link in its last component (O_NOFOLLOW: ELOOP). */
-export const checksumNoFollow = async (file: string): Promise<Checksum> => {
-  const handle = await nodeFs.promises.open(file, nodeFs.constants.O_RDONLY | (nodeFs.constants.O_NOFOLLOW ?? 0))
-  try {
-    const h = createHash("sha256")
-    // A small file (a snapshot of a few changes) in one read; a large one streamed.
-    const { size } = await handle.stat()
-    if (size <= SMALL_FILE_BYTES) h.update(await handle.readFile())
-    else for await (const chunk of handle.createReadStream({ autoClose: false })) h.update(chunk as Buffer)
-    return { algorithm: "sha256", hex: h.digest("hex") }
-  } finally {
-    await handle.close()
-  }
-}
-
 /**
- * A stored file read back right after it was written: its SHA-256 and size, opened without following a link in its
- * last component (ELOOP). Two steps through libuv's pool for a small file (open; then its size and its bytes side
+ * A stored file read back (a put's copy, or for `checksum`): its SHA-256 and size, opened without following a link
+ * in its last component (O_NOFOLLOW: ELOOP). Two steps through libuv's pool for a small file (open; then its size and its bytes side
  * by side: one read of a buffer one byte larger than the size, so a read that fills only the size has met the end);
  * the descriptor is closed without waiting. A large file, or one that changed size meanwhile, is streamed.
  */
@@ -132,6 +117,3 @@ export const readBackNoFollow = async (file: string): Promise<{ readonly checksu
     if (!closing) await handle.close()
   }
 }
-
-/** Files up to this size are read whole rather than streamed. */
-export const SMALL_FILE_BYTES = 1 << 20

@@ -11,7 +11,7 @@ import * as nodePath from "node:path"
 import { ChecksumMismatch, StorageError } from "../core/errors.js"
 import { checksumFile, type LakeStorageService, type StoredEntry } from "./LakeStorage.js"
 import { entryOf, type MountContext } from "./mountContext.js"
-import { checksumNoFollow, codeOf, readBackNoFollow, runSync, syncProbe } from "./mountLinks.js"
+import { codeOf, readBackNoFollow, runSync, syncProbe } from "./mountLinks.js"
 
 export const stat = (ctx: MountContext): LakeStorageService["stat"] => (path) =>
   Effect.flatMap(ctx.resolve("stat", path), (local) =>
@@ -27,7 +27,7 @@ export const stat = (ctx: MountContext): LakeStorageService["stat"] => (path) =>
 export const checksum = (ctx: MountContext): LakeStorageService["checksum"] => (path) =>
   Effect.flatMap(ctx.resolve("checksum", path), (local) =>
     Effect.tryPromise({
-      try: () => checksumNoFollow(local),
+      try: () => readBackNoFollow(local).then((read) => read.checksum),
       catch: (cause) =>
         new StorageError({
           operation: "checksum",
@@ -44,7 +44,7 @@ export const checksum = (ctx: MountContext): LakeStorageService["checksum"] => (
 export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile, path, options) =>
   Effect.gen(function*() {
     const at = ctx.lexical(path)
-    if (at === undefined) return yield* refused(path)
+    if (at === undefined) return yield* ctx.denied("put", path)
     const { local: target, root } = at
     const dir = nodePath.dirname(target)
     // Copy under a temporary name and rename, so a reader never sees a half-written file. The copy goes through the
@@ -58,7 +58,7 @@ export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile,
     const removeTemp = ctx.fs.remove(temp).pipe(Effect.ignore)
     const targetCheck = Effect.flatMap(lstatKind(target), (kind) =>
       kind === "link"
-        ? Effect.fail(refused(path, `${target} is a symbolic link`))
+        ? Effect.fail(ctx.denied("put", path, `${target} is a symbolic link`))
         : kind !== "absent" && options?.overwrite !== true
         ? Effect.fail(new StorageError({ operation: "put", path, reason: "AlreadyExists" }))
         : Effect.void)
@@ -91,10 +91,6 @@ export const put = (ctx: MountContext): LakeStorageService["put"] => (localFile,
     }
     return { path, size: stored.size, checksum: stored.checksum }
   })
-
-/** A refused path, as every mounted operation reports it (`PermissionDenied`). */
-const refused = (path: string, why?: string, operation = "put") =>
-  new StorageError({ operation, path, reason: "PermissionDenied", ...(why === undefined ? {} : { cause: new Error(why) }) })
 
 /** What is at a path, not following a link there; an error other than "nothing there" fails. */
 const lstatKind = (local: string, operation = "put") =>
@@ -160,14 +156,14 @@ export const move = (ctx: MountContext): NonNullable<LakeStorageService["move"]>
   Effect.gen(function*() {
     const source = ctx.lexical(from)
     const target = ctx.lexical(to)
-    if (source === undefined) return yield* refused(from, undefined, "move")
-    if (target === undefined) return yield* refused(to, undefined, "move")
+    if (source === undefined) return yield* ctx.denied("move", from)
+    if (target === undefined) return yield* ctx.denied("move", to)
     const dir = nodePath.dirname(target.local)
     const check = Effect.all([
       ctx.refuseLinks("move", from, source.root, source.local),
       ctx.refuseLinks("move", to, target.root, dir),
       Effect.flatMap(lstatKind(target.local, "move"), (kind) =>
-        kind === "link" ? Effect.fail(refused(to, `${target.local} is a symbolic link`, "move")) : Effect.void)
+        kind === "link" ? Effect.fail(ctx.denied("move", to, `${target.local} is a symbolic link`)) : Effect.void)
     ], { concurrency: 3, discard: true })
     const rename = ctx.fs.rename(source.local, target.local).pipe(Effect.mapError(ctx.fail("move", to)))
     yield* check
