@@ -4,7 +4,7 @@
  * snapshot, its data file, file and table statistics, the change log), our own (provenance, the chain record,
  * renames), the current-state index (or the mark that it lags, for a bulk ingest) and removes the write-ahead row.
  */
-import type { SqlClient } from "@effect/sql"
+import type { SqlClient, SqlError, Statement } from "@effect/sql"
 import { Effect } from "effect"
 import type { ChangeRow, Project } from "../core/domain.js"
 import { CatalogError } from "../core/errors.js"
@@ -131,12 +131,27 @@ export const commitSnapshot = (
       // Serialise with any other DuckLake writer (the extension included); readers are not blocked. The lock and
       // the statement are one transaction: an error in the statement (its guard included) undoes both. In a write
       // session the writer lock is released once it has committed, in the same round trip.
-      const lock = sql`LOCK TABLE ${sql(project.metadataSchema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
-      const written = options.session === undefined
-        ? yield* runAsOne<{ t: unknown }>(sql, [lock, statement])
-        : (yield* options.session.commitAndUnlock(() => [lock, statement], "commitSnapshot"))[1]!
+      const written = yield* commitLocked(sql, project.metadataSchema, statement, options.session, "commitSnapshot")
       return new Date(written[0]!.t as string)
     }), "commitSnapshot")
+
+/**
+ * A commit statement after the table lock every DuckLake writer takes (readers are not blocked), in one round trip:
+ * as one implicit transaction, or in a write session as BEGIN … COMMIT followed by the release of the writer lock.
+ * An error in the statement undoes the lock with it. Answers the statement's rows.
+ */
+export const commitLocked = <A extends object>(
+  sql: SqlClient.SqlClient,
+  schema: string,
+  statement: Statement.Statement<A>,
+  session: WriteSession | undefined,
+  operation: string
+): Effect.Effect<ReadonlyArray<A>, SqlError.SqlError | Failure> => {
+  const lock = sql`LOCK TABLE ${sql(schema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
+  return session === undefined
+    ? runAsOne<A>(sql, [lock, statement])
+    : Effect.map(session.commitAndUnlock(() => [lock, statement], operation), (rows) => rows[1] as ReadonlyArray<A>)
+}
 
 /**
  * Everything a commit writes, in one statement (one round trip): data-modifying CTEs all run against the same

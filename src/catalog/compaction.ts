@@ -2,14 +2,13 @@
  * Compaction's catalog side: replacing adjacent data files by one (its own snapshot and chain record, the sources
  * scheduled for deletion), and the deletion schedule the grace period is counted from.
  */
-import type { SqlError } from "@effect/sql"
 import { Effect } from "effect"
 import type { Project } from "../core/domain.js"
 import { CatalogError } from "../core/errors.js"
 import { GENESIS_HASH, isoMillis } from "./chain.js"
 import { chainHead, chainRow } from "./chainTable.js"
+import { commitLocked } from "./commit.js"
 import type { Conn, WriteSession } from "./connection.js"
-import { runAsOne } from "./inline.js"
 import { TABLE_ID, TABLE_NAME } from "./ducklakeSchema.js"
 import { fileStatsRows } from "./files.js"
 import type { DataFileInfo, Failure, LiveFile } from "./types.js"
@@ -137,11 +136,7 @@ export const commitCompaction = (
             ${JSON.stringify({ tool: "mesa-ducklake", compacted: ids.length })})
         )
         SELECT t FROM snap`
-      const lock = sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
-      const commit: Effect.Effect<ReadonlyArray<any>, SqlError.SqlError | Failure> = session === undefined
-        ? runAsOne<{ t: unknown }>(sql, [lock, statement])
-        : Effect.map(session.commitAndUnlock(() => [lock, statement], "commitCompaction"), (r) => r[1]!)
-      const written = yield* commit.pipe(
+      const written = yield* commitLocked(sql, project.metadataSchema, statement, session, "commitCompaction").pipe(
         Effect.catchIf(
           (e) => mentions(e, SOURCE_GONE),
           () => Effect.fail(new CatalogError({ operation: "commitCompaction", cause: new Error(SOURCE_GONE) }))

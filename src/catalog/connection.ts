@@ -225,23 +225,6 @@ const lockTimedOut = (e: unknown) => {
   return false
 }
 
-/** The writer lock taken on a reserved connection for `effect`, released by a finalizer (or by the server). */
-const writeLock = <A, E, R>(sql: SqlClient.SqlClient, projectId: string, effect: Effect.Effect<A, E, R>) =>
-  Effect.scoped(Effect.gen(function*() {
-    const conn = yield* sql.reserve
-    const key = lockKey(projectId)
-    // Before the lock is asked for: an interruption that lands after it was granted, while its query is still being
-    // answered, must not return the connection to the pool with the lock (unlocking one not held only warns).
-    yield* Effect.addFinalizer(() =>
-      conn.executeUnprepared(`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`, [], undefined).pipe(Effect.ignore)
-    )
-    yield* conn.executeUnprepared(lockStatements(key).join(";\n"), [], undefined).pipe(
-      Effect.retry({ while: lockTimedOut }),
-      Effect.withSpan("write.lock")
-    )
-    return yield* effect
-  }))
-
 /**
  * A write session (`WriteSession`) on a reserved connection. When the lock does not come free in time its statement
  * fails, which skips the statements after it in the same query, and the query is sent again. A session-level
@@ -363,7 +346,10 @@ export const makeConn = (config: CatalogConfig) =>
     const conn: Conn = {
       withSql: (f, operation = "query") => Effect.flatMap(client, (sql) => mapSqlErrors(t, operation)(f(sql))),
       withWriteLock: (projectId, effect) =>
-        mapSqlErrors(t, "withWriteLock")(Effect.flatMap(client, (sql) => writeLock(sql, projectId, effect))) as any,
+        // A write session that takes the lock before `effect` and releases it when `effect` ends.
+        mapSqlErrors(t, "withWriteLock")(Effect.flatMap(client, (sql) =>
+          writeSession(sql, t, projectId, (session) =>
+            Effect.zipRight(session.run(() => [], "withWriteLock").pipe(Effect.withSpan("write.lock")), effect)))) as any,
       writeSession: (projectId, body) =>
         mapSqlErrors(t, "writeSession")(Effect.flatMap(client, (sql) => writeSession(sql, t, projectId, body))) as any,
       target: t.target
