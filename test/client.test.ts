@@ -3,14 +3,14 @@
  * iRODS zone: every method, the iRODS `set` semantics, both clocks, and the catalog layout.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Either, Option } from "effect"
+import { Effect, Either, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import { Catalog } from "../src/catalog/Catalog.js"
-import { COLUMNS } from "../src/catalog/ducklakeSchema.js"
+import { CHAIN_FILE_INDEX, COLUMNS } from "../src/catalog/ducklakeSchema.js"
 import { DuckDb } from "../src/duckdb/DuckDb.js"
 import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { LakeStorage } from "../src/storage/LakeStorage.js"
-import { change, embedded, fetchLocal, freshRoot, record, registerFresh } from "./support.js"
+import { change, embedded, fetchLocal, freshRoot, record, registerFresh, withFakeClient } from "./support.js"
 
 const triples = (avus: ReadonlyArray<{ attribute: string; value: string; unit: string }>) =>
   avus.map((a) => `${a.attribute}=${a.value}${a.unit ? `[${a.unit}]` : ""}`).sort()
@@ -98,6 +98,32 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
           const e2 = yield* Effect.flip(client.getAvus(id, "/testZone/x"))
           expect(e2._tag).toBe("ProjectNotFound")
         }
+      }))
+
+    it.effect("the chain's file index comes with a new lake and is added once to a lake made without it", () =>
+      Effect.gen(function*() {
+        const client = yield* DuckLakeClient
+        const catalog = yield* Catalog
+        const p = yield* registerFresh("chain-index")
+        for (let i = 0; i < 3; i++) yield* record(p.projectId, [change(`${p.irodsPath}/a.txt`, "k", `v${i}`)])
+        const index = catalog.withSql((sql) =>
+          sql<any>`SELECT indexdef FROM pg_indexes WHERE schemaname = ${p.metadataSchema} AND indexname = ${CHAIN_FILE_INDEX}`
+        ).pipe(Effect.map((rows) => rows.map((r) => r.indexdef as string)))
+        expect((yield* index)[0]).toContain("(data_file_id)")
+        const before = yield* client.getAvusAsOf(p.projectId, `${p.irodsPath}/a.txt`, new Date())
+        yield* catalog.withSql((sql) => sql`DROP INDEX ${sql(p.metadataSchema)}.${sql(CHAIN_FILE_INDEX)}`)
+        expect(yield* index).toEqual([])
+        // Clients that have not used the lake yet add it on first use; two at once make one index, both answer.
+        const [asOf, current] = yield* Effect.all([
+          Effect.flatMap(DuckLakeClient, (c) => c.getAvusAsOf(p.projectId, `${p.irodsPath}/a.txt`, new Date()))
+            .pipe(withFakeClient(Layer.empty)),
+          Effect.flatMap(DuckLakeClient, (c) => c.getAvus(p.projectId, `${p.irodsPath}/a.txt`))
+            .pipe(withFakeClient(Layer.empty))
+        ], { concurrency: 2 })
+        expect(yield* index).toHaveLength(1)
+        expect(asOf).toEqual(before)
+        expect(triples(current)).toEqual(triples(before))
+        expect(before.map((a) => a.value)).toEqual(["v0", "v1", "v2"])
       }))
   })
 

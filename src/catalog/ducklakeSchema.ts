@@ -47,11 +47,23 @@ export const columnId = (name: ColumnName): number => COLUMNS.find((c) => c.name
 
 const ident = (s: string) => `"${s.replace(/"/g, "\"\"")}"`
 
-/** DDL + bootstrap for a new project lake in schema `schema`. Run inside one transaction. */
+/**
+ * The index by which a read finds a live file's checksum in the chain (`files.ts` joins the two on the file's id).
+ * The chain keeps one record per snapshot while compaction keeps the live files few, so without it the join scans
+ * every record (measured: the file listing of an as-of read 6 -> 21 ms from 2,000 to 100,000 records). Lakes made
+ * before it get it when a client first uses them (`lakeSchema.ts`).
+ */
+export const CHAIN_FILE_INDEX = "mesa_chain_data_file"
+export const chainFileIndexStatement = (S: string) =>
+  `CREATE INDEX IF NOT EXISTS ${CHAIN_FILE_INDEX} ON ${S}.mesa_chain (data_file_id)`
+
 /** The chain table (layout 2), for new lakes and for the upgrade of a layout-1 lake. */
 export const chainTableStatements = (S: string): Array<string> => [
-  `CREATE TABLE ${S}.mesa_chain(snapshot_id BIGINT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('data', 'compaction')), snapshot_time TIMESTAMPTZ NOT NULL, data_file_id BIGINT NOT NULL, file_name TEXT NOT NULL, checksum TEXT NOT NULL, file_size_bytes BIGINT NOT NULL, record_count BIGINT NOT NULL, actor TEXT NOT NULL, note TEXT, idempotency_key TEXT, content_hash TEXT, min_ts TEXT, max_ts TEXT, sources TEXT NOT NULL, prev_hash TEXT NOT NULL, record_hash TEXT NOT NULL UNIQUE)`
+  `CREATE TABLE ${S}.mesa_chain(snapshot_id BIGINT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('data', 'compaction')), snapshot_time TIMESTAMPTZ NOT NULL, data_file_id BIGINT NOT NULL, file_name TEXT NOT NULL, checksum TEXT NOT NULL, file_size_bytes BIGINT NOT NULL, record_count BIGINT NOT NULL, actor TEXT NOT NULL, note TEXT, idempotency_key TEXT, content_hash TEXT, min_ts TEXT, max_ts TEXT, sources TEXT NOT NULL, prev_hash TEXT NOT NULL, record_hash TEXT NOT NULL UNIQUE)`,
+  chainFileIndexStatement(S)
 ]
+
+/** DDL + bootstrap for a new project lake in schema `schema`. Run inside one transaction. */
 
 export const createLakeStatements = (
   schema: string,

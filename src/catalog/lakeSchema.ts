@@ -7,7 +7,13 @@ import { Effect } from "effect"
 import { CatalogSchemaMismatch } from "../core/errors.js"
 import { GENESIS_HASH, isoMillis } from "./chain.js"
 import { chainRow } from "./chainTable.js"
-import { chainTableStatements, DUCKLAKE_VERSION, MESA_LAYOUT_VERSION } from "./ducklakeSchema.js"
+import {
+  CHAIN_FILE_INDEX,
+  chainFileIndexStatement,
+  chainTableStatements,
+  DUCKLAKE_VERSION,
+  MESA_LAYOUT_VERSION
+} from "./ducklakeSchema.js"
 
 /** Checks a project schema is a DuckLake catalog of ours, of a version we write. */
 export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
@@ -36,6 +42,29 @@ export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
         expected: `mesa-ducklake layout ${MESA_LAYOUT_VERSION}`
       })
     }
+    yield* ensureChainFileIndex(sql, schema)
+  })
+
+/**
+ * A lake of layout 2 made before the chain had its file index gets it here, once (an index changes no answer, so
+ * the layout stays 2 and older clients keep working on the lake). Made under the lock every commit takes, so two
+ * clients never build it at once. A role that may not create it (a read-only login) goes on without it: reads are
+ * then slower on a long chain, never wrong.
+ */
+const ensureChainFileIndex = (sql: SqlClient.SqlClient, schema: string) =>
+  Effect.gen(function*() {
+    const [found] = yield* sql<any>`SELECT to_regclass(${`"${schema}".${CHAIN_FILE_INDEX}`})::text AS t`
+    if (found?.t !== null && found?.t !== undefined) return
+    yield* sql.withTransaction(Effect.gen(function*() {
+      yield* sql`LOCK TABLE ${sql(schema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
+      yield* sql.unsafe(chainFileIndexStatement(`"${schema.replace(/"/g, "\"\"")}"`))
+    })).pipe(
+      Effect.catchIf(
+        // insufficient_privilege: no CREATE on the schema, or not the table's owner.
+        (e) => (e.cause as { code?: unknown } | undefined)?.code === "42501",
+        (e) => Effect.logWarning(`mesa-ducklake: cannot add index ${CHAIN_FILE_INDEX} to ${schema}: ${String(e)}`)
+      )
+    )
   })
 
 /**
