@@ -91,13 +91,14 @@ const program = Effect.gen(function*() {
   const goals: Array<Array<string>> = []
   for (const [size, runs] of [[1, 60], [10, 80], [100, 30], [1000, 12]] as const) {
     const times: Array<number> = []
-    if (size === 10) profile.reset()
+    if (size === 10) profile.start()
     for (let r = 0; r < runs; r++) {
       const batch = Array.from({ length: size }, (_, i) => changeOf(lat.irodsPath, i, 500))
       times.push(yield* timed(client.recordChanges({ projectId: lat.projectId, actor: "bench", changes: batch })))
     }
     const p50 = percentile(times, 50)
     if (size === 10) {
+      profile.stop()
       write10 = p50
       spans.push(...[...profile.durations]
         .filter(([name]) => name.startsWith("write.") || name === "project.lookup" || name === "DuckLakeClient.recordChanges")

@@ -6,12 +6,26 @@ import { Layer, Option, Tracer } from "effect"
 
 export interface SpanProfile {
   readonly durations: Map<string, Array<number>>
-  readonly reset: () => void
+  /** Starts keeping durations afresh (nothing is kept until then, so the profile never weighs on what is measured). */
+  readonly start: () => void
+  readonly stop: () => void
+  readonly recording: () => boolean
 }
 
 export const makeProfile = (): SpanProfile => {
   const durations = new Map<string, Array<number>>()
-  return { durations, reset: () => durations.clear() }
+  let on = false
+  return {
+    durations,
+    start: () => {
+      durations.clear()
+      on = true
+    },
+    stop: () => {
+      on = false
+    },
+    recording: () => on
+  }
 }
 
 export const tracerLayer = (profile: SpanProfile) =>
@@ -38,6 +52,7 @@ export const tracerLayer = (profile: SpanProfile) =>
         addLinks: () => {},
         end: (endTime, exit) => {
           status = { _tag: "Ended", startTime, endTime, exit }
+          if (!profile.recording()) return
           const ms = Number(endTime - startTime) / 1e6
           const list = profile.durations.get(name) ?? []
           list.push(ms)
