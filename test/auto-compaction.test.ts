@@ -1,6 +1,6 @@
 /**
- * Reads stay flat by default: every client compacts automatically (tiered, every 50 snapshots unless configured),
- * with no manual `compact`, and the answers are those of a project that is never compacted. Compaction merges
+ * Reads stay flat by default: every client compacts automatically (tiered, every 50 snapshots unless configured,
+ * and a project left with many files when the client first uses it), with no manual `compact`, and the answers are those of a project that is never compacted. Compaction merges
  * without the writer lock; two compactions racing over the same files commit one merge and leave no stray file.
  */
 import { expect, layer } from "@effect/vitest"
@@ -95,6 +95,40 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic co
       const [got, want] = [yield* view(p, names), yield* view(ref, names)]
       const at = got.findIndex((x, i) => JSON.stringify(x) !== JSON.stringify(want[i]))
       expect(at === -1 ? "same" : JSON.stringify([at, got[at], want[at]]).slice(0, 600)).toBe("same")
+    }).pipe(Effect.scoped))
+
+  it.effect("a project left with many files is compacted when a client first uses it, even only to read", () =>
+    Effect.gen(function*() {
+      const catalog = yield* Catalog
+      const parts = yield* Effect.context<ClientParts>()
+      const names = ["o0", "o1", "o2", "o3", "o4", "o5"]
+      // Written by a client that never compacts: one file per snapshot.
+      const never = yield* DuckLakeClientModule.make({ autoCompactEvery: 0 }).pipe(Effect.provide(parts))
+      const p = yield* never.registerProject({ irodsPath: freshRoot("first-use"), actor: "alice" })
+      yield* writeSame(p.projectId, p.irodsPath, 120, (id, changes) => never.recordChanges({ projectId: id, actor: "alice", changes }))
+      const files = (yield* catalog.liveFiles(p)).length
+      expect(files).toBeGreaterThan(100)
+      const want = yield* view(p, names).pipe(Effect.provideService(DuckLakeClient, never))
+      // Another client with compaction off only reads: the files stay.
+      const off = yield* DuckLakeClientModule.make({ autoCompactEvery: 0 }).pipe(Effect.provide(parts))
+      yield* off.getAvusAsOf(p.projectId, `${p.irodsPath}/o1`, new Date())
+      yield* off.flush
+      expect((yield* catalog.liveFiles(p)).length).toBe(files)
+      // A client with the default only reads, and the project is compacted behind its first read.
+      const reader = yield* DuckLakeClientModule.make({}).pipe(Effect.provide(parts))
+      yield* reader.getAvusAsOf(p.projectId, `${p.irodsPath}/o1`, new Date())
+      yield* reader.flush
+      expect((yield* catalog.liveFiles(p)).length).toBeLessThan(10)
+      const got = yield* view(p, names).pipe(Effect.provideService(DuckLakeClient, reader))
+      const at = got.findIndex((x, i) => JSON.stringify(x) !== JSON.stringify(want[i]))
+      expect(at === -1 ? "same" : JSON.stringify([at, got[at], want[at]]).slice(0, 600)).toBe("same")
+      // A project with few files is left alone on first use.
+      const small = yield* never.registerProject({ irodsPath: freshRoot("first-use-small"), actor: "alice" })
+      yield* writeSame(small.projectId, small.irodsPath, 10, (id, changes) => never.recordChanges({ projectId: id, actor: "alice", changes }))
+      const smallFiles = (yield* catalog.liveFiles(small)).length
+      yield* reader.getAvus(small.projectId, `${small.irodsPath}/o1`)
+      yield* reader.flush
+      expect((yield* catalog.liveFiles(small)).length).toBe(smallFiles)
     }).pipe(Effect.scoped))
 
   it.effect("two compactions racing over the same files: one merge commits, the other leaves nothing behind", () =>

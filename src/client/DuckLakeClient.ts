@@ -189,7 +189,19 @@ export class DuckLakeClient extends Context.Tag("mesa-ducklake/DuckLakeClient")<
 export const make = (settings: ClientSettings = {}) =>
   Effect.gen(function*() {
     const core = yield* makeCore(settings)
-    const ctx: ClientContext = { ...core, background: yield* makeBackground(core) }
+    const background = yield* makeBackground(core)
+    // A project this client has not used yet may have been left with many files: see `compactOnFirstUse`.
+    const seen = new Set<string>()
+    const ctx: ClientContext = {
+      ...core,
+      background,
+      project: (projectId) =>
+        Effect.tap(core.project(projectId), (p) => {
+          if (seen.has(p.projectId)) return Effect.void
+          seen.add(p.projectId)
+          return Compaction.compactOnFirstUse(ctx, p)
+        })
+    }
     return DuckLakeClient.of({
       recording: true,
       registerProject: (input) => Projects.registerProject(ctx, input),

@@ -3,7 +3,8 @@
  * merge-adjacent representation), automatically every N snapshots if configured, and removing the replaced files
  * after a grace period.
  *
- * Owns: `compactionGroups` (which files are merged), `compact`, `maybeAutoCompact`, `deleteScheduledFiles`.
+ * Owns: `compactionGroups` (which files are merged), `compact`, `maybeAutoCompact`, `compactOnFirstUse`,
+ * `deleteScheduledFiles`.
  * May call: context.ts, files.ts (reads and uploads), markers.ts (the compaction marker, the chain anchor).
  */
 import { Effect } from "effect"
@@ -268,7 +269,29 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
 export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, to: number = from) => {
   const every = ctx.settings.autoCompactEvery ?? DEFAULT_AUTO_COMPACT_EVERY
   if (every <= 0 || Math.floor(to / every) === Math.floor((from - 1) / every)) return Effect.void
-  return Effect.suspend(() => {
+  return autoCompact(ctx, p)
+}
+
+/**
+ * The first time a client uses a project, it compacts it in the background if it has `autoCompactEvery` live files
+ * or more: a lake left with many files (a bulk ingest whose process ended before its compaction finished, a writer
+ * with automatic compaction off) is made flat for its readers without waiting for the next write. Compaction itself
+ * decides what to merge (tiered, as after writes); a role that may not compact only logs a warning.
+ */
+export const compactOnFirstUse = (ctx: ClientContext, p: Project) => {
+  const every = ctx.settings.autoCompactEvery ?? DEFAULT_AUTO_COMPACT_EVERY
+  if (every <= 0 || p.status !== "active") return Effect.void
+  return ctx.background.fork(
+    ctx.catalog.liveFiles(p).pipe(
+      Effect.flatMap((files) => (files.length >= every ? autoCompact(ctx, p) : Effect.void)),
+      Effect.catchAll((e) => Effect.logWarning("could not count a project's live files on first use", e))
+    ),
+    "DuckLakeClient.firstUseCompaction"
+  )
+}
+
+const autoCompact = (ctx: ClientContext, p: Project) =>
+  Effect.suspend(() => {
     // One automatic compaction per project at a time; a trigger that comes while it runs is not dropped: the
     // running one goes round again when it ends (a fast writer would otherwise skip trigger after trigger).
     if (ctx.compacting.has(p.projectId)) {
@@ -289,7 +312,6 @@ export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, t
       "DuckLakeClient.autoCompact"
     )
   })
-}
 
 /**
  * Moves replaced files out of `main/` into `replaced/` (copy, then remove: storage has no rename), so `main/` holds
