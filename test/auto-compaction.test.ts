@@ -131,6 +131,19 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("automatic co
       expect((yield* catalog.liveFiles(small)).length).toBe(smallFiles)
     }).pipe(Effect.scoped))
 
+  it.effect("a client closed just after its first use of a project closes at once (its background work not begun)", () =>
+    Effect.gen(function*() {
+      const parts = yield* Effect.context<ClientParts>()
+      const p = yield* registerFresh("first-use-close")
+      // The first use forks the file count; the scope closes before that fiber has taken a step. It used to wait
+      // for that fiber forever (it was counted in flight, and counted done only by a step it never took).
+      const closed = yield* Effect.scoped(Effect.gen(function*() {
+        const c = yield* DuckLakeClientModule.make({})
+        yield* c.getProject(p.projectId)
+      })).pipe(Effect.provide(parts), Effect.timeout("20 seconds"), Effect.option)
+      expect(closed._tag).toBe("Some")
+    }))
+
   it.effect("two compactions racing over the same files: one merge commits, the other leaves nothing behind", () =>
     Effect.gen(function*() {
       const catalog = yield* Catalog

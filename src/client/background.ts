@@ -46,7 +46,9 @@ export const makeBackground = (ctx: ClientCore) =>
     yield* Effect.addFinalizer(() =>
       Fiber.interrupt(markerWorker).pipe(
         Effect.zipRight(Effect.flatMap(Queue.takeAll(markerQueue), writeQueuedMarkers)),
-        Effect.zipRight(idle.await),
+        // Interruptible, or the bound could not interrupt it (a finalizer runs uninterruptibly); the background fibers
+        // still running after it are interrupted when the scope closes.
+        Effect.zipRight(Effect.interruptible(idle.await)),
         Effect.timeout("30 seconds"),
         Effect.ignore
       )
@@ -54,19 +56,22 @@ export const makeBackground = (ctx: ClientCore) =>
 
     const background: Background = {
       enqueueMarker: (p, snapshotId) => Effect.zipRight(started, Queue.offer(markerQueue, { p, snapshotId })),
+      // Counted done when its fiber ends, whatever ends it: a fiber interrupted before its first step (the client
+      // closing just after the fork) runs none of its own effects, so an `ensuring` inside it would never count it
+      // and closing would wait for it forever. Forked uninterruptibly, so the count and the fork go together.
       fork: (work, name) =>
-        started.pipe(
-          Effect.zipRight(
-            work.pipe(
-              Effect.ensuring(finished),
-              Effect.withSpan(name),
-              // Forked from finalizers too (after an ingest): closing the client must still be able to stop it.
-              Effect.interruptible,
-              Effect.forkIn(scope)
-            )
-          ),
-          Effect.asVoid
-        ),
+        Effect.uninterruptible(Effect.gen(function*() {
+          yield* started
+          const fiber = yield* work.pipe(
+            Effect.withSpan(name),
+            // Forked from finalizers too (after an ingest): closing the client must still be able to stop it.
+            Effect.interruptible,
+            Effect.forkIn(scope)
+          )
+          fiber.addObserver(() => {
+            if (--inFlight === 0) idle.unsafeOpen()
+          })
+        })),
       flush: idle.await.pipe(Effect.withSpan("DuckLakeClient.flush"))
     }
     return background
