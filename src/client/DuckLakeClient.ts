@@ -212,7 +212,12 @@ export const make = (settings: ClientSettings = {}) =>
       grantProjectReader: (projectId, role, password, options) =>
         Projects.grantProjectReader(ctx, projectId, role, password, options),
       verifyProject: (projectId) => Projects.verifyProject(ctx, projectId),
-      recordChanges: (input) => Write.recordChanges(ctx, input),
+      recordChanges: (input) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() => void ctx.foreground.active++),
+          () => Write.recordChanges(ctx, input),
+          () => Effect.sync(() => void ctx.foreground.active--)
+        ),
       ingestChanges: (input) => Ingest.ingestChanges(ctx, input),
       recordRename: (input) => Renames.recordRename(ctx, input),
       catchUpIndex: (projectId) => CurrentIndex.catchUpIndex(ctx, projectId),

@@ -120,6 +120,22 @@ export const compactionGroups = (
 }
 
 /**
+ * Waits while a foreground `recordChanges` of this client is in flight, at most `maxMs`: automatic compaction runs
+ * this before each of its steps (the merge, the upload, each file it moves aside), so its work goes between writes
+ * instead of beside them on two cores. In alternating pairs of the quick bench (9 pairs) the worse write p95/p50 of a
+ * run averaged 1.70x with it and 1.81x without; each step waits 20 ms at most, so a busy writer only slows it down.
+ */
+export const afterForeground = (foreground: { readonly active: number }, maxMs = 20) =>
+  Effect.suspend(() => {
+    if (foreground.active === 0) return Effect.void
+    const until = Date.now() + maxMs
+    const wait: Effect.Effect<void> = Effect.suspend(() =>
+      foreground.active === 0 || Date.now() >= until ? Effect.void : Effect.zipRight(Effect.sleep("1 millis"), wait)
+    )
+    return wait
+  })
+
+/**
  * Compacts a project. The merging (reading the sources, writing and pushing the merged file) runs without the
  * writer lock, so writes go on meanwhile; each group's commit takes the lock briefly and fails cleanly (its pushed
  * file removed, nothing committed) if another compaction replaced one of its sources first. New snapshot files only
@@ -128,7 +144,9 @@ export const compactionGroups = (
 export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   ctx: ClientCore,
   projectId: string,
-  options?: CompactOptions
+  options?: CompactOptions,
+  /** Run before each step (automatic compaction: `afterForeground`). */
+  pace: Effect.Effect<void> = Effect.void
 ) {
   const { catalog } = ctx
   const target = options?.targetFileSize ?? 64 * 1024 * 1024
@@ -151,7 +169,7 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   yield* withTempDir("mesa-compact-", (dir) =>
     Effect.gen(function*() {
       for (const group of groups) {
-        const merged = yield* compactGroup(ctx, p, group, dir, actor)
+        const merged = yield* compactGroup(ctx, p, group, dir, actor, pace)
         if (merged === undefined) continue
         snapshots.push(merged.snapshotId)
         bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
@@ -180,7 +198,14 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
  * Merges one group into a new file in `dir`, pushes it, and commits it as a compaction snapshot (the old files are
  * scheduled for deletion), then writes its marker. `undefined` when another compaction replaced a source first.
  */
-const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile>, dir: string, actor: string) =>
+const compactGroup = (
+  ctx: ClientCore,
+  p: Project,
+  group: ReadonlyArray<LiveFile>,
+  dir: string,
+  actor: string,
+  pace: Effect.Effect<void>
+) =>
   Effect.gen(function*() {
     const { catalog, duck, storage } = ctx
     const locals = yield* Effect.forEach(group, (f) =>
@@ -202,6 +227,7 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
     const first = group[0]!.beginSnapshot
     const last = group[group.length - 1]!.lastSnapshot
     const coveredRenames = (yield* catalog.renames(p, last)).filter((r) => r.snapshotId >= first)
+    yield* pace
     const written = yield* duck.writeCompactedFile(locals, local, {
       ...(coveredRenames.length === 0 ? {} : { renames: JSON.stringify(coveredRenames) }),
       format: "1.0",
@@ -217,6 +243,7 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
       columns: COLUMNS_METADATA
     }).pipe(Effect.mapError((e) => new LakeWriteError({ projectId: p.projectId, step: "write-parquet", cause: e })))
     const remote = `${liveDir(p)}/${fileName}`
+    yield* pace
     const put = yield* upload(ctx, local, remote)
     const checksum = formatIrodsChecksum(put.checksum)
     // Until this commits, the old files stay authoritative; a crash leaves an orphan file (no marker). The commit
@@ -258,7 +285,7 @@ const compactGroup = (ctx: ClientCore, p: Project, group: ReadonlyArray<LiveFile
       replaces: group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName }))
     }).pipe(Effect.catchAll((e) => Effect.logWarning("compaction marker not written", e)))
     yield* Effect.promise(() => fs.rm(local, { force: true }))
-    yield* moveAside(ctx, p, group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName })), dir)
+    yield* moveAside(ctx, p, group.map((f) => ({ dataFileId: f.dataFileId, fileName: f.fileName })), dir, pace)
     return { snapshotId: committed.snapshotId, fileSizeBytes: written.fileSizeBytes }
   })
 
@@ -299,7 +326,12 @@ const autoCompact = (ctx: ClientContext, p: Project) =>
       return Effect.void
     }
     ctx.compacting.add(p.projectId)
-    const once = compact(ctx, p.projectId, { actor: "mesa-ducklake:auto-compact", tierRatio: AUTO_TIER_RATIO }).pipe(
+    const once = compact(
+      ctx,
+      p.projectId,
+      { actor: "mesa-ducklake:auto-compact", tierRatio: AUTO_TIER_RATIO },
+      afterForeground(ctx.foreground)
+    ).pipe(
       Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
       Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e))
     )
@@ -322,7 +354,8 @@ const moveAside = (
   ctx: ClientCore,
   p: Project,
   files: ReadonlyArray<{ readonly dataFileId: number; readonly fileName: string }>,
-  dir: string
+  dir: string,
+  pace: Effect.Effect<void> = Effect.void
 ) =>
   Effect.gen(function*() {
     const moved: Array<number> = []
@@ -335,6 +368,7 @@ const moveAside = (
       const to = `${asideDir(p)}/${f.fileName}`
       const move = ctx.storage.move
       return Effect.gen(function*() {
+        yield* pace
         if (move !== undefined) {
           // A rename in place where the storage has one (a mount): three steps through the pool instead of a copy
           // out, a verified copy back and a removal.

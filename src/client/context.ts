@@ -101,6 +101,8 @@ export interface ClientCore {
    * fingerprint they had then.
    */
   readonly verifiedFiles: Map<string, string>
+  /** Foreground writes in flight (background compaction lets them go first between its steps). */
+  readonly foreground: { active: number }
   /** Kept by markers.ts: the chain anchor last written per project by this client. */
   readonly anchored: Map<string, string>
   /** Kept by compaction.ts: projects with an automatic compaction running (one at a time per project). */
@@ -166,6 +168,7 @@ export const makeCore = (settings: ClientSettings) =>
         ),
       projectForWrite,
       verifiedFiles: new Map(),
+      foreground: { active: 0 },
       anchored: new Map(),
       compacting: new Set(),
       compactAgain: new Set()
