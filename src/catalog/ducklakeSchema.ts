@@ -45,7 +45,8 @@ export const COLUMNS_METADATA = JSON.stringify(COLUMNS.map(({ id, name, type, nu
 export type ColumnName = (typeof COLUMNS)[number]["name"]
 export const columnId = (name: ColumnName): number => COLUMNS.find((c) => c.name === name)!.id
 
-const ident = (s: string) => `"${s.replace(/"/g, "\"\"")}"`
+/** A schema name quoted as an SQL identifier. */
+export const ident = (s: string) => `"${s.replace(/"/g, "\"\"")}"`
 
 /**
  * The index by which a read finds a live file's checksum in the chain (`files.ts` joins the two on the file's id).
@@ -64,7 +65,6 @@ export const chainTableStatements = (S: string): Array<string> => [
 ]
 
 /** DDL + bootstrap for a new project lake in schema `schema`. Run inside one transaction. */
-
 export const createLakeStatements = (
   schema: string,
   opts: { readonly dataPath: string; readonly createdBy: string; readonly projectId: string; readonly actor: string }

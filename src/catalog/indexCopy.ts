@@ -31,6 +31,7 @@ import { CatalogError } from "../core/errors.js"
 import type { Conn } from "./connection.js"
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS } from "./connection.js"
 import { INDEX_THROUGH_KEY } from "./currentState.js"
+import { ident } from "./ducklakeSchema.js"
 import { parseDsn } from "./dsn.js"
 import type { Failure } from "./types.js"
 
@@ -39,7 +40,6 @@ const STAGE = `CREATE TEMP TABLE IF NOT EXISTS mesa_stage_avus (irods_path text,
   op text, ts timestamptz, snapshot_id int8, change_seq int4, actor text, source text, via_ticket text,
   rule_invocation text, target_type text, object_id int8) ON COMMIT DELETE ROWS`
 
-const ident = (name: string) => `"${name.replace(/"/g, "\"\"")}"`
 
 const special = /[\\\n\r\t]/
 const escape = (v: string) =>

@@ -12,6 +12,7 @@ import {
   chainFileIndexStatement,
   chainTableStatements,
   DUCKLAKE_VERSION,
+  ident,
   MESA_LAYOUT_VERSION
 } from "./ducklakeSchema.js"
 
@@ -53,11 +54,11 @@ export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
  */
 const ensureChainFileIndex = (sql: SqlClient.SqlClient, schema: string) =>
   Effect.gen(function*() {
-    const [found] = yield* sql<any>`SELECT to_regclass(${`"${schema}".${CHAIN_FILE_INDEX}`})::text AS t`
+    const [found] = yield* sql<any>`SELECT to_regclass(${`${ident(schema)}.${CHAIN_FILE_INDEX}`})::text AS t`
     if (found?.t !== null && found?.t !== undefined) return
     yield* sql.withTransaction(Effect.gen(function*() {
       yield* sql`LOCK TABLE ${sql(schema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
-      yield* sql.unsafe(chainFileIndexStatement(`"${schema.replace(/"/g, "\"\"")}"`))
+      yield* sql.unsafe(chainFileIndexStatement(ident(schema)))
     })).pipe(
       Effect.catchIf(
         // insufficient_privilege: no CREATE on the schema, or not the table's owner.
@@ -79,7 +80,7 @@ const upgradeToChain = (sql: SqlClient.SqlClient, schema: string, projectId: str
     yield* sql`LOCK TABLE ${s}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
     const [layout] = yield* sql<any>`SELECT value FROM ${s}.ducklake_metadata WHERE key = 'mesa_layout_version' AND scope IS NULL`
     if (layout?.value !== "1") return
-    for (const ddl of chainTableStatements(`"${schema.replace(/"/g, "\"\"")}"`)) yield* sql.unsafe(ddl)
+    for (const ddl of chainTableStatements(ident(schema))) yield* sql.unsafe(ddl)
     const rows = yield* sql<any>`
       SELECT 'data' AS kind, m.snapshot_id::text AS id, s.snapshot_time, m.data_file_id::text AS file_id, m.file_path,
              m.checksum, COALESCE(d.file_size_bytes, -1)::text AS size, m.change_count::text AS n, m.actor, m.note,

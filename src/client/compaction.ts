@@ -293,8 +293,10 @@ const compactGroup = (
  * Compacts in the background when snapshots `from..to` (just committed) include a multiple of the
  * `autoCompactEvery` setting, unless an automatic compaction of the project is running.
  */
+const autoCompactEvery = (ctx: ClientCore) => ctx.settings.autoCompactEvery ?? DEFAULT_AUTO_COMPACT_EVERY
+
 export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, to: number = from) => {
-  const every = ctx.settings.autoCompactEvery ?? DEFAULT_AUTO_COMPACT_EVERY
+  const every = autoCompactEvery(ctx)
   if (every <= 0 || Math.floor(to / every) === Math.floor((from - 1) / every)) return Effect.void
   return autoCompact(ctx, p)
 }
@@ -306,7 +308,7 @@ export const maybeAutoCompact = (ctx: ClientContext, p: Project, from: number, t
  * decides what to merge (tiered, as after writes); a role that may not compact only logs a warning.
  */
 export const compactOnFirstUse = (ctx: ClientContext, p: Project) => {
-  const every = ctx.settings.autoCompactEvery ?? DEFAULT_AUTO_COMPACT_EVERY
+  const every = autoCompactEvery(ctx)
   if (every <= 0 || p.status !== "active") return Effect.void
   return ctx.background.fork(
     ctx.catalog.liveFiles(p).pipe(
