@@ -6,7 +6,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Either, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import { Catalog } from "../src/catalog/Catalog.js"
-import { CHAIN_FILE_INDEX, COLUMNS } from "../src/catalog/ducklakeSchema.js"
+import { CHAIN_FILE_INDEX, COLUMNS, CURRENT_FILLFACTOR } from "../src/catalog/ducklakeSchema.js"
 import { DuckDb } from "../src/duckdb/DuckDb.js"
 import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { LakeStorage } from "../src/storage/LakeStorage.js"
@@ -100,7 +100,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
         }
       }))
 
-    it.effect("the chain's file index comes with a new lake and is added once to a lake made without it", () =>
+    it.effect("the chain's file index and the index table's fill factor come with a new lake and are added once to a lake made without them", () =>
       Effect.gen(function*() {
         const client = yield* DuckLakeClient
         const catalog = yield* Catalog
@@ -110,9 +110,15 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
           sql<any>`SELECT indexdef FROM pg_indexes WHERE schemaname = ${p.metadataSchema} AND indexname = ${CHAIN_FILE_INDEX}`
         ).pipe(Effect.map((rows) => rows.map((r) => r.indexdef as string)))
         expect((yield* index)[0]).toContain("(data_file_id)")
+        const options = catalog.withSql((sql) =>
+          sql<any>`SELECT reloptions FROM pg_class WHERE oid = to_regclass(${`"${p.metadataSchema}".mesa_current_avus`})`
+        ).pipe(Effect.map((rows) => rows[0]?.reloptions ?? null))
+        expect(yield* options).toEqual([`fillfactor=${CURRENT_FILLFACTOR}`])
         const before = yield* client.getAvusAsOf(p.projectId, `${p.irodsPath}/a.txt`, new Date())
         yield* catalog.withSql((sql) => sql`DROP INDEX ${sql(p.metadataSchema)}.${sql(CHAIN_FILE_INDEX)}`)
+        yield* catalog.withSql((sql) => sql`ALTER TABLE ${sql(p.metadataSchema)}.mesa_current_avus RESET (fillfactor)`)
         expect(yield* index).toEqual([])
+        expect(yield* options).toBeNull()
         // Clients that have not used the lake yet add it on first use; two at once make one index, both answer.
         const [asOf, current] = yield* Effect.all([
           Effect.flatMap(DuckLakeClient, (c) => c.getAvusAsOf(p.projectId, `${p.irodsPath}/a.txt`, new Date()))
@@ -121,6 +127,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
             .pipe(withFakeClient(Layer.empty))
         ], { concurrency: 2 })
         expect(yield* index).toHaveLength(1)
+        expect(yield* options).toEqual([`fillfactor=${CURRENT_FILLFACTOR}`])
         expect(asOf).toEqual(before)
         expect(triples(current)).toEqual(triples(before))
         expect(before.map((a) => a.value)).toEqual(["v0", "v1", "v2"])

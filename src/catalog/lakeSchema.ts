@@ -11,6 +11,8 @@ import {
   CHAIN_FILE_INDEX,
   chainFileIndexStatement,
   chainTableStatements,
+  CURRENT_FILLFACTOR,
+  currentFillfactorStatement,
   DUCKLAKE_VERSION,
   ident,
   MESA_LAYOUT_VERSION
@@ -43,27 +45,37 @@ export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
         expected: `mesa-ducklake layout ${MESA_LAYOUT_VERSION}`
       })
     }
-    yield* ensureChainFileIndex(sql, schema)
+    yield* ensureTuning(sql, schema)
   })
 
 /**
- * A lake of layout 2 made before the chain had its file index gets it here, once (an index changes no answer, so
- * the layout stays 2 and older clients keep working on the lake). Made under the lock every commit takes, so two
- * clients never build it at once. A role that may not create it (a read-only login) goes on without it: reads are
- * then slower on a long chain, never wrong.
+ * A lake of layout 2 made before the chain had its file index, or before the current-state index had its fill
+ * factor (`CURRENT_FILLFACTOR`), gets them here, once: one read finds both already there. Neither changes an answer,
+ * so the layout stays 2 and older clients keep working on the lake. Made under the lock every commit takes, so two
+ * clients never do it at once. A role that may not (a read-only login) goes on without: reads on a long chain and
+ * bulk ingests are then slower, never wrong.
  */
-const ensureChainFileIndex = (sql: SqlClient.SqlClient, schema: string) =>
+const ensureTuning = (sql: SqlClient.SqlClient, schema: string) =>
   Effect.gen(function*() {
-    const [found] = yield* sql<any>`SELECT to_regclass(${`${ident(schema)}.${CHAIN_FILE_INDEX}`})::text AS t`
-    if (found?.t !== null && found?.t !== undefined) return
+    const s = ident(schema)
+    const [found] = yield* sql<any>`
+      SELECT to_regclass(${`${s}.${CHAIN_FILE_INDEX}`})::text AS chain_index,
+             (SELECT COALESCE(${`fillfactor=${CURRENT_FILLFACTOR}`} = ANY(reloptions), false) FROM pg_class
+              WHERE oid = to_regclass(${`${s}.mesa_current_avus`})) AS filled`
+    const missing = [
+      ...(found?.chain_index === null || found?.chain_index === undefined ? [chainFileIndexStatement(s)] : []),
+      // null: no such table (nothing to tune)
+      ...(found?.filled === false ? [currentFillfactorStatement(s)] : [])
+    ]
+    if (missing.length === 0) return
     yield* sql.withTransaction(Effect.gen(function*() {
       yield* sql`LOCK TABLE ${sql(schema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
-      yield* sql.unsafe(chainFileIndexStatement(ident(schema)))
+      for (const ddl of missing) yield* sql.unsafe(ddl)
     })).pipe(
       Effect.catchIf(
         // insufficient_privilege: no CREATE on the schema, or not the table's owner.
         (e) => (e.cause as { code?: unknown } | undefined)?.code === "42501",
-        (e) => Effect.logWarning(`mesa-ducklake: cannot add index ${CHAIN_FILE_INDEX} to ${schema}: ${String(e)}`)
+        (e) => Effect.logWarning(`mesa-ducklake: cannot tune the catalog tables of ${schema}: ${String(e)}`)
       )
     )
   })
