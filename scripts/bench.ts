@@ -189,7 +189,7 @@ const program = Effect.gen(function*() {
     goals.push([`peak RSS while querying @ ${r.n} <= 512 MB`, mb(r.rss), verdict(r.rss <= 512 * 1024 * 1024)])
   }
 
-  // 3. Bulk ingest: changes over 100,000 objects, 10,000 per snapshot (the default), in a process of its own on the
+  // 3. Bulk ingest: changes over 100,000 objects, 20,000 per snapshot (the default), in a process of its own on the
   // same PostgreSQL, so its peak RSS is the ingest's own (bench/ingest.ts).
   if (ingestTotal > 0) {
     const server = yield* EmbeddedPostgres

@@ -24,7 +24,7 @@ export const ingestConfig = {
   note,
   idempotencyKey,
   snapshotSize: Options.integer("snapshot-size").pipe(
-    Options.withDescription("changes per snapshot (default 10000, at most 200000)"),
+    Options.withDescription("changes per snapshot (default 20000, at most 200000)"),
     Options.optional
   ),
   json
