@@ -4,11 +4,12 @@
  * snapshots before it stay, and rerunning with the same idempotency key resumes without recording anything twice.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Runtime } from "effect"
+import { Effect, Layer, Runtime } from "effect"
 import { Catalog } from "../src/catalog/Catalog.js"
 import type { AvuChangeInput, Project } from "../src/core/domain.js"
 import { DuckLakeClient, make as makeClient, notConfigured } from "../src/client/DuckLakeClient.js"
-import { catalogState, change, embedded, registerFresh } from "./support.js"
+import { WriteProbe } from "../src/client/context.js"
+import { catalogState, change, embedded, registerFresh, withFakeClient } from "./support.js"
 
 const { layer: Live } = embedded("ingest")
 
@@ -250,6 +251,40 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("bulk ingest"
       const rows = (q: Project) =>
         Effect.map(c.getHistory(q.projectId, { limit: 100_000 }), (h) => h.map((x) => [x.irodsPath.slice(q.irodsPath.length), x.attribute, x.value, x.unit, x.op, x.actor]))
       expect(yield* rows(p)).toEqual(yield* rows(ref))
+    }))
+
+  it.effect("a write between the ingest's early read of its next snapshot's state and that snapshot's lock: the state is read again", () =>
+    Effect.gen(function*() {
+      const c = yield* DuckLakeClient
+      const p = yield* registerFresh("early-read")
+      const x = `${p.irodsPath}/x.dat`
+      yield* c.recordChanges({ projectId: p.projectId, actor: "before", changes: [change(x, "k", "a")] })
+      // The ingest reads its second snapshot's state while its first is being written. Once the first has committed
+      // (and released the lock), and before the second reserves, another writer deletes k=a and adds k=z.
+      let other = false
+      const probe = Layer.succeed(WriteProbe, {
+        after: (step) =>
+          step !== "committed" || other ? Effect.void : Effect.gen(function*() {
+            other = true
+            yield* Effect.sleep("300 millis")
+            yield* c.recordChanges({ projectId: p.projectId, actor: "other", changes: [change(x, "k", "a", "delete"), change(x, "k", "z")] }).pipe(Effect.orDie)
+          })
+      })
+      const r = yield* Effect.flatMap(DuckLakeClient, (ingester) =>
+        ingester.ingestChanges({
+          projectId: p.projectId,
+          actor: "importer",
+          snapshotSize: 2,
+          changes: [change(`${p.irodsPath}/y.dat`, "k", "b"), change(`${p.irodsPath}/y.dat`, "k", "d"), change(x, "k", "a", "delete"), change(x, "k", "c", "set")]
+        })).pipe(withFakeClient(probe))
+      if (!r.recorded) return expect.unreachable()
+      expect(other).toBe(true)
+      expect(r.snapshots).toHaveLength(2)
+      // Against the state read early, the delete would match k=a and the set would leave k=z.
+      expect(r.unmatchedDeletes).toBe(1)
+      expect((yield* c.getAvus(p.projectId, x)).map((a) => a.value)).toEqual(["c"])
+      const history = yield* c.getHistory(p.projectId, { irodsPath: x, limit: 100 })
+      expect(history.filter((h) => h.snapshotId === r.snapshots[1]).map((h) => `${h.op} ${h.value}`).sort()).toEqual(["add c", "delete a", "delete z"])
     }))
 
   it.effect("a delete is counted as unmatched against the latest state: the index, the ingest's own snapshots, other writers", () =>

@@ -9,14 +9,14 @@
  * May call: context.ts, write.ts (`prepareBatch`, `writeSnapshot`, `expandChanges`), currentIndex.ts,
  * compaction.ts (`maybeAutoCompact`), and the background runner.
  */
-import { Effect, Fiber, Option } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option } from "effect"
 import type { Reservation } from "../catalog/Catalog.js"
 import { type ChangeOrder, laterChange, tripleKey } from "../catalog/currentState.js"
 import { type AvuChange, type ChangeRow, decodeChange, decodeChangeFast, type Project } from "../core/domain.js"
 import { InvalidChange, ProjectArchived } from "../core/errors.js"
 import { maybeAutoCompact } from "./compaction.js"
 import { type ClientContext, type ClientCore, invalid, textArg } from "./context.js"
-import { catchUp, type IndexApplier, makeIndexApplier, type OwnRows } from "./currentIndex.js"
+import { catchUp, type IndexApplier, makeIndexApplier, type OwnRows, type OwnSnapshot } from "./currentIndex.js"
 import { DEFAULT_INGEST_HEAP_HEADROOM_MB, makeHeapBudget } from "./heapBudget.js"
 import { type Batch, expandChanges, pairKey, prepareBatch, type RecordError, writeSnapshot } from "./write.js"
 
@@ -122,11 +122,13 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
       )
     })
     yield* Effect.addFinalizer(() => after)
-    const write = (changes: Array<AvuChange>, offset: number, part: number) => {
+    /** The rows of the snapshot being written, once built (undefined: it built none); see `earlyState`. */
+    let built: Deferred.Deferred<OwnSnapshot | undefined> | undefined
+    const write = (batch: Batch, prepared: Prepared, early: EarlyState | undefined, rows: Deferred.Deferred<OwnSnapshot | undefined>) => {
       // The changes are let go once expanded (recordIngestBatch): only their count is kept.
-      const count = changes.length
+      const count = batch.changes.length
       return Effect.map(
-        recordIngestBatch(ctx, p, { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes, offset }, state, applier),
+        recordIngestBatch(ctx, p, batch, prepared, early, rows, state, applier),
         (r) => {
           report.changeCount += count
           // A part that changes nothing (only `set`s to the values already there) makes no snapshot.
@@ -170,12 +172,24 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
       }
       // Between snapshots, while the one before is still being written (its work is outside this thread).
       heap.check()
-      yield* settle
-      if (chunk.length > 0) {
-        // Backpressure: the snapshot is written once the index has room for it (see INGEST_WINDOW).
-        if (applier !== undefined) yield* applier.room
-        inflight = yield* Effect.fork(write(chunk, src.index - chunk.length, part++))
+      if (chunk.length === 0) {
+        yield* settle
+        continue
       }
+      const batch: Batch = { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes: chunk, offset: src.index - chunk.length }
+      // Checked, and the state it is expanded against read, while the snapshot before it is still being written; a
+      // refused change stops the ingest once that one has settled.
+      const prepared = yield* prepareBatch(ctx, p, batch).pipe(Effect.tapError(() => settle))
+      const early = applier === undefined || built === undefined
+        ? undefined
+        : yield* earlyState(ctx, p, state, built, prepared.changes)
+      yield* settle
+      // Backpressure: the snapshot is written once the index has room for it (see INGEST_WINDOW).
+      if (applier !== undefined) yield* applier.room
+      const rows = yield* Deferred.make<OwnSnapshot | undefined>()
+      built = rows
+      inflight = yield* Effect.fork(write(batch, prepared, early, rows))
+      part++
     }
     yield* settle
     heap.end()
@@ -265,21 +279,63 @@ const interner = () => {
 const INTERN_MAX = 10_000
 const INTERN_LENGTH = 64
 
+/** A batch checked, with the object ids the storage resolved, and its digest (`prepareBatch`). */
+type Prepared = Effect.Effect.Success<ReturnType<typeof prepareBatch>>
+
 /**
- * One snapshot of a bulk ingest: checked like any batch, committed without the index (`deferIndex`), its rows
- * expanded against `ingestState`. Once committed, its rows join the window and go to the applier, which takes the
- * slot `room` gave this snapshot (a write that commits nothing gives it back).
+ * The state a snapshot of the ingest is expanded against, read before its writer lock while the snapshot before it
+ * (`after`) was still being written: the index and its mark, the ingest's window, and the rows of that snapshot.
+ * It holds if, under the lock, the snapshot before is `after` (no one else committed in between) and the ingest has
+ * not caught up from the files since (`generation`, and no failed apply): the read then took the reservation's read
+ * of the state (about a third of a snapshot's time under the lock) off the chain of writes.
+ */
+interface EarlyState {
+  readonly after: number
+  readonly generation: number
+  readonly current: ReadonlyArray<Avu>
+}
+
+/**
+ * Reads the state for the next snapshot as it will be once `before` (the snapshot being written) commits: waits for
+ * its rows, then reads like `ingestState` with them added (they may or may not be in the index or the window by
+ * then; a row seen twice is the same change). Undefined when it cannot be had (that snapshot built no rows, an apply
+ * failed, the read failed): the state is then read under the lock as before.
+ */
+const earlyState = (
+  ctx: ClientCore,
+  p: Project,
+  ingest: IngestState,
+  before: Deferred.Deferred<OwnSnapshot | undefined>,
+  changes: ReadonlyArray<AvuChange>
+): Effect.Effect<EarlyState | undefined> =>
+  Effect.gen(function*() {
+    const pending = yield* Deferred.await(before)
+    const own = ingest.own
+    if (pending === undefined || own.failed === own.generation || pending.generation !== own.generation) return undefined
+    const current = yield* readState(ctx, p, own, changes, [pending])
+    return { after: pending.snapshotId, generation: pending.generation, current }
+  }).pipe(Effect.catchAll(() => Effect.succeed(undefined)), Effect.withSpan("ingest.earlyState"))
+
+/**
+ * One snapshot of a bulk ingest: its checked batch (`prepareBatch`) committed without the index (`deferIndex`), its
+ * rows expanded against the state read early (`EarlyState`) if that still holds under the lock, else against
+ * `ingestState`. Once built, its rows go to `rows` (for the next snapshot's early read); once committed, they join
+ * the window and go to the applier, which takes the slot `room` gave this snapshot (a write that commits nothing
+ * gives it back).
  */
 const recordIngestBatch = (
   ctx: ClientContext,
   p: Project,
   batch: Batch,
+  prepared: Prepared,
+  early: EarlyState | undefined,
+  rows: Deferred.Deferred<OwnSnapshot | undefined>,
   ingest: IngestState,
   applier: IndexApplier | undefined
 ) => {
   let queued = false
   return Effect.gen(function*() {
-    const { changes: withIds, hash } = yield* prepareBatch(ctx, p, batch)
+    const { changes: withIds, hash } = prepared
     let written: ReadonlyArray<ChangeRow> = []
     const r = yield* writeSnapshot(ctx, p, {
       actor: batch.actor,
@@ -287,17 +343,25 @@ const recordIngestBatch = (
       key: batch.key,
       hash,
       deferIndex: true,
-      build: (w) =>
-        Effect.map(ingestState(ctx, p, ingest, w, withIds), (current) => (snapshotId: number, clock: Date) => {
-          const out = expandChanges(withIds, current, snapshotId, clock)
-          // The decoded changes are not needed once expanded (writeSnapshot builds once; the digest is made): the
-          // ingest's chunk (and its copy with object ids) is emptied, so they are not kept while the snapshot's file
-          // is written and committed.
-          release(withIds)
-          release(batch.changes)
-          written = out.rows
-          return { rows: out.rows, unmatchedDeletes: out.unmatchedDeletes, renames: [] }
-        })
+      build: (w) => {
+        const own = ingest.own
+        const holds = early !== undefined && w.previousSnapshot === early.after && own.generation === early.generation &&
+          own.failed !== own.generation
+        return Effect.map(
+          holds ? Effect.succeed(early.current) : ingestState(ctx, p, ingest, w, withIds),
+          (current) => (snapshotId: number, clock: Date) => {
+            const out = expandChanges(withIds, current, snapshotId, clock)
+            // The decoded changes are not needed once expanded (writeSnapshot builds once; the digest is made): the
+            // ingest's chunk (and its copy with object ids) is emptied, so they are not kept while the snapshot's
+            // file is written and committed.
+            release(withIds)
+            release(batch.changes)
+            written = out.rows
+            Deferred.unsafeDone(rows, Exit.succeed({ generation: ingest.own.generation, snapshotId, rows: out.rows }))
+            return { rows: out.rows, unmatchedDeletes: out.unmatchedDeletes, renames: [] }
+          }
+        )
+      }
     })
     if (r.recorded && !r.replayed) {
       const own = { generation: ingest.own.generation, snapshotId: r.snapshotId, rows: written }
@@ -309,7 +373,13 @@ const recordIngestBatch = (
       }
     }
     return r
-  }).pipe(Effect.ensuring(Effect.suspend(() => (applier === undefined || queued ? Effect.void : applier.unused))))
+  }).pipe(Effect.ensuring(Effect.suspend(() =>
+    Effect.zipRight(
+      // Built nothing (a replay, nothing to record, a failure before its rows): the next snapshot reads under the lock.
+      Deferred.succeed(rows, undefined),
+      applier === undefined || queued ? Effect.void : applier.unused
+    )
+  )))
 }
 
 /** Empties an ingest's own array of decoded changes (see recordIngestBatch). */
@@ -349,6 +419,24 @@ export const ingestState = (
       own.generation++
       own.window = []
     }
+    return yield* readState(ctx, p, own, changes, [])
+  })
+
+type Avu = { readonly irodsPath: string; readonly attribute: string; readonly value: string; readonly unit: string }
+
+/**
+ * The read and merge of `ingestState`: the index's rows of the batch's pairs and its mark, in one statement, then
+ * the rows after the mark of the ingest's window and of `extra` (a snapshot committed or about to be, whose rows
+ * the index may not hold even without a mark).
+ */
+const readState = (
+  ctx: ClientCore,
+  p: Project,
+  own: OwnRows,
+  changes: ReadonlyArray<AvuChange>,
+  extra: ReadonlyArray<OwnSnapshot>
+) =>
+  Effect.gen(function*() {
     const paths = new Set<string>()
     const lookup = new Map<string, readonly [string, string]>()
     for (const c of changes) {
@@ -363,7 +451,6 @@ export const ingestState = (
       Effect.withSpan("write.currentRows")
     )
     // The latest change per triple: from the index, then from the ingest's snapshots the index may not hold.
-    type Avu = { readonly irodsPath: string; readonly attribute: string; readonly value: string; readonly unit: string }
     const latest = new Map<string, { row: Avu; order: Order }>()
     const offer = (row: Avu, order: Order) => {
       const k = tripleKey(row.irodsPath, row.attribute, row.value, row.unit)
@@ -371,9 +458,9 @@ export const ingestState = (
       if (cur === undefined || laterChange(order, cur.order)) latest.set(k, { row, order })
     }
     for (const r of rows) offer(r, { ts: r.tsMs, snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
-    // No mark: the index holds every committed snapshot.
-    for (const s of through === null ? [] : window) {
-      if (s.snapshotId <= through!) continue
+    // No mark: the index holds every committed snapshot (`extra` may not be committed yet).
+    for (const s of through === null ? extra : [...window, ...extra]) {
+      if (through !== null && s.snapshotId <= through) continue
       for (const r of s.rows) {
         if (!paths.has(r.irodsPath) || !lookup.has(pairKey(r.irodsPath, r.attribute))) continue
         offer(r, { ts: r.ts.getTime(), snapshotId: r.snapshotId, changeSeq: r.changeSeq, add: r.op === "add" })
