@@ -3,7 +3,9 @@
  * consecutive snapshots through the write protocol, each committed without the current-state index (a light
  * commit). An applier (currentIndex.ts) applies each committed snapshot's rows to the index in the background while
  * the next one is built, so the index keeps pace with the ingest; the ingest keeps the rows of the snapshots the
- * index may not hold yet (a window of one or two) to expand its deletes and sets against the state.
+ * index may not hold yet (a window of one or two) to expand its deletes and sets against the state. That state is
+ * read for the next snapshot while the one before is still being written (`earlyState`), and used under the lock
+ * if nothing came between.
  *
  * Owns: `ingestChanges`, `ingestState`, the ingest's source pulling, `IngestInput`, `IngestReport`.
  * May call: context.ts, write.ts (`prepareBatch`, `writeSnapshot`, `expandChanges`), currentIndex.ts,
@@ -124,7 +126,12 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
     yield* Effect.addFinalizer(() => after)
     /** The rows of the snapshot being written, once built (undefined: it built none); see `earlyState`. */
     let built: Deferred.Deferred<OwnSnapshot | undefined> | undefined
-    const write = (batch: Batch, prepared: Prepared, early: EarlyState | undefined, rows: Deferred.Deferred<OwnSnapshot | undefined>) => {
+    const write = (
+      batch: Batch,
+      prepared: Prepared,
+      early: EarlyState | undefined,
+      rows: Deferred.Deferred<OwnSnapshot | undefined>
+    ) => {
       // The changes are let go once expanded (recordIngestBatch): only their count is kept.
       const count = batch.changes.length
       return Effect.map(
@@ -176,7 +183,13 @@ export const ingestChanges = Effect.fn("DuckLakeClient.ingestChanges")(
         yield* settle
         continue
       }
-      const batch: Batch = { actor: actor!, note, key: key === null ? null : `${key}#${part}`, changes: chunk, offset: src.index - chunk.length }
+      const batch: Batch = {
+        actor: actor!,
+        note,
+        key: key === null ? null : `${key}#${part}`,
+        changes: chunk,
+        offset: src.index - chunk.length
+      }
       // Checked, and the state it is expanded against read, while the snapshot before it is still being written; a
       // refused change stops the ingest once that one has settled.
       const prepared = yield* prepareBatch(ctx, p, batch).pipe(Effect.tapError(() => settle))
@@ -311,7 +324,9 @@ const earlyState = (
   Effect.gen(function*() {
     const pending = yield* Deferred.await(before)
     const own = ingest.own
-    if (pending === undefined || own.failed === own.generation || pending.generation !== own.generation) return undefined
+    if (pending === undefined || own.failed === own.generation || pending.generation !== own.generation) {
+      return undefined
+    }
     const current = yield* readState(ctx, p, own, changes, [pending])
     return { after: pending.snapshotId, generation: pending.generation, current }
   }).pipe(Effect.catchAll(() => Effect.succeed(undefined)), Effect.withSpan("ingest.earlyState"))
@@ -345,8 +360,8 @@ const recordIngestBatch = (
       deferIndex: true,
       build: (w) => {
         const own = ingest.own
-        const holds = early !== undefined && w.previousSnapshot === early.after && own.generation === early.generation &&
-          own.failed !== own.generation
+        const holds = early !== undefined && w.previousSnapshot === early.after &&
+          own.generation === early.generation && own.failed !== own.generation
         return Effect.map(
           holds ? Effect.succeed(early.current) : ingestState(ctx, p, ingest, w, withIds),
           (current) => (snapshotId: number, clock: Date) => {
