@@ -3,13 +3,15 @@
  * iRODS zone: every method, the iRODS `set` semantics, both clocks, and the catalog layout.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Either, Layer, Option } from "effect"
+import { Effect, Either, Layer, Option, Redacted } from "effect"
+import pg from "pg"
 import * as fs from "node:fs"
 import { Catalog } from "../src/catalog/Catalog.js"
 import { CHAIN_FILE_INDEX, COLUMNS, CURRENT_FILLFACTOR } from "../src/catalog/ducklakeSchema.js"
 import { DuckDb } from "../src/duckdb/DuckDb.js"
 import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
 import { LakeStorage } from "../src/storage/LakeStorage.js"
+import { EmbeddedPostgres } from "../src/postgres/EmbeddedPostgres.js"
 import { change, embedded, fetchLocal, freshRoot, record, registerFresh, withFakeClient } from "./support.js"
 
 const triples = (avus: ReadonlyArray<{ attribute: string; value: string; unit: string }>) =>
@@ -128,9 +130,52 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
         ], { concurrency: 2 })
         expect(yield* index).toHaveLength(1)
         expect(yield* options).toEqual([`fillfactor=${CURRENT_FILLFACTOR}`])
+        // A fill factor chosen by someone else is kept.
+        yield* catalog.withSql((sql) => sql`ALTER TABLE ${sql(p.metadataSchema)}.mesa_current_avus SET (fillfactor = 85)`)
+        yield* Effect.flatMap(DuckLakeClient, (c) => c.getAvus(p.projectId, `${p.irodsPath}/a.txt`)).pipe(withFakeClient(Layer.empty))
+        expect(yield* options).toEqual(["fillfactor=85"])
         expect(asOf).toEqual(before)
         expect(triples(current)).toEqual(triples(before))
         expect(before.map((a) => a.value)).toEqual(["v0", "v1", "v2"])
+      }))
+
+    it.effect("a lake whose index table another session holds (a VACUUM, say) is used at once and tuned by a later client", () =>
+      Effect.gen(function*() {
+        const catalog = yield* Catalog
+        const p = yield* registerFresh("tune-held")
+        yield* record(p.projectId, [change(`${p.irodsPath}/a.txt`, "k", "v")])
+        const options = catalog.withSql((sql) =>
+          sql<any>`SELECT reloptions FROM pg_class WHERE oid = to_regclass(${`"${p.metadataSchema}".mesa_current_avus`})`
+        ).pipe(Effect.map((rows) => rows[0]?.reloptions ?? null))
+        yield* catalog.withSql((sql) => sql`ALTER TABLE ${sql(p.metadataSchema)}.mesa_current_avus RESET (fillfactor)`)
+        const use = Effect.flatMap(DuckLakeClient, (c) =>
+          Effect.zipRight(
+            c.recordChanges({ projectId: p.projectId, actor: "t", changes: [change(`${p.irodsPath}/a.txt`, "k", "w")] }),
+            c.getAvus(p.projectId, `${p.irodsPath}/a.txt`)
+          )).pipe(withFakeClient(Layer.empty))
+        // The lock a VACUUM takes, held by a session of its own while a new client writes and reads.
+        const server = yield* EmbeddedPostgres
+        const [held, ms] = yield* Effect.acquireUseRelease(
+          Effect.promise(async () => {
+            const session = new pg.Client({ connectionString: Redacted.value(server.dsn) })
+            await session.connect()
+            await session.query(`BEGIN; LOCK TABLE "${p.metadataSchema}".mesa_current_avus IN SHARE UPDATE EXCLUSIVE MODE`)
+            return session
+          }),
+          () =>
+            Effect.gen(function*() {
+              const t = Date.now()
+              const avus = yield* use
+              return [avus, Date.now() - t] as const
+            }),
+          (session) => Effect.promise(() => session.query("ROLLBACK").then(() => session.end()))
+        )
+        expect(held.map((a) => a.value).sort()).toEqual(["v", "w"])
+        expect(ms).toBeLessThan(15_000)
+        expect(yield* options).toBeNull()
+        // Released: the next client's first use tunes it.
+        yield* use
+        expect(yield* options).toEqual([`fillfactor=${CURRENT_FILLFACTOR}`])
       }))
   })
 

@@ -11,7 +11,6 @@ import {
   CHAIN_FILE_INDEX,
   chainFileIndexStatement,
   chainTableStatements,
-  CURRENT_FILLFACTOR,
   currentFillfactorStatement,
   DUCKLAKE_VERSION,
   ident,
@@ -49,33 +48,38 @@ export const checkLakeSchema = (sql: SqlClient.SqlClient, schema: string) =>
   })
 
 /**
- * A lake of layout 2 made before the chain had its file index, or before the current-state index had its fill
- * factor (`CURRENT_FILLFACTOR`), gets them here, once: one read finds both already there. Neither changes an answer,
- * so the layout stays 2 and older clients keep working on the lake. Made under the lock every commit takes, so two
- * clients never do it at once. A role that may not (a read-only login) goes on without: reads on a long chain and
- * bulk ingests are then slower, never wrong.
+ * A lake of layout 2 made before the chain had its file index, or before the current-state index had a fill
+ * factor (`CURRENT_FILLFACTOR`), gets them here, once: one read finds both already there (a fill factor someone set
+ * is kept). Neither changes an answer, so the layout stays 2 and older clients keep working on the lake. Made under
+ * the lock every commit takes, so two clients never do it at once. A role that may not (a read-only login), or a
+ * lock not had within 2 s, goes on without (the next client tries again): reads on a long chain and bulk ingests are
+ * then slower, never wrong.
  */
 const ensureTuning = (sql: SqlClient.SqlClient, schema: string) =>
   Effect.gen(function*() {
     const s = ident(schema)
     const [found] = yield* sql<any>`
       SELECT to_regclass(${`${s}.${CHAIN_FILE_INDEX}`})::text AS chain_index,
-             (SELECT COALESCE(${`fillfactor=${CURRENT_FILLFACTOR}`} = ANY(reloptions), false) FROM pg_class
-              WHERE oid = to_regclass(${`${s}.mesa_current_avus`})) AS filled`
+             (SELECT COALESCE(EXISTS (SELECT 1 FROM unnest(reloptions) o WHERE o LIKE 'fillfactor=%'), false)
+              FROM pg_class WHERE oid = to_regclass(${`${s}.mesa_current_avus`})) AS filled`
     const missing = [
       ...(found?.chain_index === null || found?.chain_index === undefined ? [chainFileIndexStatement(s)] : []),
-      // null: no such table (nothing to tune)
+      // null: no such table (nothing to tune); a fill factor someone chose is left as it is.
       ...(found?.filled === false ? [currentFillfactorStatement(s)] : [])
     ]
     if (missing.length === 0) return
     yield* sql.withTransaction(Effect.gen(function*() {
+      // The commit lock is held while the ALTER waits for its own lock (which a VACUUM of the table holds): a short
+      // bound, so commits to the lake are never held up long; the next client tries again.
+      yield* sql`SET LOCAL lock_timeout = '2s'`
       yield* sql`LOCK TABLE ${sql(schema)}.ducklake_snapshot IN SHARE ROW EXCLUSIVE MODE`
       for (const ddl of missing) yield* sql.unsafe(ddl)
     })).pipe(
       Effect.catchIf(
-        // insufficient_privilege: no CREATE on the schema, or not the table's owner.
-        (e) => (e.cause as { code?: unknown } | undefined)?.code === "42501",
-        (e) => Effect.logWarning(`mesa-ducklake: cannot tune the catalog tables of ${schema}: ${String(e)}`)
+        // insufficient_privilege (no CREATE on the schema, not the table's owner), lock_not_available (the bound
+        // above), read_only_sql_transaction (a standby, or a read-only session).
+        (e) => ["42501", "55P03", "25006"].includes(String((e.cause as { code?: unknown } | undefined)?.code)),
+        (e) => Effect.logWarning(`mesa-ducklake: cannot tune the catalog tables of ${schema} now: ${String(e)}`)
       )
     )
   })

@@ -372,7 +372,12 @@ const recordIngestBatch = (
             release(withIds)
             release(batch.changes)
             written = out.rows
-            Deferred.unsafeDone(rows, Exit.succeed({ generation: ingest.own.generation, snapshotId, rows: out.rows }))
+            // No rows: no snapshot is committed (makeFile), so the next one reads under the lock.
+            Deferred.unsafeDone(rows, Exit.succeed(out.rows.length === 0 ? undefined : {
+              generation: ingest.own.generation,
+              snapshotId,
+              rows: out.rows
+            }))
             return { rows: out.rows, unmatchedDeletes: out.unmatchedDeletes, renames: [] }
           }
         )
