@@ -63,8 +63,9 @@ export const chainFileIndexStatement = (S: string) =>
  * its row with the key unchanged, and with room left on the page PostgreSQL writes the new version there as a
  * heap-only tuple (HOT): no new index entry, and no pass over the index's leaf pages to remove old versions. A bulk
  * ingest of 1M changes updates about half of its rows (its triples repeat): on this machine the index upserts took
- * 6.9-7.6 s of PostgreSQL CPU at 70% against 7.8-8.2 s at the default 100% (four rounds each), heap 7% larger. Lakes made
- * before this get it when a client first uses them (`lakeSchema.ts`; it applies to pages filled from then on).
+ * 6.9-7.6 s of PostgreSQL CPU at 70% against 7.8-8.2 s at the default 100% (four rounds each), heap 7% larger.
+ * Lakes made before this get it when a client first uses them (`lakeSchema.ts`; it applies to pages filled from
+ * then on).
  */
 export const CURRENT_FILLFACTOR = 70
 export const currentFillfactorStatement = (S: string) =>
