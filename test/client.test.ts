@@ -17,6 +17,13 @@ import { change, embedded, fetchLocal, freshRoot, record, registerFresh, withFak
 const triples = (avus: ReadonlyArray<{ attribute: string; value: string; unit: string }>) =>
   avus.map((a) => `${a.attribute}=${a.value}${a.unit ? `[${a.unit}]` : ""}`).sort()
 
+/** The storage options of a lake's index table (`reloptions`; null when none is set). */
+const indexTableOptions = (p: { readonly metadataSchema: string }) =>
+  Effect.flatMap(Catalog, (catalog) =>
+    catalog.withSql((sql) =>
+      sql<any>`SELECT reloptions FROM pg_class WHERE oid = to_regclass(${`"${p.metadataSchema}".mesa_current_avus`})`
+    )).pipe(Effect.map((rows) => (rows[0]?.reloptions ?? null) as ReadonlyArray<string> | null))
+
 /** The whole suite runs over both storages: the mounted zone and the native iRODS client (against the fake). */
 for (const kind of ["mounted", "irods"] as const) {
 const { layer: Live } = embedded("client", kind)
@@ -112,9 +119,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
           sql<any>`SELECT indexdef FROM pg_indexes WHERE schemaname = ${p.metadataSchema} AND indexname = ${CHAIN_FILE_INDEX}`
         ).pipe(Effect.map((rows) => rows.map((r) => r.indexdef as string)))
         expect((yield* index)[0]).toContain("(data_file_id)")
-        const options = catalog.withSql((sql) =>
-          sql<any>`SELECT reloptions FROM pg_class WHERE oid = to_regclass(${`"${p.metadataSchema}".mesa_current_avus`})`
-        ).pipe(Effect.map((rows) => rows[0]?.reloptions ?? null))
+        const options = indexTableOptions(p)
         expect(yield* options).toEqual([`fillfactor=${CURRENT_FILLFACTOR}`])
         const before = yield* client.getAvusAsOf(p.projectId, `${p.irodsPath}/a.txt`, new Date())
         yield* catalog.withSql((sql) => sql`DROP INDEX ${sql(p.metadataSchema)}.${sql(CHAIN_FILE_INDEX)}`)
@@ -144,9 +149,7 @@ layer(Live, { timeout: "120 seconds", excludeTestServices: true })(`DuckLakeClie
         const catalog = yield* Catalog
         const p = yield* registerFresh("tune-held")
         yield* record(p.projectId, [change(`${p.irodsPath}/a.txt`, "k", "v")])
-        const options = catalog.withSql((sql) =>
-          sql<any>`SELECT reloptions FROM pg_class WHERE oid = to_regclass(${`"${p.metadataSchema}".mesa_current_avus`})`
-        ).pipe(Effect.map((rows) => rows[0]?.reloptions ?? null))
+        const options = indexTableOptions(p)
         yield* catalog.withSql((sql) => sql`ALTER TABLE ${sql(p.metadataSchema)}.mesa_current_avus RESET (fillfactor)`)
         const use = Effect.flatMap(DuckLakeClient, (c) =>
           Effect.zipRight(
