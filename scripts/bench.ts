@@ -225,11 +225,14 @@ const program = Effect.gen(function*() {
 
   // 4. The write path against the physical floor (bench/floor.ts), measured last so its second DuckDB instance and
   // pool cannot weigh on the RSS figures above: floor and recordChanges alternate, so both see the same moments.
+  // 200 writes of each size after 20 rounds of warm-up (it was 100): a p95 of 100 is the 5th slowest write alone.
+  // Run alone eight times (2026-12-05), this step's p95/p50 ranged 1.34-1.77x, its slowest writes bunched after
+  // each automatic compaction (every 50 snapshots); the full runs that day gave 1.66-2.10x.
   const pgServer = yield* EmbeddedPostgres
   const floor = yield* Effect.promise(() => makeFloor(Redacted.value(pgServer.dsn), nodePath.join(base, "floor")))
   const floorTimes: Array<number> = []
   const vsFloor: Array<{ size: number; times: Array<number> }> = [{ size: 1, times: [] }, { size: 10, times: [] }]
-  for (let r = 0; r < 120; r++) {
+  for (let r = 0; r < 220; r++) {
     for (const w of vsFloor) {
       floorTimes.push(yield* Effect.promise(floor.once))
       const batch = Array.from({ length: w.size }, (_, i) => changeOf(lat.irodsPath, i, 500))
