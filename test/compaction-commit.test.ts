@@ -5,14 +5,15 @@
  * refuses it whole. Two compactions racing for the same files: one commits, the other is skipped.
  */
 import { expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Ref } from "effect"
+import { Deferred, Effect, Fiber, Ref } from "effect"
 import { Catalog, type WriteSession } from "../src/catalog/Catalog.js"
 import { SOURCE_GONE } from "../src/catalog/compaction.js"
 import type { DataFileInfo } from "../src/catalog/types.js"
 import { DuckLakeClient } from "../src/client/DuckLakeClient.js"
+import { DuckDb } from "../src/duckdb/DuckDb.js"
 import type { Project } from "../src/core/domain.js"
 import { overriding } from "./faults.js"
-import { change, embedded, record, registerFresh, withFakeClient } from "./support.js"
+import { change, embedded, freshRoot, record, registerFresh, withFakeClient } from "./support.js"
 
 const { layer: Live } = embedded("compaction-commit")
 
@@ -126,12 +127,70 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("compaction c
             Effect.flatMap(Ref.updateAndGet(arrived, (n) => n + 1), (n) =>
               n >= 2 ? Deferred.succeed(both, undefined) : Deferred.await(both)))
       }))
-      const reports = yield* Effect.flatMap(DuckLakeClient, (fake) =>
-        Effect.all([fake.compact(p.projectId), fake.compact(p.projectId)], { concurrency: 2 })
-      ).pipe(withFakeClient(together))
+      // Two clients (two processes): within one client a `compact` waits for the other (next test).
+      const one = Effect.flatMap(DuckLakeClient, (fake) => fake.compact(p.projectId)).pipe(withFakeClient(together))
+      const reports = yield* Effect.all([one, one], { concurrency: 2 })
       expect(reports.map((r) => r.filesWritten).sort()).toEqual([0, 1])
+      // The one skipped listed the files again and found them merged: it says so, not 6 files after.
+      expect(reports.map((r) => [r.filesBefore, r.filesAfter])).toEqual([[6, 1], [6, 1]])
+      expect((yield* Catalog.pipe(Effect.flatMap((catalog) => catalog.liveFiles(p)))).length).toBe(1)
       expect(yield* Effect.forEach([0, 1, 2], (i) => c.getAvus(p.projectId, `${p.irodsPath}/o${i}`))).toEqual(avus)
       expect((yield* footprint(p)).locks).toBe("0")
       expect((yield* c.verifyProject(p.projectId)).ok).toBe(true)
+    }))
+
+  it.effect("compact while the client's automatic compaction runs: it waits for it, then merges everything (before: both merged, one was skipped)", () =>
+    Effect.gen(function*() {
+      const catalog = yield* Catalog
+      // The automatic compaction's merge is held at a gate; every merge is counted.
+      const merges = yield* Ref.make(0)
+      const entered = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      const held = overriding(DuckDb, (real) => ({
+        writeCompactedFile: (sources, out, metadata) =>
+          Effect.flatMap(Ref.getAndUpdate(merges, (n) => n + 1), (n) =>
+            n === 0
+              ? Effect.zipRight(Deferred.succeed(entered, undefined), Effect.zipRight(Deferred.await(gate), real.writeCompactedFile(sources, out, metadata)))
+              : real.writeCompactedFile(sources, out, metadata))
+      }))
+      const result = yield* Effect.gen(function*() {
+        const fake = yield* DuckLakeClient
+        const p = yield* fake.registerProject({ irodsPath: freshRoot("turns"), actor: "alice" })
+        const write = (i: number) =>
+          fake.recordChanges({ projectId: p.projectId, actor: "alice", changes: [change(`${p.irodsPath}/o${i % 3}`, "k", `v${i}`)] })
+        // Every 4th snapshot triggers the automatic compaction; it stops at the gate inside its merge.
+        let i = 0
+        while (!(yield* Deferred.isDone(entered))) {
+          yield* write(i++)
+          if (i > 12) return yield* Effect.dieMessage("no automatic compaction started")
+        }
+        for (let k = 0; k < 3; k++) yield* write(i++)
+        const avus = yield* Effect.forEach([0, 1, 2], (j) => fake.getAvus(p.projectId, `${p.irodsPath}/o${j}`))
+        // Bad options and an unknown project fail at once, without waiting for the turn.
+        const bad = yield* Effect.flip(fake.compact(p.projectId, { minFiles: 1 })).pipe(Effect.timeout("2 seconds"))
+        const unknown = yield* Effect.flip(fake.compact("00000000-0000-4000-8000-000000000000")).pipe(Effect.timeout("2 seconds"))
+        const asked = yield* Effect.fork(fake.compact(p.projectId))
+        yield* Effect.sleep("400 millis")
+        // Without the turn, the asked-for compaction had listed the same files and merged them meanwhile.
+        const mergesWhileHeld = yield* Ref.get(merges)
+        yield* Deferred.succeed(gate, undefined)
+        const report = yield* Fiber.join(asked)
+        yield* fake.flush
+        return {
+          refused: [bad._tag, "field" in bad ? bad.field : undefined, unknown._tag],
+          mergesWhileHeld,
+          report,
+          live: (yield* catalog.liveFiles(p)).length,
+          same: JSON.stringify(yield* Effect.forEach([0, 1, 2], (j) => fake.getAvus(p.projectId, `${p.irodsPath}/o${j}`))) === JSON.stringify(avus),
+          ok: (yield* fake.verifyProject(p.projectId)).ok
+        }
+      }).pipe(withFakeClient(held, { autoCompactEvery: 4 }))
+      expect(result.refused).toEqual(["InvalidChange", "minFiles", "ProjectNotFound"])
+      expect(result.mergesWhileHeld).toBe(1)
+      expect(result.report.filesWritten).toBe(1)
+      expect(result.report.filesAfter).toBe(1)
+      expect(result.live).toBe(1)
+      expect(result.same).toBe(true)
+      expect(result.ok).toBe(true)
     }))
 })

@@ -227,7 +227,7 @@ export const make = (settings: ClientSettings = {}) =>
       listSnapshots: (projectId, options) => Read.listSnapshots(ctx, projectId, options),
       diff: (projectId, from, to) => Read.diff(ctx, projectId, from, to),
       getSnapshotChanges: (projectId, snapshotId) => Read.getSnapshotChanges(ctx, projectId, snapshotId),
-      compact: (projectId, options) => Compaction.compact(ctx, projectId, options),
+      compact: (projectId, options) => Compaction.compactProject(ctx, projectId, options),
       deleteScheduledFiles: (projectId, options) => Compaction.deleteScheduledFiles(ctx, projectId, options),
       recoverPendingPushes: (options) => Recovery.recoverPendingPushes(ctx, options),
       flush: ctx.background.flush

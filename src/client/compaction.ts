@@ -3,11 +3,11 @@
  * merge-adjacent representation), automatically every N snapshots if configured, and removing the replaced files
  * after a grace period.
  *
- * Owns: `compactionGroups` (which files are merged), `compact`, `maybeAutoCompact`, `compactOnFirstUse`,
- * `deleteScheduledFiles`.
+ * Owns: `compactionGroups` (which files are merged), `compact`, `compactProject`, `maybeAutoCompact`,
+ * `compactOnFirstUse`, `deleteScheduledFiles`.
  * May call: context.ts, files.ts (reads and uploads), markers.ts (the compaction marker, the chain anchor).
  */
-import { Effect } from "effect"
+import { Deferred, Effect, Exit, FiberId } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -19,7 +19,7 @@ import { paddedId, REPLACED_DIR } from "../core/layout.js"
 import type { CompactionReport, Project } from "../core/domain.js"
 import { LakeWriteError } from "../core/errors.js"
 import { formatIrodsChecksum } from "../storage/LakeStorage.js"
-import { type ClientContext, type ClientCore, invalid, textArg } from "./context.js"
+import { type ClientContext, type ClientCore, invalid, type RunningCompaction, textArg } from "./context.js"
 import { readable, upload } from "./files.js"
 import { anchorHead, writeCompactionMarker } from "./markers.js"
 
@@ -149,31 +149,33 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   pace: Effect.Effect<void> = Effect.void
 ) {
   const { catalog } = ctx
-  const target = options?.targetFileSize ?? 64 * 1024 * 1024
-  const minFiles = options?.minFiles ?? 2
-  const tierRatio = options?.tierRatio
-  const maxRows = options?.maxRows ?? COMPACTION_MAX_ROWS
-  if (!Number.isSafeInteger(maxRows) || maxRows < 1) return yield* invalid("maxRows", "must be an integer >= 1")
-  if (!Number.isSafeInteger(target) || target < 1024) return yield* invalid("targetFileSize", "must be an integer >= 1024")
-  if (!Number.isSafeInteger(minFiles) || minFiles < 2) return yield* invalid("minFiles", "must be an integer >= 2")
-  if (tierRatio !== undefined && !(Number.isFinite(tierRatio) && tierRatio > 0)) {
-    return yield* invalid("tierRatio", "must be a positive number")
-  }
-  const actor = (yield* textArg("actor", options?.actor, { optional: true })) ?? "mesa-ducklake:compact"
+  const { target, minFiles, tierRatio, maxRows, actor } = yield* checkOptions(options)
   const p = yield* ctx.project(projectId)
-  const live = yield* catalog.liveFiles(p)
-  const groups = compactionGroups(live, target, minFiles, tierRatio, maxRows)
   const snapshots: Array<number> = []
-  let bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
-  let filesAfter = live.length
+  let before: ReadonlyArray<LiveFile> = []
+  let bytesAfter = 0
+  let filesAfter = 0
   yield* withTempDir("mesa-compact-", (dir) =>
     Effect.gen(function*() {
-      for (const group of groups) {
-        const merged = yield* compactGroup(ctx, p, group, dir, actor, pace)
-        if (merged === undefined) continue
-        snapshots.push(merged.snapshotId)
-        bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
-        filesAfter += 1 - group.length
+      // A group another compaction (another client) got to first is skipped; the files are then listed and grouped
+      // again, so what is left is merged too, at most COMPACTION_ROUNDS times.
+      for (let round = 1;; round++) {
+        const live = yield* catalog.liveFiles(p)
+        if (round === 1) before = live
+        bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
+        filesAfter = live.length
+        let skipped = 0
+        for (const group of compactionGroups(live, target, minFiles, tierRatio, maxRows)) {
+          const merged = yield* compactGroup(ctx, p, group, dir, actor, pace)
+          if (merged === undefined) {
+            skipped++
+            continue
+          }
+          snapshots.push(merged.snapshotId)
+          bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
+          filesAfter += 1 - group.length
+        }
+        if (skipped === 0 || round >= COMPACTION_ROUNDS) break
       }
     }))
   // The chain's head is anchored under the writer lock, where the storage keeps one (not on a mount).
@@ -182,17 +184,86 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
       Effect.catchAll((e) => Effect.logWarning("chain anchor deferred to recovery", e))
     )
   }
-  yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: live.length, filesAfter })
+  yield* Effect.annotateCurrentSpan({ projectId: p.projectId, filesBefore: before.length, filesAfter })
   const report: CompactionReport = {
-    filesBefore: live.length,
+    filesBefore: before.length,
     filesAfter,
     filesWritten: snapshots.length,
-    bytesBefore: live.reduce((n, f) => n + f.fileSizeBytes, 0),
+    bytesBefore: before.reduce((n, f) => n + f.fileSizeBytes, 0),
     bytesAfter,
     snapshots
   }
   return report
 })
+
+/** Times a compaction lists and groups the live files when another compaction took some of its groups first. */
+const COMPACTION_ROUNDS = 3
+
+/** A compaction's options with their defaults, or a typed error for a bad one. */
+const checkOptions = (options: CompactOptions | undefined) =>
+  Effect.gen(function*() {
+    const target = options?.targetFileSize ?? 64 * 1024 * 1024
+    const minFiles = options?.minFiles ?? 2
+    const tierRatio = options?.tierRatio
+    const maxRows = options?.maxRows ?? COMPACTION_MAX_ROWS
+    if (!Number.isSafeInteger(maxRows) || maxRows < 1) return yield* invalid("maxRows", "must be an integer >= 1")
+    if (!Number.isSafeInteger(target) || target < 1024) return yield* invalid("targetFileSize", "must be an integer >= 1024")
+    if (!Number.isSafeInteger(minFiles) || minFiles < 2) return yield* invalid("minFiles", "must be an integer >= 2")
+    if (tierRatio !== undefined && !(Number.isFinite(tierRatio) && tierRatio > 0)) {
+      return yield* invalid("tierRatio", "must be a positive number")
+    }
+    const actor = (yield* textArg("actor", options?.actor, { optional: true })) ?? "mesa-ducklake:compact"
+    return { target, minFiles, tierRatio, maxRows, actor }
+  })
+
+/**
+ * `DuckLakeClient.compact`: a compaction asked for. It first waits for this client's automatic compaction of the
+ * project, which would choose the same files (the one that commits second is skipped: before, a `compact` called
+ * while one ran could merge nothing and report as many files after as before, 203 → 203 in a bench run), and holds
+ * off the next until it ends; a trigger that came meanwhile starts one after it. Bad options and an unknown project
+ * fail at once, before any wait.
+ */
+export const compactProject = (ctx: ClientContext, projectId: string, options?: CompactOptions) =>
+  Effect.gen(function*() {
+    yield* checkOptions(options)
+    const p = yield* ctx.project(projectId)
+    // The turn is taken and its release attached with no interruption between (a turn left taken would hold off
+    // every later compaction of the project in this client); only the wait for it can be interrupted.
+    return yield* Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(takeTurn(ctx, p.projectId, restore), (mine) =>
+        restore(compact(ctx, p.projectId, options)).pipe(
+          Effect.ensuring(Effect.suspend(() => {
+            endTurn(ctx, p.projectId, mine)
+            return ctx.compactAgain.delete(p.projectId) ? autoCompact(ctx, p) : Effect.void
+          }))
+        ))
+    )
+  })
+
+/**
+ * Waits (interruptibly, through `restore`) until no compaction of the project runs in this client, asking a
+ * running automatic one to stop after its round, then takes the turn.
+ */
+const takeTurn = (
+  ctx: ClientCore,
+  projectId: string,
+  restore: <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+): Effect.Effect<RunningCompaction> =>
+  Effect.suspend(() => {
+    const running = ctx.compacting.get(projectId)
+    if (running !== undefined) {
+      running.requested = true
+      return Effect.zipRight(restore(Deferred.await(running.done)), takeTurn(ctx, projectId, restore))
+    }
+    const mine: RunningCompaction = { done: Deferred.unsafeMake<void>(FiberId.none), requested: false }
+    ctx.compacting.set(projectId, mine)
+    return Effect.succeed(mine)
+  })
+
+const endTurn = (ctx: ClientCore, projectId: string, mine: RunningCompaction) => {
+  if (ctx.compacting.get(projectId) === mine) ctx.compacting.delete(projectId)
+  Deferred.unsafeDone(mine.done, Exit.void)
+}
 
 /**
  * Merges one group into a new file in `dir`, pushes it, and commits it as a compaction snapshot (the old files are
@@ -327,7 +398,8 @@ const autoCompact = (ctx: ClientContext, p: Project) =>
       ctx.compactAgain.add(p.projectId)
       return Effect.void
     }
-    ctx.compacting.add(p.projectId)
+    const mine: RunningCompaction = { done: Deferred.unsafeMake<void>(FiberId.none), requested: false }
+    ctx.compacting.set(p.projectId, mine)
     const once = compact(
       ctx,
       p.projectId,
@@ -337,12 +409,14 @@ const autoCompact = (ctx: ClientContext, p: Project) =>
       Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
       Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e))
     )
+    // A `compact` waiting for this one (`requested`) merges what the next round would: the trigger stays noted for
+    // after it.
     const rounds: Effect.Effect<void> = Effect.zipRight(
       once,
-      Effect.suspend(() => (ctx.compactAgain.delete(p.projectId) ? rounds : Effect.void))
+      Effect.suspend(() => (!mine.requested && ctx.compactAgain.delete(p.projectId) ? rounds : Effect.void))
     )
     return ctx.background.fork(
-      rounds.pipe(Effect.ensuring(Effect.sync(() => ctx.compacting.delete(p.projectId)))),
+      rounds.pipe(Effect.ensuring(Effect.sync(() => endTurn(ctx, p.projectId, mine)))),
       "DuckLakeClient.autoCompact"
     )
   })

@@ -6,7 +6,7 @@
  * Owns: `ClientContext`, `makeCore`, `ClientSettings`, `WriteProbe`, the error unions and the argument helpers.
  * May call: the services and the domain only. Every other module in src/client/ may import it.
  */
-import { Context, Effect, Option } from "effect"
+import { Context, type Deferred, Effect, Option } from "effect"
 import { Catalog, type CatalogService, checkLakeSchema } from "../catalog/Catalog.js"
 import { MAX_TEXT_BYTES, type Project } from "../core/domain.js"
 import { DuckDb, type DuckDbService } from "../duckdb/DuckDb.js"
@@ -105,10 +105,18 @@ export interface ClientCore {
   readonly foreground: { active: number }
   /** Kept by markers.ts: the chain anchor last written per project by this client. */
   readonly anchored: Map<string, string>
-  /** Kept by compaction.ts: projects with an automatic compaction running (one at a time per project). */
-  readonly compacting: Set<string>
-  /** Kept by compaction.ts: projects whose automatic compaction was triggered again while it ran. */
+  /** Kept by compaction.ts: the compaction running in this client per project (one at a time per project). */
+  readonly compacting: Map<string, RunningCompaction>
+  /** Kept by compaction.ts: projects whose automatic compaction was triggered again while a compaction ran. */
   readonly compactAgain: Set<string>
+}
+
+/** A compaction running in a client (automatic, or one asked for with `compact`). */
+export interface RunningCompaction {
+  /** Completed when it ends, whatever ends it. */
+  readonly done: Deferred.Deferred<void>
+  /** A `compact` waits for it: an automatic one then stops after its current round instead of going round again. */
+  requested: boolean
 }
 
 export interface ClientContext extends ClientCore {
@@ -170,7 +178,7 @@ export const makeCore = (settings: ClientSettings) =>
       verifiedFiles: new Map(),
       foreground: { active: 0 },
       anchored: new Map(),
-      compacting: new Set(),
+      compacting: new Map(),
       compactAgain: new Set()
     }
     return core
