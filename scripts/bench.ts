@@ -226,8 +226,8 @@ const program = Effect.gen(function*() {
   // 4. The write path against the physical floor (bench/floor.ts), measured last so its second DuckDB instance and
   // pool cannot weigh on the RSS figures above: floor and recordChanges alternate, so both see the same moments.
   // 200 writes of each size after 20 rounds of warm-up (it was 100): a p95 of 100 is the 5th slowest write alone.
-  // Run alone eight times (2026-12-05), this step's p95/p50 ranged 1.34-1.77x, its slowest writes bunched after
-  // each automatic compaction (every 50 snapshots); the full runs that day gave 1.66-2.10x.
+  // Run alone seven times (2026-12-05), this step's p95/p50 ranged 1.49-1.96x, its slowest writes bunched after
+  // each automatic compaction (every 50 snapshots); in the twelve full runs that day, 1.60-2.10x.
   const pgServer = yield* EmbeddedPostgres
   const floor = yield* Effect.promise(() => makeFloor(Redacted.value(pgServer.dsn), nodePath.join(base, "floor")))
   const floorTimes: Array<number> = []
