@@ -127,8 +127,11 @@ layer(Live, { timeout: "300 seconds", excludeTestServices: true })("compaction c
             Effect.flatMap(Ref.updateAndGet(arrived, (n) => n + 1), (n) =>
               n >= 2 ? Deferred.succeed(both, undefined) : Deferred.await(both)))
       }))
-      // Two clients (two processes): within one client a `compact` waits for the other (next test).
-      const one = Effect.flatMap(DuckLakeClient, (fake) => fake.compact(p.projectId)).pipe(withFakeClient(together))
+      // Two clients (two processes): within one client a `compact` waits for the other (next test). No automatic
+      // compaction, whose first-use check would list the files too and open the barrier early.
+      const one = Effect.flatMap(DuckLakeClient, (fake) => fake.compact(p.projectId)).pipe(
+        withFakeClient(together, { autoCompactEvery: 0 })
+      )
       const reports = yield* Effect.all([one, one], { concurrency: 2 })
       expect(reports.map((r) => r.filesWritten).sort()).toEqual([0, 1])
       // The one skipped listed the files again and found them merged: it says so, not 6 files after.

@@ -59,7 +59,7 @@ export const makeBackground = (ctx: ClientCore) =>
       // Counted done when its fiber ends, whatever ends it: a fiber interrupted before its first step (the client
       // closing just after the fork) runs none of its own effects, so an `ensuring` inside it would never count it
       // and closing would wait for it forever. Forked uninterruptibly, so the count and the fork go together.
-      fork: (work, name) =>
+      fork: (work, name, onEnd) =>
         Effect.uninterruptible(Effect.gen(function*() {
           yield* started
           const fiber = yield* work.pipe(
@@ -69,6 +69,7 @@ export const makeBackground = (ctx: ClientCore) =>
             Effect.forkIn(scope)
           )
           fiber.addObserver(() => {
+            onEnd?.()
             if (--inFlight === 0) idle.unsafeOpen()
           })
         })),

@@ -146,7 +146,9 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   projectId: string,
   options?: CompactOptions,
   /** Run before each step (automatic compaction: `afterForeground`). */
-  pace: Effect.Effect<void> = Effect.void
+  pace: Effect.Effect<void> = Effect.void,
+  /** Listings at most (see the loop below); automatic compaction makes one, its next trigger tries again. */
+  rounds: number = COMPACTION_ROUNDS
 ) {
   const { catalog } = ctx
   const { target, minFiles, tierRatio, maxRows, actor } = yield* checkOptions(options)
@@ -157,25 +159,26 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
   let filesAfter = 0
   yield* withTempDir("mesa-compact-", (dir) =>
     Effect.gen(function*() {
-      // A group another compaction (another client) got to first is skipped; the files are then listed and grouped
-      // again, so what is left is merged too, at most COMPACTION_ROUNDS times.
+      // A group another compaction (another client) got to first is skipped, and the round ends there: the other
+      // is likely working through the same files. They are listed and grouped again, so what is left is merged too,
+      // at most `rounds` times.
       for (let round = 1;; round++) {
         const live = yield* catalog.liveFiles(p)
         if (round === 1) before = live
         bytesAfter = live.reduce((n, f) => n + f.fileSizeBytes, 0)
         filesAfter = live.length
-        let skipped = 0
+        let skipped = false
         for (const group of compactionGroups(live, target, minFiles, tierRatio, maxRows)) {
           const merged = yield* compactGroup(ctx, p, group, dir, actor, pace)
           if (merged === undefined) {
-            skipped++
-            continue
+            skipped = true
+            break
           }
           snapshots.push(merged.snapshotId)
           bytesAfter += merged.fileSizeBytes - group.reduce((n, f) => n + f.fileSizeBytes, 0)
           filesAfter += 1 - group.length
         }
-        if (skipped === 0 || round >= COMPACTION_ROUNDS) break
+        if (!skipped || round >= rounds) break
       }
     }))
   // The chain's head is anchored under the writer lock, where the storage keeps one (not on a mount).
@@ -234,7 +237,8 @@ export const compactProject = (ctx: ClientContext, projectId: string, options?: 
         restore(compact(ctx, p.projectId, options)).pipe(
           Effect.ensuring(Effect.suspend(() => {
             endTurn(ctx, p.projectId, mine)
-            return ctx.compactAgain.delete(p.projectId) ? autoCompact(ctx, p) : Effect.void
+            // Another `compact` waiting takes the turn next and starts the automatic one after it.
+            return !mine.requested && ctx.compactAgain.delete(p.projectId) ? autoCompact(ctx, p) : Effect.void
           }))
         ))
     )
@@ -390,8 +394,10 @@ export const compactOnFirstUse = (ctx: ClientContext, p: Project) => {
   )
 }
 
+// Uninterruptible, so the turn is taken only with the fork that ends it (`onEnd` runs whatever ends the fiber, even an
+// interruption before its first step, which an `ensuring` inside it would miss).
 const autoCompact = (ctx: ClientContext, p: Project) =>
-  Effect.suspend(() => {
+  Effect.uninterruptible(Effect.suspend(() => {
     // One automatic compaction per project at a time; a trigger that comes while it runs is not dropped: the
     // running one goes round again when it ends (a fast writer would otherwise skip trigger after trigger).
     if (ctx.compacting.has(p.projectId)) {
@@ -404,7 +410,8 @@ const autoCompact = (ctx: ClientContext, p: Project) =>
       ctx,
       p.projectId,
       { actor: "mesa-ducklake:auto-compact", tierRatio: AUTO_TIER_RATIO },
-      afterForeground(ctx.foreground)
+      afterForeground(ctx.foreground),
+      1
     ).pipe(
       Effect.tap((r) => Effect.logDebug(`auto-compaction: ${r.filesBefore} → ${r.filesAfter} files`)),
       Effect.catchAll((e) => Effect.logWarning("automatic compaction failed; the next trigger retries", e))
@@ -415,11 +422,8 @@ const autoCompact = (ctx: ClientContext, p: Project) =>
       once,
       Effect.suspend(() => (!mine.requested && ctx.compactAgain.delete(p.projectId) ? rounds : Effect.void))
     )
-    return ctx.background.fork(
-      rounds.pipe(Effect.ensuring(Effect.sync(() => endTurn(ctx, p.projectId, mine)))),
-      "DuckLakeClient.autoCompact"
-    )
-  })
+    return ctx.background.fork(rounds, "DuckLakeClient.autoCompact", () => endTurn(ctx, p.projectId, mine))
+  }))
 
 /**
  * Moves replaced files out of `main/` into `replaced/` (copy, then remove: storage has no rename), so `main/` holds

@@ -75,7 +75,8 @@ export interface Background {
    * Runs `work` as background work in the client's scope, under the span `name`: `flush` waits for it, and closing
    * the client can interrupt it (it may be forked from a finalizer).
    */
-  readonly fork: (work: Effect.Effect<void>, name: string) => Effect.Effect<void>
+  /** `onEnd` runs when the fiber ends, whatever ends it (also when it is interrupted before its first step). */
+  readonly fork: (work: Effect.Effect<void>, name: string, onEnd?: () => void) => Effect.Effect<void>
   readonly flush: Effect.Effect<void>
 }
 
