@@ -227,7 +227,7 @@ const program = Effect.gen(function*() {
   // pool cannot weigh on the RSS figures above: floor and recordChanges alternate, so both see the same moments.
   // 200 writes of each size after 20 rounds of warm-up (it was 100): a p95 of 100 is the 5th slowest write alone.
   // Run alone seven times (2026-12-05), this step's p95/p50 ranged 1.49-1.96x, its slowest writes bunched after
-  // each automatic compaction (every 50 snapshots); in the twelve full runs that day, 1.60-2.10x.
+  // each automatic compaction (every 50 snapshots); in the thirteen full runs that day, 1.60-2.10x.
   const pgServer = yield* EmbeddedPostgres
   const floor = yield* Effect.promise(() => makeFloor(Redacted.value(pgServer.dsn), nodePath.join(base, "floor")))
   const floorTimes: Array<number> = []
