@@ -141,18 +141,29 @@ export const afterForeground = (foreground: { readonly active: number }, maxMs =
  * file removed, nothing committed) if another compaction replaced one of its sources first. New snapshot files only
  * ever come after the live ones, so a group chosen at the start stays adjacent.
  */
-export const compact = Effect.fn("DuckLakeClient.compact")(function*(
+export const compact = (
   ctx: ClientCore,
   projectId: string,
   options?: CompactOptions,
   /** Run before each step (automatic compaction: `afterForeground`). */
   pace: Effect.Effect<void> = Effect.void,
-  /** Listings at most (see the loop below); automatic compaction makes one, its next trigger tries again. */
+  /** Listings at most (see `compactChecked`); automatic compaction makes one, its next trigger tries again. */
+  rounds: number = COMPACTION_ROUNDS
+) =>
+  Effect.gen(function*() {
+    const checked = yield* checkOptions(options)
+    return yield* compactChecked(ctx, yield* ctx.project(projectId), checked, pace, rounds)
+  })
+
+/** `compact` with its options checked (`checkOptions`) and its project found. */
+const compactChecked = Effect.fn("DuckLakeClient.compact")(function*(
+  ctx: ClientCore,
+  p: Project,
+  { target, minFiles, tierRatio, maxRows, actor }: CheckedOptions,
+  pace: Effect.Effect<void> = Effect.void,
   rounds: number = COMPACTION_ROUNDS
 ) {
   const { catalog } = ctx
-  const { target, minFiles, tierRatio, maxRows, actor } = yield* checkOptions(options)
-  const p = yield* ctx.project(projectId)
   const snapshots: Array<number> = []
   let before: ReadonlyArray<LiveFile> = []
   let bytesAfter = 0
@@ -202,6 +213,8 @@ export const compact = Effect.fn("DuckLakeClient.compact")(function*(
 /** Times a compaction lists and groups the live files when another compaction took some of its groups first. */
 const COMPACTION_ROUNDS = 3
 
+type CheckedOptions = Effect.Effect.Success<ReturnType<typeof checkOptions>>
+
 /** A compaction's options with their defaults, or a typed error for a bad one. */
 const checkOptions = (options: CompactOptions | undefined) =>
   Effect.gen(function*() {
@@ -228,13 +241,13 @@ const checkOptions = (options: CompactOptions | undefined) =>
  */
 export const compactProject = (ctx: ClientContext, projectId: string, options?: CompactOptions) =>
   Effect.gen(function*() {
-    yield* checkOptions(options)
+    const checked = yield* checkOptions(options)
     const p = yield* ctx.project(projectId)
     // The turn is taken and its release attached with no interruption between (a turn left taken would hold off
     // every later compaction of the project in this client); only the wait for it can be interrupted.
     return yield* Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(takeTurn(ctx, p.projectId, restore), (mine) =>
-        restore(compact(ctx, p.projectId, options)).pipe(
+        restore(compactChecked(ctx, p, checked)).pipe(
           Effect.ensuring(Effect.suspend(() => {
             endTurn(ctx, p.projectId, mine)
             // Another `compact` waiting takes the turn next and starts the automatic one after it.
@@ -259,10 +272,15 @@ const takeTurn = (
       running.requested = true
       return Effect.zipRight(restore(Deferred.await(running.done)), takeTurn(ctx, projectId, restore))
     }
-    const mine: RunningCompaction = { done: Deferred.unsafeMake<void>(FiberId.none), requested: false }
-    ctx.compacting.set(projectId, mine)
-    return Effect.succeed(mine)
+    return Effect.succeed(claimTurn(ctx, projectId))
   })
+
+/** Takes the project's turn in this client (no compaction of it may be running). */
+const claimTurn = (ctx: ClientCore, projectId: string): RunningCompaction => {
+  const mine: RunningCompaction = { done: Deferred.unsafeMake<void>(FiberId.none), requested: false }
+  ctx.compacting.set(projectId, mine)
+  return mine
+}
 
 const endTurn = (ctx: ClientCore, projectId: string, mine: RunningCompaction) => {
   if (ctx.compacting.get(projectId) === mine) ctx.compacting.delete(projectId)
@@ -404,8 +422,7 @@ const autoCompact = (ctx: ClientContext, p: Project) =>
       ctx.compactAgain.add(p.projectId)
       return Effect.void
     }
-    const mine: RunningCompaction = { done: Deferred.unsafeMake<void>(FiberId.none), requested: false }
-    ctx.compacting.set(p.projectId, mine)
+    const mine = claimTurn(ctx, p.projectId)
     const once = compact(
       ctx,
       p.projectId,
